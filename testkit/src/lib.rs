@@ -1,1 +1,14 @@
-pub fn placeholder() {}
+//! Test and development tooling for imstls: a loopback P-CSCF simulator with a test PKI generated
+//! at start-up, a SIP registrar with RFC 7616 Digest, and a small SIP UA acting as "the SIP stack".
+//!
+//! Never a dependency of the `imstls` library itself.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod log;
+pub mod pki;
+mod random;
+pub mod tls;
+
+pub use pki::{CertKind, LeafKeyType, ServedIdentity, TestPki};
+pub use tls::TlsVersions;
