@@ -1,14 +1,20 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! imstls: UE-side IMS access security (3GPP TS 33.203 Annex O) over rustls.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod config;
+pub mod name;
+mod profile;
+pub mod session;
+pub mod sip;
+pub mod tls;
+mod verify;
+pub mod x509;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use config::{
+    Backoff, Candidate, CertificateRequestPolicy, ConfigError, Host, KeepAlive, KxGroup,
+    TlsVersions, TrustSource, UeConfig, UeConfigBuilder,
+};
+pub use profile::{crypto_provider_name, TlsProfile};
+pub use rustls::AlertDescription;
+pub use tls::{CertificateFailure, TlsDetails, TlsFailure, TlsFailureKind, TlsFlow};

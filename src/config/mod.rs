@@ -1,0 +1,934 @@
+//! The UE configuration: the Annex O TLS profile (TS 33.203 O.2.1 as it stands today, see
+//! `docs/CONFORMANCE.md`) plus the registration-engine timers.
+//!
+//! Build one with [`UeConfig::builder`]; [`UeConfigBuilder::build`] checks everything and
+//! returns a [`ConfigError`] naming the offending field. A built [`UeConfig`] is immutable,
+//! cheap to clone and shareable between threads and UEs.
+
+mod candidate;
+mod trust;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::time_provider::TimeProvider;
+
+pub use candidate::{Candidate, Host, DEFAULT_SIPS_PORT};
+pub use trust::TrustSource;
+
+use crate::profile;
+
+/// Longest TLS session lifetime TLS allows (RFC 5246 §F.1.4 / RFC 8446 §4.6.1): 24 h.
+pub const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(86_400);
+
+/// Which TLS versions the UE offers. TLS 1.0 and 1.1 are never offered (TS 33.210 §6.2,
+/// RFC 8996); rustls cannot speak them anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsVersions {
+    /// TLS 1.3 preferred, TLS 1.2 accepted (the default).
+    #[default]
+    Tls13AndTls12,
+    /// TLS 1.3 only.
+    Tls13Only,
+}
+
+impl FromStr for TlsVersions {
+    type Err = ConfigError;
+
+    /// Accepts `1.2+1.3` (or `1.3+1.2`, `default`) and `1.3` (with or without a `TLS`/`TLSv`
+    /// prefix, any case).
+    fn from_str(value: &str) -> Result<Self, ConfigError> {
+        let normalised: String = value
+            .trim()
+            .to_ascii_lowercase()
+            .replace("tlsv", "")
+            .replace("tls", "")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        match normalised.as_str() {
+            "default" | "1.2+1.3" | "1.3+1.2" | "1.2,1.3" | "1.3,1.2" => Ok(Self::Tls13AndTls12),
+            "1.3" => Ok(Self::Tls13Only),
+            "1.0" | "1.1" | "ssl3" | "ssl3.0" | "1" => Err(ConfigError::ObsoleteTlsVersion {
+                value: value.to_owned(),
+            }),
+            _ => Err(ConfigError::UnknownTlsVersion {
+                value: value.to_owned(),
+            }),
+        }
+    }
+}
+
+/// Key-exchange groups the UE may offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KxGroup {
+    /// Hybrid post-quantum X25519 + ML-KEM-768 (aws-lc-rs provider only).
+    X25519MlKem768,
+    /// X25519.
+    X25519,
+    /// NIST P-256 (secp256r1), mandatory for 3GPP (TS 33.210 §6.2).
+    P256,
+    /// NIST P-384 (secp384r1).
+    P384,
+}
+
+impl KxGroup {
+    /// The IANA name, as TLS libraries print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::X25519MlKem768 => "X25519MLKEM768",
+            Self::X25519 => "X25519",
+            Self::P256 => "secp256r1",
+            Self::P384 => "secp384r1",
+        }
+    }
+}
+
+impl FromStr for KxGroup {
+    type Err = ConfigError;
+
+    fn from_str(value: &str) -> Result<Self, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "x25519mlkem768" | "x25519-mlkem768" => Ok(Self::X25519MlKem768),
+            "x25519" => Ok(Self::X25519),
+            "p-256" | "p256" | "secp256r1" | "prime256v1" => Ok(Self::P256),
+            "p-384" | "p384" | "secp384r1" => Ok(Self::P384),
+            _ => Err(ConfigError::UnknownKxGroup {
+                value: value.to_owned(),
+            }),
+        }
+    }
+}
+
+/// What to do when the P-CSCF sends a CertificateRequest, which O.2.1 forbids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CertificateRequestPolicy {
+    /// Send no certificate and carry on; a warning event reports the request (default).
+    #[default]
+    ContinueWithWarning,
+    /// Abort the handshake with a fatal handshake_failure alert.
+    Abort,
+}
+
+/// A configuration value that cannot be used. Each variant names the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No P-CSCF candidate was given.
+    NoCandidates,
+    /// A P-CSCF candidate could not be parsed.
+    InvalidCandidate {
+        /// The candidate as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The expected server name is not a DNS name.
+    InvalidServerName {
+        /// The name as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// PEM input could not be decoded.
+    InvalidPem {
+        /// Which field (`trust_anchors`, `crls`).
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// PEM input held no object of the expected kind.
+    NoObjectInPem {
+        /// Which field.
+        field: &'static str,
+    },
+    /// A certificate or CRL could not be used.
+    InvalidCertificate {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Trust anchors were given but none could be used.
+    EmptyTrustStore,
+    /// A file could not be read.
+    Io {
+        /// Which field.
+        field: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// An SPKI pin is malformed.
+    InvalidPin {
+        /// The pin as given.
+        value: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A TLS version string is not one imstls knows.
+    UnknownTlsVersion {
+        /// The string as given.
+        value: String,
+    },
+    /// TLS 1.0, 1.1 or SSL 3.0 was asked for (forbidden by TS 33.210 §6.2 and RFC 8996).
+    ObsoleteTlsVersion {
+        /// The string as given.
+        value: String,
+    },
+    /// A key-exchange group name is not one imstls knows.
+    UnknownKxGroup {
+        /// The string as given.
+        value: String,
+    },
+    /// The crypto provider built in does not implement the group.
+    KxGroupUnavailable {
+        /// The group.
+        group: &'static str,
+    },
+    /// The group list leaves out P-256, which 3GPP makes mandatory.
+    P256Required,
+    /// The same group appears twice.
+    DuplicateKxGroup {
+        /// The group.
+        group: &'static str,
+    },
+    /// A duration that must be positive is zero.
+    ZeroDuration {
+        /// Which field.
+        field: &'static str,
+    },
+    /// A duration exceeds its maximum.
+    DurationTooLong {
+        /// Which field.
+        field: &'static str,
+        /// The maximum allowed.
+        max: Duration,
+    },
+    /// A size is out of its allowed range.
+    SizeOutOfRange {
+        /// Which field.
+        field: &'static str,
+        /// Smallest allowed.
+        min: usize,
+        /// Largest allowed.
+        max: usize,
+    },
+    /// rustls refused the TLS configuration (should not happen with a valid profile).
+    Tls {
+        /// rustls's reason.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// The configuration field the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::NoCandidates | Self::InvalidCandidate { .. } => "pcscf",
+            Self::InvalidServerName { .. } => "server_name",
+            Self::InvalidPem { field, .. }
+            | Self::NoObjectInPem { field }
+            | Self::InvalidCertificate { field, .. }
+            | Self::Io { field, .. }
+            | Self::ZeroDuration { field }
+            | Self::DurationTooLong { field, .. }
+            | Self::SizeOutOfRange { field, .. } => field,
+            Self::EmptyTrustStore => "trust_anchors",
+            Self::InvalidPin { .. } => "pins",
+            Self::UnknownTlsVersion { .. } | Self::ObsoleteTlsVersion { .. } => "tls_versions",
+            Self::UnknownKxGroup { .. }
+            | Self::KxGroupUnavailable { .. }
+            | Self::P256Required
+            | Self::DuplicateKxGroup { .. } => "kx_groups",
+            Self::Tls { .. } => "tls",
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.field())?;
+        match self {
+            Self::NoCandidates => write!(f, "at least one P-CSCF address is required"),
+            Self::InvalidCandidate { value, reason } => {
+                write!(f, "invalid P-CSCF address {value:?}: {reason}")
+            }
+            Self::InvalidServerName { value, reason } => {
+                write!(f, "invalid server name {value:?}: {reason}")
+            }
+            Self::InvalidPem { reason, .. } => write!(f, "malformed PEM: {reason}"),
+            Self::NoObjectInPem { .. } => write!(f, "the PEM input holds no usable section"),
+            Self::InvalidCertificate { reason, .. } => write!(f, "unusable object: {reason}"),
+            Self::EmptyTrustStore => write!(f, "no usable trust anchor was given"),
+            Self::Io { path, reason, .. } => write!(f, "cannot read {}: {reason}", path.display()),
+            Self::InvalidPin { value, reason } => write!(f, "invalid pin {value:?}: {reason}"),
+            Self::UnknownTlsVersion { value } => write!(
+                f,
+                "unknown TLS version selection {value:?} (use \"1.2+1.3\" or \"1.3\")"
+            ),
+            Self::ObsoleteTlsVersion { value } => write!(
+                f,
+                "{value:?} is obsolete: TS 33.210 §6.2 and RFC 8996 forbid SSL 3.0, TLS 1.0 and 1.1"
+            ),
+            Self::UnknownKxGroup { value } => write!(f, "unknown key-exchange group {value:?}"),
+            Self::KxGroupUnavailable { group } => write!(
+                f,
+                "{group} is not available with the crypto provider built in"
+            ),
+            Self::P256Required => write!(f, "P-256 (secp256r1) must be offered (TS 33.210 §6.2)"),
+            Self::DuplicateKxGroup { group } => write!(f, "{group} is listed twice"),
+            Self::ZeroDuration { .. } => write!(f, "must be greater than zero"),
+            Self::DurationTooLong { max, .. } => write!(f, "must not exceed {} s", max.as_secs()),
+            Self::SizeOutOfRange { min, max, .. } => {
+                write!(f, "must be between {min} and {max} bytes")
+            }
+            Self::Tls { reason } => write!(f, "rustls refused the profile: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// RFC 5626 keep-alive settings (§4.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepAlive {
+    /// Send CRLF pings once registered (default true).
+    pub enabled: bool,
+    /// Battery-saving interval (672–840 s) instead of 95–120 s when the P-CSCF gives no
+    /// Flow-Timer.
+    pub battery_saving: bool,
+    /// How long to wait for the pong before declaring the flow failed (default 10 s).
+    pub pong_timeout: Duration,
+}
+
+impl Default for KeepAlive {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            battery_saving: false,
+            pong_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// RFC 5626 §4.5 flow-recovery back-off constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// base-time when every candidate failed (default 30 s).
+    pub base_all_failed: Duration,
+    /// base-time otherwise (default 90 s).
+    pub base_not_all_failed: Duration,
+    /// max-time (default 1800 s).
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base_all_failed: Duration::from_secs(30),
+            base_not_all_failed: Duration::from_secs(90),
+            max: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// A validated, immutable UE configuration. Clone freely: clones share one allocation.
+#[derive(Clone)]
+pub struct UeConfig {
+    pub(crate) inner: Arc<ConfigInner>,
+}
+
+pub(crate) struct ConfigInner {
+    pub candidates: Vec<Candidate>,
+    pub server_name: Option<String>,
+    pub uses_webpki_roots: bool,
+    pub pins: Vec<[u8; 32]>,
+    pub versions: TlsVersions,
+    pub kx_groups: Vec<KxGroup>,
+    pub allow_wildcards: bool,
+    pub certificate_request_policy: CertificateRequestPolicy,
+    pub session_lifetime: Duration,
+    pub resumption: bool,
+    pub connect_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub registration_timeout: Duration,
+    pub keepalive: KeepAlive,
+    pub backoff: Backoff,
+    pub max_sip_message_size: usize,
+    pub max_challenges: u32,
+    pub random_seed: Option<u64>,
+    pub provider: Arc<CryptoProvider>,
+    pub chain_verifier: Arc<WebPkiServerVerifier>,
+    pub time_provider: Arc<dyn TimeProvider>,
+}
+
+impl fmt::Debug for UeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.inner;
+        f.debug_struct("UeConfig")
+            .field("candidates", &c.candidates)
+            .field("server_name", &c.server_name)
+            .field("uses_webpki_roots", &c.uses_webpki_roots)
+            .field("pins", &c.pins.len())
+            .field("versions", &c.versions)
+            .field("kx_groups", &c.kx_groups)
+            .field("allow_wildcards", &c.allow_wildcards)
+            .field("certificate_request_policy", &c.certificate_request_policy)
+            .field("session_lifetime", &c.session_lifetime)
+            .field("resumption", &c.resumption)
+            .field("connect_timeout", &c.connect_timeout)
+            .field("handshake_timeout", &c.handshake_timeout)
+            .field("registration_timeout", &c.registration_timeout)
+            .field("keepalive", &c.keepalive)
+            .field("backoff", &c.backoff)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UeConfig {
+    /// Starts a configuration with the defaults of `docs/CONFORMANCE.md`.
+    pub fn builder() -> UeConfigBuilder {
+        UeConfigBuilder::default()
+    }
+
+    /// The P-CSCF candidates, in the order they are tried.
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.inner.candidates
+    }
+
+    /// The configured P-CSCF FQDN, if any.
+    pub fn server_name(&self) -> Option<&str> {
+        self.inner.server_name.as_deref()
+    }
+
+    /// True when no trust anchor was configured and webpki-roots is used.
+    pub fn uses_webpki_roots(&self) -> bool {
+        self.inner.uses_webpki_roots
+    }
+
+    /// The TLS versions offered.
+    pub fn tls_versions(&self) -> TlsVersions {
+        self.inner.versions
+    }
+
+    /// The key-exchange groups offered, in preference order.
+    pub fn kx_groups(&self) -> &[KxGroup] {
+        &self.inner.kx_groups
+    }
+
+    /// How long a TLS session may be resumed.
+    pub fn session_lifetime(&self) -> Duration {
+        self.inner.session_lifetime
+    }
+
+    /// TCP connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        self.inner.connect_timeout
+    }
+
+    /// TLS handshake timeout.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.inner.handshake_timeout
+    }
+
+    /// How long a REGISTER may go unanswered (SIP Timer F, 64·T1 by default).
+    pub fn registration_timeout(&self) -> Duration {
+        self.inner.registration_timeout
+    }
+
+    /// Keep-alive settings.
+    pub fn keepalive(&self) -> KeepAlive {
+        self.inner.keepalive
+    }
+
+    /// Back-off constants.
+    pub fn backoff(&self) -> Backoff {
+        self.inner.backoff
+    }
+
+    /// Largest SIP message accepted or sent.
+    pub fn max_sip_message_size(&self) -> usize {
+        self.inner.max_sip_message_size
+    }
+
+    /// Policy for a P-CSCF CertificateRequest.
+    pub fn certificate_request_policy(&self) -> CertificateRequestPolicy {
+        self.inner.certificate_request_policy
+    }
+}
+
+/// Collects configuration values; [`build`](Self::build) validates them all.
+#[derive(Clone, Default)]
+pub struct UeConfigBuilder {
+    candidates: Vec<String>,
+    server_name: Option<String>,
+    trust_anchors: Vec<TrustSource>,
+    crls: Vec<TrustSource>,
+    pins: Vec<String>,
+    versions: TlsVersions,
+    kx_groups: Option<Vec<KxGroup>>,
+    allow_wildcards: bool,
+    certificate_request_policy: CertificateRequestPolicy,
+    session_lifetime: Option<Duration>,
+    resumption: Option<bool>,
+    connect_timeout: Option<Duration>,
+    handshake_timeout: Option<Duration>,
+    registration_timeout: Option<Duration>,
+    keepalive: KeepAlive,
+    backoff: Backoff,
+    max_sip_message_size: Option<usize>,
+    max_challenges: Option<u32>,
+    random_seed: Option<u64>,
+    time_provider: Option<Arc<dyn TimeProvider>>,
+}
+
+impl fmt::Debug for UeConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UeConfigBuilder")
+            .field("candidates", &self.candidates)
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UeConfigBuilder {
+    /// Adds a P-CSCF candidate: `host`, `host:port`, `ip`, `ip:port`, `[ipv6]:port`.
+    pub fn pcscf(mut self, candidate: impl Into<String>) -> Self {
+        self.candidates.push(candidate.into());
+        self
+    }
+
+    /// The P-CSCF FQDN the certificate must name (RFC 5922). Needed when a candidate is an
+    /// IP address and the certificate names the FQDN; sent as SNI.
+    pub fn server_name(mut self, fqdn: impl Into<String>) -> Self {
+        self.server_name = Some(fqdn.into());
+        self
+    }
+
+    /// Adds operator trust anchors (PEM, DER or a file). Without any, webpki-roots is used.
+    pub fn trust_anchors(mut self, source: TrustSource) -> Self {
+        self.trust_anchors.push(source);
+        self
+    }
+
+    /// Adds PEM trust anchors from memory.
+    pub fn trust_anchors_pem(self, pem: impl Into<Vec<u8>>) -> Self {
+        self.trust_anchors(TrustSource::Pem(pem.into()))
+    }
+
+    /// Adds certificate revocation lists (PEM, DER or a file). They are not fetched.
+    pub fn crls(mut self, source: TrustSource) -> Self {
+        self.crls.push(source);
+        self
+    }
+
+    /// Adds an SPKI SHA-256 pin (base64). With pins, the leaf key must match one of them.
+    pub fn spki_pin(mut self, base64: impl Into<String>) -> Self {
+        self.pins.push(base64.into());
+        self
+    }
+
+    /// Which TLS versions to offer.
+    pub fn tls_versions(mut self, versions: TlsVersions) -> Self {
+        self.versions = versions;
+        self
+    }
+
+    /// Key-exchange groups in preference order (default: X25519MLKEM768 where the provider
+    /// has it, X25519, P-256, P-384).
+    pub fn kx_groups(mut self, groups: &[KxGroup]) -> Self {
+        self.kx_groups = Some(groups.to_vec());
+        self
+    }
+
+    /// Accept wildcard certificates (`*.example.net`); RFC 5922 forbids them (default off).
+    pub fn allow_wildcard_certificates(mut self, allow: bool) -> Self {
+        self.allow_wildcards = allow;
+        self
+    }
+
+    /// What to do on a P-CSCF CertificateRequest (default: continue with a warning).
+    pub fn certificate_request_policy(mut self, policy: CertificateRequestPolicy) -> Self {
+        self.certificate_request_policy = policy;
+        self
+    }
+
+    /// TLS session lifetime for resumption (default 3600 s, at most 86 400 s).
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Enables or disables TLS session resumption (default enabled).
+    pub fn resumption(mut self, enabled: bool) -> Self {
+        self.resumption = Some(enabled);
+        self
+    }
+
+    /// TCP connect timeout (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// TLS handshake timeout (default 15 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// How long a REGISTER may stay unanswered before the procedure fails (default 32 s,
+    /// SIP Timer F = 64·T1; TS 33.203 O.3.1.4).
+    pub fn registration_timeout(mut self, timeout: Duration) -> Self {
+        self.registration_timeout = Some(timeout);
+        self
+    }
+
+    /// RFC 5626 keep-alive settings.
+    pub fn keepalive(mut self, keepalive: KeepAlive) -> Self {
+        self.keepalive = keepalive;
+        self
+    }
+
+    /// RFC 5626 §4.5 back-off constants.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Largest SIP message accepted or sent (default 128 KiB, 1 KiB ..= 16 MiB).
+    pub fn max_sip_message_size(mut self, bytes: usize) -> Self {
+        self.max_sip_message_size = Some(bytes);
+        self
+    }
+
+    /// How many 401/407 challenges one registration procedure may receive (default 3).
+    pub fn max_challenges(mut self, count: u32) -> Self {
+        self.max_challenges = Some(count);
+        self
+    }
+
+    /// Seeds the engine's jitter generator, for reproducible tests. Without it the seed
+    /// comes from the crypto provider's secure random source.
+    pub fn random_seed(mut self, seed: u64) -> Self {
+        self.random_seed = Some(seed);
+        self
+    }
+
+    /// The wall clock used for certificate validity (default: the system clock). Tests use
+    /// this to validate certificates at a chosen time.
+    pub fn wall_clock(mut self, clock: Arc<dyn TimeProvider>) -> Self {
+        self.time_provider = Some(clock);
+        self
+    }
+
+    /// Validates everything and builds the configuration.
+    pub fn build(self) -> Result<UeConfig, ConfigError> {
+        if self.candidates.is_empty() {
+            return Err(ConfigError::NoCandidates);
+        }
+        let candidates = self
+            .candidates
+            .iter()
+            .map(|c| c.parse::<Candidate>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let server_name = match &self.server_name {
+            None => None,
+            Some(name) => {
+                if name.parse::<std::net::IpAddr>().is_ok() {
+                    return Err(ConfigError::InvalidServerName {
+                        value: name.clone(),
+                        reason: "an IP address is not a server name; leave it unset to \
+                                 require an IP SAN",
+                    });
+                }
+                Some(candidate::validate_dns_name(name).map_err(|reason| {
+                    ConfigError::InvalidServerName {
+                        value: name.clone(),
+                        reason,
+                    }
+                })?)
+            }
+        };
+        let (roots, uses_webpki_roots) = trust::load_roots(&self.trust_anchors)?;
+        let crls = trust::load_crls(&self.crls)?;
+        let pins = trust::parse_pins(&self.pins)?;
+
+        let session_lifetime = positive(
+            "session_lifetime",
+            self.session_lifetime,
+            Duration::from_secs(3600),
+            Some(MAX_SESSION_LIFETIME),
+        )?;
+        let connect_timeout = positive(
+            "connect_timeout",
+            self.connect_timeout,
+            Duration::from_secs(10),
+            Some(Duration::from_secs(600)),
+        )?;
+        let handshake_timeout = positive(
+            "handshake_timeout",
+            self.handshake_timeout,
+            Duration::from_secs(15),
+            Some(Duration::from_secs(600)),
+        )?;
+        let registration_timeout = positive(
+            "registration_timeout",
+            self.registration_timeout,
+            Duration::from_secs(32),
+            Some(Duration::from_secs(600)),
+        )?;
+        positive(
+            "keepalive.pong_timeout",
+            Some(self.keepalive.pong_timeout),
+            Duration::ZERO,
+            Some(Duration::from_secs(300)),
+        )?;
+        positive(
+            "backoff.base_all_failed",
+            Some(self.backoff.base_all_failed),
+            Duration::ZERO,
+            Some(self.backoff.max.max(Duration::from_secs(1))),
+        )?;
+        positive(
+            "backoff.base_not_all_failed",
+            Some(self.backoff.base_not_all_failed),
+            Duration::ZERO,
+            Some(self.backoff.max.max(Duration::from_secs(1))),
+        )?;
+        positive(
+            "backoff.max",
+            Some(self.backoff.max),
+            Duration::ZERO,
+            Some(Duration::from_secs(86_400)),
+        )?;
+        let max_sip_message_size = self.max_sip_message_size.unwrap_or(128 * 1024);
+        if !(1024..=16 * 1024 * 1024).contains(&max_sip_message_size) {
+            return Err(ConfigError::SizeOutOfRange {
+                field: "max_sip_message_size",
+                min: 1024,
+                max: 16 * 1024 * 1024,
+            });
+        }
+
+        let provider = profile::crypto_provider();
+        let kx_groups = profile::resolve_kx_groups(&provider, self.kx_groups.as_deref())?;
+        let provider = Arc::new(profile::restrict_provider(provider, &kx_groups));
+        let chain_verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .with_crls(crls)
+                .build()
+                .map_err(|e| ConfigError::InvalidCertificate {
+                    field: "crls",
+                    reason: e.to_string(),
+                })?;
+
+        Ok(UeConfig {
+            inner: Arc::new(ConfigInner {
+                candidates,
+                server_name,
+                uses_webpki_roots,
+                pins,
+                versions: self.versions,
+                kx_groups,
+                allow_wildcards: self.allow_wildcards,
+                certificate_request_policy: self.certificate_request_policy,
+                session_lifetime,
+                resumption: self.resumption.unwrap_or(true),
+                connect_timeout,
+                handshake_timeout,
+                registration_timeout,
+                keepalive: self.keepalive,
+                backoff: self.backoff,
+                max_sip_message_size,
+                max_challenges: self.max_challenges.unwrap_or(3),
+                random_seed: self.random_seed,
+                provider,
+                chain_verifier,
+                time_provider: self
+                    .time_provider
+                    .unwrap_or_else(|| Arc::new(rustls::time_provider::DefaultTimeProvider)),
+            }),
+        })
+    }
+}
+
+fn positive(
+    field: &'static str,
+    value: Option<Duration>,
+    default: Duration,
+    max: Option<Duration>,
+) -> Result<Duration, ConfigError> {
+    let value = value.unwrap_or(default);
+    if value.is_zero() {
+        return Err(ConfigError::ZeroDuration { field });
+    }
+    if let Some(max) = max {
+        if value > max {
+            return Err(ConfigError::DurationTooLong { field, max });
+        }
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> UeConfigBuilder {
+        UeConfig::builder().pcscf("pcscf.ims.test")
+    }
+
+    #[test]
+    fn defaults_follow_the_profile() {
+        let config = base().build().unwrap();
+        assert_eq!(config.candidates()[0].port, 5061);
+        assert_eq!(config.tls_versions(), TlsVersions::Tls13AndTls12);
+        assert_eq!(config.session_lifetime(), Duration::from_secs(3600));
+        assert!(config.uses_webpki_roots());
+        assert!(config.kx_groups().contains(&KxGroup::P256));
+        #[cfg(feature = "aws-lc-rs")]
+        assert_eq!(config.kx_groups()[0], KxGroup::X25519MlKem768);
+    }
+
+    #[test]
+    fn no_candidates_is_an_error() {
+        let err = UeConfig::builder().build().unwrap_err();
+        assert_eq!(err, ConfigError::NoCandidates);
+        assert_eq!(err.field(), "pcscf");
+    }
+
+    #[test]
+    fn zero_timeouts_are_errors_naming_the_field() {
+        for (builder, field) in [
+            (base().connect_timeout(Duration::ZERO), "connect_timeout"),
+            (
+                base().handshake_timeout(Duration::ZERO),
+                "handshake_timeout",
+            ),
+            (
+                base().registration_timeout(Duration::ZERO),
+                "registration_timeout",
+            ),
+            (base().session_lifetime(Duration::ZERO), "session_lifetime"),
+            (
+                base().keepalive(KeepAlive {
+                    pong_timeout: Duration::ZERO,
+                    ..KeepAlive::default()
+                }),
+                "keepalive.pong_timeout",
+            ),
+        ] {
+            let err = builder.build().unwrap_err();
+            assert_eq!(err, ConfigError::ZeroDuration { field }, "{field}");
+            assert!(err.to_string().starts_with(field));
+        }
+    }
+
+    #[test]
+    fn session_lifetime_is_capped_at_24_hours() {
+        assert!(base()
+            .session_lifetime(MAX_SESSION_LIFETIME)
+            .build()
+            .is_ok());
+        let err = base()
+            .session_lifetime(MAX_SESSION_LIFETIME + Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "session_lifetime");
+    }
+
+    #[test]
+    fn version_strings_parse_or_fail_clearly() {
+        assert_eq!(
+            "1.3".parse::<TlsVersions>().unwrap(),
+            TlsVersions::Tls13Only
+        );
+        assert_eq!(
+            "TLSv1.3".parse::<TlsVersions>().unwrap(),
+            TlsVersions::Tls13Only
+        );
+        assert_eq!(
+            "1.2+1.3".parse::<TlsVersions>().unwrap(),
+            TlsVersions::Tls13AndTls12
+        );
+        assert!(matches!(
+            "1.1".parse::<TlsVersions>(),
+            Err(ConfigError::ObsoleteTlsVersion { .. })
+        ));
+        assert!(matches!(
+            "TLSv1.0".parse::<TlsVersions>(),
+            Err(ConfigError::ObsoleteTlsVersion { .. })
+        ));
+        let err = "1.4".parse::<TlsVersions>().unwrap_err();
+        assert_eq!(err.field(), "tls_versions");
+        assert!(err.to_string().contains("\"1.4\""));
+    }
+
+    #[test]
+    fn kx_groups_are_checked() {
+        assert!(matches!(
+            "ffdhe2048".parse::<KxGroup>(),
+            Err(ConfigError::UnknownKxGroup { .. })
+        ));
+        assert_eq!(
+            base().kx_groups(&[KxGroup::X25519]).build().unwrap_err(),
+            ConfigError::P256Required
+        );
+        assert_eq!(
+            base()
+                .kx_groups(&[KxGroup::P256, KxGroup::P256])
+                .build()
+                .unwrap_err(),
+            ConfigError::DuplicateKxGroup { group: "secp256r1" }
+        );
+        let config = base()
+            .kx_groups(&[KxGroup::P384, KxGroup::P256])
+            .build()
+            .unwrap();
+        assert_eq!(config.kx_groups(), &[KxGroup::P384, KxGroup::P256]);
+    }
+
+    #[test]
+    fn server_name_must_be_a_dns_name() {
+        let err = base().server_name("10.0.0.1").build().unwrap_err();
+        assert_eq!(err.field(), "server_name");
+        let err = base().server_name("bad name").build().unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidServerName { .. }));
+        let ok = base().server_name("PCSCF.IMS.test.").build().unwrap();
+        assert_eq!(ok.server_name(), Some("pcscf.ims.test"));
+    }
+
+    #[test]
+    fn message_size_is_bounded() {
+        let err = base().max_sip_message_size(10).build().unwrap_err();
+        assert_eq!(err.field(), "max_sip_message_size");
+    }
+
+    #[test]
+    fn empty_pem_trust_store_is_an_error() {
+        let err = base().trust_anchors_pem(Vec::new()).build().unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::NoObjectInPem {
+                field: "trust_anchors"
+            }
+        );
+    }
+
+    #[test]
+    fn bad_crl_is_an_error() {
+        let err = base()
+            .crls(TrustSource::Der(vec![0x30, 0x00]))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "crls");
+    }
+}

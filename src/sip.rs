@@ -1,0 +1,453 @@
+//! SIP message framing on a stream (RFC 3261 §18.3) and RFC 5626 §3.5.1 CRLF keep-alives.
+//!
+//! imstls does not interpret SIP beyond what framing and the registration rules need: the
+//! start line (request method or response status), Content-Length (or compact `l`), and
+//! the CSeq method of a response. The input is untrusted: sizes are bounded and every
+//! malformation is a [`FramingError`], never a panic.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+/// Longest header block accepted (start line + headers + blank line).
+const MAX_HEADER_BLOCK: usize = 64 * 1024;
+
+/// One unit taken off the stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A complete SIP message (zeroized when dropped: it may carry digest material).
+    Message(Zeroizing<Vec<u8>>),
+    /// A double-CRLF ping: answer with a single CRLF pong.
+    Ping,
+    /// A single-CRLF pong.
+    Pong,
+}
+
+/// The stream cannot be framed; the flow must be closed (a stream cannot be resynchronised).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FramingError {
+    /// The header block exceeds 64 KiB.
+    HeaderTooLarge,
+    /// The message exceeds the configured maximum.
+    MessageTooLarge {
+        /// Declared size of the whole message.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// Content-Length is not a decimal number.
+    BadContentLength,
+    /// Two Content-Length headers disagree.
+    ConflictingContentLength,
+    /// The start line is neither a request line nor a status line.
+    BadStartLine,
+    /// Header bytes are not valid UTF-8 / contain NUL.
+    BadHeaderBytes,
+    /// More (or fewer) bytes than one complete message were given to `send_sip`.
+    NotOneMessage,
+}
+
+impl fmt::Display for FramingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::HeaderTooLarge => write!(f, "SIP header block larger than 64 KiB"),
+            Self::MessageTooLarge { size, max } => {
+                write!(
+                    f,
+                    "SIP message of {size} bytes exceeds the {max}-byte limit"
+                )
+            }
+            Self::BadContentLength => write!(f, "Content-Length is not a number"),
+            Self::ConflictingContentLength => write!(f, "conflicting Content-Length headers"),
+            Self::BadStartLine => write!(f, "not a SIP request or status line"),
+            Self::BadHeaderBytes => write!(f, "SIP headers are not valid text"),
+            Self::NotOneMessage => write!(f, "the buffer is not exactly one complete SIP message"),
+        }
+    }
+}
+
+impl std::error::Error for FramingError {}
+
+/// What the start line says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine {
+    /// A request.
+    Request {
+        /// The method, e.g. `REGISTER`.
+        method: String,
+    },
+    /// A response.
+    Response {
+        /// The status code.
+        status: u16,
+    },
+}
+
+/// The parts of a SIP message imstls looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageHead {
+    /// Request or response.
+    pub start: StartLine,
+    /// The method named in CSeq, when present.
+    pub cseq_method: Option<String>,
+    /// Length of the header block including the blank line.
+    pub header_len: usize,
+    /// Content-Length (0 when absent).
+    pub body_len: usize,
+}
+
+impl MessageHead {
+    /// Header block plus body.
+    pub fn total_len(&self) -> usize {
+        self.header_len + self.body_len
+    }
+
+    /// True for a request with this method (case-sensitive, as RFC 3261 §7.1 says).
+    pub fn is_request(&self, method: &str) -> bool {
+        matches!(&self.start, StartLine::Request { method: m } if m == method)
+    }
+}
+
+/// Parses the head of a message whose header block is complete in `bytes`. Returns `None`
+/// when more bytes are needed.
+pub fn parse_head(bytes: &[u8], max_message: usize) -> Result<Option<MessageHead>, FramingError> {
+    let Some(end) = find(bytes, b"\r\n\r\n") else {
+        if bytes.len() > MAX_HEADER_BLOCK {
+            return Err(FramingError::HeaderTooLarge);
+        }
+        return Ok(None);
+    };
+    let header_len = end + 4;
+    if header_len > MAX_HEADER_BLOCK {
+        return Err(FramingError::HeaderTooLarge);
+    }
+    let text = std::str::from_utf8(&bytes[..end]).map_err(|_| FramingError::BadHeaderBytes)?;
+    if text.contains('\0') {
+        return Err(FramingError::BadHeaderBytes);
+    }
+    let mut lines = text.split("\r\n");
+    let start = parse_start_line(lines.next().unwrap_or_default())?;
+    let mut body_len: Option<usize> = None;
+    let mut cseq_method = None;
+    for line in lines {
+        if line.starts_with([' ', '\t']) {
+            continue; // folded continuation of the previous header
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim_end();
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
+            if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(FramingError::BadContentLength);
+            }
+            let len: usize = value.parse().map_err(|_| FramingError::BadContentLength)?;
+            if body_len.is_some_and(|previous| previous != len) {
+                return Err(FramingError::ConflictingContentLength);
+            }
+            body_len = Some(len);
+        } else if name.eq_ignore_ascii_case("cseq") {
+            cseq_method = value.split_whitespace().nth(1).map(str::to_owned);
+        }
+    }
+    let head = MessageHead {
+        start,
+        cseq_method,
+        header_len,
+        // RFC 3261 §18.3 requires Content-Length on streams; a missing one means no body.
+        body_len: body_len.unwrap_or(0),
+    };
+    if head.total_len() > max_message {
+        return Err(FramingError::MessageTooLarge {
+            size: head.total_len(),
+            max: max_message,
+        });
+    }
+    Ok(Some(head))
+}
+
+fn parse_start_line(line: &str) -> Result<StartLine, FramingError> {
+    if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
+        let code = rest.split(' ').next().unwrap_or_default();
+        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) {
+            let status: u16 = code.parse().map_err(|_| FramingError::BadStartLine)?;
+            if (100..=699).contains(&status) {
+                return Ok(StartLine::Response { status });
+            }
+        }
+        return Err(FramingError::BadStartLine);
+    }
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(FramingError::BadStartLine);
+    };
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    };
+    if !token(method) || uri.is_empty() || version != "SIP/2.0" {
+        return Err(FramingError::BadStartLine);
+    }
+    Ok(StartLine::Request {
+        method: method.to_owned(),
+    })
+}
+
+/// Checks that `bytes` is exactly one complete SIP message and returns its head.
+pub fn parse_one_message(bytes: &[u8], max_message: usize) -> Result<MessageHead, FramingError> {
+    match parse_head(bytes, max_message)? {
+        Some(head) if head.total_len() == bytes.len() => Ok(head),
+        _ => Err(FramingError::NotOneMessage),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Incremental framer for the bytes received on one flow.
+pub struct SipFramer {
+    buffer: Zeroizing<Vec<u8>>,
+    max_message: usize,
+    /// How far the search for the end of the header block has got (so a peer trickling
+    /// bytes costs linear, not quadratic, time).
+    scanned: usize,
+    /// The head of the message whose body is still arriving.
+    pending: Option<MessageHead>,
+}
+
+impl fmt::Debug for SipFramer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SipFramer")
+            .field("buffered", &self.buffer.len())
+            .finish()
+    }
+}
+
+impl SipFramer {
+    /// A framer accepting messages up to `max_message` bytes.
+    pub fn new(max_message: usize) -> Self {
+        Self {
+            buffer: Zeroizing::new(Vec::new()),
+            max_message,
+            scanned: 0,
+            pending: None,
+        }
+    }
+
+    /// Bytes waiting for the rest of their message.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Appends received plaintext.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Takes the next complete unit. `awaiting_pong` resolves a lone CRLF at the end of the
+    /// buffer: a pong when a ping is outstanding, otherwise wait for the rest of a ping.
+    pub fn next_frame(&mut self, awaiting_pong: bool) -> Result<Option<Frame>, FramingError> {
+        let buf = &self.buffer[..];
+        if buf.starts_with(b"\r\n\r\n") {
+            self.consume(4);
+            return Ok(Some(Frame::Ping));
+        }
+        if buf.starts_with(b"\r\n") {
+            let lone = buf.len() == 2 || (buf.len() == 3 && buf[2] == b'\r');
+            if lone && !awaiting_pong {
+                return Ok(None);
+            }
+            self.consume(2);
+            return Ok(Some(Frame::Pong));
+        }
+        if buf == b"\r" {
+            return Ok(None);
+        }
+        let total = match &self.pending {
+            Some(head) => head.total_len(),
+            None => {
+                if find(&buf[self.scanned..], b"\r\n\r\n").is_none() {
+                    if buf.len() > MAX_HEADER_BLOCK {
+                        return Err(FramingError::HeaderTooLarge);
+                    }
+                    self.scanned = buf.len().saturating_sub(3);
+                    return Ok(None);
+                }
+                let head =
+                    parse_head(buf, self.max_message)?.expect("the header block is complete");
+                let total = head.total_len();
+                self.pending = Some(head);
+                total
+            }
+        };
+        if self.buffer.len() < total {
+            return Ok(None);
+        }
+        let message = Zeroizing::new(self.buffer[..total].to_vec());
+        self.consume(total);
+        Ok(Some(Frame::Message(message)))
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.buffer.drain(..n);
+        self.scanned = 0;
+        self.pending = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTER: &[u8] =
+        b"REGISTER sip:ims.test SIP/2.0\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+
+    fn frames(framer: &mut SipFramer) -> Vec<Frame> {
+        let mut out = Vec::new();
+        while let Some(frame) = framer.next_frame(false).unwrap() {
+            out.push(frame);
+        }
+        out
+    }
+
+    #[test]
+    fn a_message_split_anywhere_is_reassembled() {
+        let msg = b"SIP/2.0 200 OK\r\nCSeq: 2 REGISTER\r\nContent-Length: 5\r\n\r\nhello";
+        for split in 0..msg.len() {
+            let mut framer = SipFramer::new(4096);
+            framer.push(&msg[..split]);
+            let first = frames(&mut framer);
+            framer.push(&msg[split..]);
+            let mut all = first;
+            all.extend(frames(&mut framer));
+            assert_eq!(
+                all,
+                vec![Frame::Message(Zeroizing::new(msg.to_vec()))],
+                "{split}"
+            );
+            assert_eq!(framer.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn coalesced_messages_and_keepalives_come_apart() {
+        let mut framer = SipFramer::new(4096);
+        let mut stream = Vec::new();
+        stream.extend_from_slice(b"\r\n\r\n");
+        stream.extend_from_slice(REGISTER);
+        stream.extend_from_slice(b"\r\n");
+        stream.extend_from_slice(REGISTER);
+        framer.push(&stream);
+        let got = frames(&mut framer);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0], Frame::Ping);
+        assert!(matches!(got[1], Frame::Message(_)));
+        assert_eq!(got[2], Frame::Pong);
+        assert!(matches!(got[3], Frame::Message(_)));
+    }
+
+    #[test]
+    fn a_lone_crlf_is_a_pong_only_when_one_is_awaited() {
+        let mut framer = SipFramer::new(4096);
+        framer.push(b"\r\n");
+        assert_eq!(framer.next_frame(false).unwrap(), None);
+        assert_eq!(framer.next_frame(true).unwrap(), Some(Frame::Pong));
+        let mut framer = SipFramer::new(4096);
+        framer.push(b"\r\n");
+        assert_eq!(framer.next_frame(false).unwrap(), None);
+        framer.push(b"\r\n");
+        assert_eq!(framer.next_frame(false).unwrap(), Some(Frame::Ping));
+    }
+
+    #[test]
+    fn compact_content_length_is_understood() {
+        let msg = b"MESSAGE sip:u@ims.test SIP/2.0\r\nl: 3\r\ni: x\r\n\r\nabc";
+        let head = parse_one_message(msg, 4096).unwrap();
+        assert!(head.is_request("MESSAGE"));
+        assert_eq!(head.body_len, 3);
+    }
+
+    #[test]
+    fn response_cseq_method_is_read() {
+        let msg = b"SIP/2.0 401 Unauthorized\r\nCSeq: 7 REGISTER\r\nContent-Length: 0\r\n\r\n";
+        let head = parse_one_message(msg, 4096).unwrap();
+        assert_eq!(head.start, StartLine::Response { status: 401 });
+        assert_eq!(head.cseq_method.as_deref(), Some("REGISTER"));
+    }
+
+    #[test]
+    fn bad_framing_is_an_error() {
+        let cases: &[(&[u8], FramingError)] = &[
+            (
+                b"SIP/2.0 200 OK\r\nContent-Length: x\r\n\r\n",
+                FramingError::BadContentLength,
+            ),
+            (
+                b"SIP/2.0 200 OK\r\nContent-Length: -1\r\n\r\n",
+                FramingError::BadContentLength,
+            ),
+            (
+                b"SIP/2.0 200 OK\r\nContent-Length: 1\r\nl: 2\r\n\r\n",
+                FramingError::ConflictingContentLength,
+            ),
+            (b"HELLO\r\n\r\n", FramingError::BadStartLine),
+            (b"SIP/2.0 99 Low\r\n\r\n", FramingError::BadStartLine),
+            (b"GET / HTTP/1.1\r\n\r\n", FramingError::BadStartLine),
+            (
+                b"SIP/2.0 200 OK\r\nX: \0\r\n\r\n",
+                FramingError::BadHeaderBytes,
+            ),
+            (
+                b"SIP/2.0 200 OK\r\nContent-Length: 999999\r\n\r\n",
+                FramingError::MessageTooLarge {
+                    size: 1_000_041,
+                    max: 4096,
+                },
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let mut framer = SipFramer::new(4096);
+            framer.push(bytes);
+            assert_eq!(
+                &framer.next_frame(false).unwrap_err(),
+                expected,
+                "{bytes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_endless_header_block_is_refused() {
+        let mut framer = SipFramer::new(1 << 20);
+        framer.push(b"SIP/2.0 200 OK\r\n");
+        let filler = vec![b'a'; 70 * 1024];
+        framer.push(&filler);
+        assert_eq!(
+            framer.next_frame(false).unwrap_err(),
+            FramingError::HeaderTooLarge
+        );
+    }
+
+    #[test]
+    fn send_sip_needs_exactly_one_message() {
+        assert!(parse_one_message(REGISTER, 4096)
+            .unwrap()
+            .is_request("REGISTER"));
+        let mut two = REGISTER.to_vec();
+        two.extend_from_slice(REGISTER);
+        assert_eq!(
+            parse_one_message(&two, 4096),
+            Err(FramingError::NotOneMessage)
+        );
+        assert_eq!(
+            parse_one_message(&REGISTER[..10], 4096),
+            Err(FramingError::NotOneMessage)
+        );
+    }
+}
