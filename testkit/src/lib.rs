@@ -9,6 +9,7 @@ pub mod digest;
 mod log;
 pub mod pki;
 mod random;
+pub mod sip;
 pub mod tls;
 
 pub use pki::{CertKind, LeafKeyType, ServedIdentity, TestPki};
