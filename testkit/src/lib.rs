@@ -9,8 +9,10 @@ pub mod digest;
 mod log;
 pub mod pki;
 mod random;
+pub mod registrar;
 pub mod sip;
 pub mod tls;
+pub mod ua;
 
 pub use pki::{CertKind, LeafKeyType, ServedIdentity, TestPki};
 pub use tls::TlsVersions;
