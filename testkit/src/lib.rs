@@ -7,6 +7,8 @@
 
 pub mod digest;
 mod log;
+pub mod observation;
+pub mod pcscf;
 pub mod pki;
 mod random;
 pub mod registrar;
