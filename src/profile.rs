@@ -106,14 +106,17 @@ pub(crate) fn resolve_kx_groups(
     Ok(groups)
 }
 
-/// The provider narrowed to the imstls suites and the configured groups, in order.
+/// The provider narrowed to the imstls suites (TLS 1.3 ones only for a 1.3-only profile, so
+/// no TLS 1.2 suite is ever offered there) and the configured groups, in order.
 pub(crate) fn restrict_provider(
     mut provider: CryptoProvider,
     groups: &[KxGroup],
+    versions: TlsVersions,
 ) -> CryptoProvider {
-    provider
-        .cipher_suites
-        .retain(|s| ALLOWED_SUITES.contains(&s.suite()));
+    provider.cipher_suites.retain(|s| {
+        ALLOWED_SUITES.contains(&s.suite())
+            && (versions == TlsVersions::Tls13AndTls12 || s.tls13().is_some())
+    });
     let all = std::mem::take(&mut provider.kx_groups);
     provider.kx_groups = groups
         .iter()

@@ -720,10 +720,17 @@ impl UeConfigBuilder {
 
         let provider = profile::crypto_provider();
         let kx_groups = profile::resolve_kx_groups(&provider, self.kx_groups.as_deref())?;
-        let provider = Arc::new(profile::restrict_provider(provider, &kx_groups));
+        let provider = Arc::new(profile::restrict_provider(
+            provider,
+            &kx_groups,
+            self.versions,
+        ));
         let chain_verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .with_crls(crls)
+                // CRLs are supplied, not fetched: a certificate whose issuer has no configured
+                // CRL is not failed for that; one listed on a configured CRL is.
+                .allow_unknown_revocation_status()
                 .build()
                 .map_err(|e| ConfigError::InvalidCertificate {
                     field: "crls",

@@ -378,7 +378,8 @@ fn classify(error: &Error, suite_negotiated: bool) -> TlsFailureKind {
             _ => K::PeerAlert,
         },
         Error::DecryptError => K::IntegrityFailure,
-        Error::PeerSentOversizedRecord => K::OversizedRecord,
+        Error::PeerSentOversizedRecord
+        | Error::InvalidMessage(rustls::InvalidMessage::MessageTooLarge) => K::OversizedRecord,
         Error::InvalidMessage(_) => K::MalformedRecord,
         Error::InappropriateMessage { .. } | Error::InappropriateHandshakeMessage { .. } => {
             K::UnexpectedMessage

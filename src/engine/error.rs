@@ -1,0 +1,55 @@
+//! Caller misuse of the engine. Network and peer failures are never errors of an input:
+//! they arrive as events.
+
+use std::fmt;
+
+use super::{FlowId, UeState};
+use crate::sip::FramingError;
+
+/// An input the engine cannot accept in its current state, or bad input data. The engine is
+/// unchanged when an input returns an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UeError {
+    /// The IMPI or an IMPU is unusable.
+    InvalidIdentity(&'static str),
+    /// The operation does not fit the current state.
+    WrongState {
+        /// The operation.
+        operation: &'static str,
+        /// The state it was attempted in.
+        state: UeState,
+    },
+    /// The flow is not the current one (late input from an old socket).
+    UnknownFlow(FlowId),
+    /// O.4.2 / invariant 2: a flow carries REGISTER first; only a REGISTER may be sent
+    /// before the registration succeeds.
+    RegisterFirst,
+    /// A REGISTER is already waiting for its answer.
+    RegisterInFlight,
+    /// The buffer given to `send_sip` is not one well-formed SIP message.
+    BadMessage(FramingError),
+    /// An argument is out of range.
+    InvalidArgument(&'static str),
+}
+
+impl fmt::Display for UeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidIdentity(why) => write!(f, "invalid identity: {why}"),
+            Self::WrongState { operation, state } => {
+                write!(f, "{operation} is not possible in state {state:?}")
+            }
+            Self::UnknownFlow(flow) => write!(f, "{flow} is not the current flow"),
+            Self::RegisterFirst => write!(
+                f,
+                "only REGISTER may be sent on a flow that is not registered (TS 33.203 O.4.2)"
+            ),
+            Self::RegisterInFlight => write!(f, "a REGISTER is already waiting for its answer"),
+            Self::BadMessage(e) => write!(f, "not a valid SIP message: {e}"),
+            Self::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for UeError {}

@@ -1,0 +1,587 @@
+//! What the engine tells the SIP stack: [`Output`]s to act on and [`Event`]s to know about.
+//! Every event names the clause that caused it ([`Event::clause`]), which is what the
+//! conformance log records.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use crate::config::Host;
+use crate::sip::FramingError;
+use crate::tls::{TlsDetails, TlsFailure};
+
+/// Identifies one transport flow (one TCP connection + TLS). Inputs for a flow that is no
+/// longer current are refused with [`crate::UeError::UnknownFlow`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowId(pub u64);
+
+impl fmt::Display for FlowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "flow#{}", self.0)
+    }
+}
+
+/// One thing for the caller to do, from [`crate::Ue::poll_output`].
+#[derive(Debug)]
+pub enum Output {
+    /// Open a TCP connection to this candidate, then report
+    /// [`connected`](crate::Ue::connected) or [`connect_failed`](crate::Ue::connect_failed).
+    /// A host name is resolved by the caller.
+    Connect {
+        /// The new flow.
+        flow: FlowId,
+        /// Index into the configured candidates.
+        candidate: usize,
+        /// Host to connect to.
+        host: Host,
+        /// TCP port.
+        port: u16,
+    },
+    /// Write these bytes to the flow's socket, in order.
+    Transmit {
+        /// The flow.
+        flow: FlowId,
+        /// TLS records.
+        data: Vec<u8>,
+    },
+    /// Close the flow's socket (after writing every earlier `Transmit` for it).
+    Close {
+        /// The flow.
+        flow: FlowId,
+    },
+    /// Something happened; see [`Event`].
+    Event(Event),
+    /// Nothing more to do now. Call [`handle_timeout`](crate::Ue::handle_timeout) at this
+    /// instant, or earlier if an input arrives. `None`: wait for input.
+    Timeout(Option<Instant>),
+}
+
+/// Why the stack should send a REGISTER now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterReason {
+    /// A new registration was started by the stack.
+    Initial,
+    /// The P-CSCF challenged (401/407); `stale` means O.3.1.3 applies.
+    Challenge {
+        /// The challenge carried stale=true.
+        stale: bool,
+    },
+    /// The re-registration timer fired (O.4.3, TS 24.229 §5.1.1.4.1).
+    Refresh,
+    /// The previous flow was lost (O.4.1 last sentence).
+    Recovery,
+    /// The network changed.
+    NetworkChanged,
+    /// A TLS 1.2 flow was replaced to get fresh keys.
+    Rekey,
+    /// The stack asked to de-register: send REGISTER with Expires: 0.
+    Deregister,
+}
+
+impl RegisterReason {
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Initial => "initial",
+            Self::Challenge { stale: false } => "challenge",
+            Self::Challenge { stale: true } => "stale_challenge",
+            Self::Refresh => "refresh",
+            Self::Recovery => "recovery",
+            Self::NetworkChanged => "network_changed",
+            Self::Rekey => "rekey",
+            Self::Deregister => "deregister",
+        }
+    }
+}
+
+/// How the caller's transport failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// Connection refused.
+    Refused,
+    /// Host or network unreachable, or name resolution failed.
+    Unreachable,
+    /// The connect timed out (imstls also times it out itself).
+    TimedOut,
+    /// Reset by the peer.
+    Reset,
+    /// Any other error, described.
+    Other(String),
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refused => f.write_str("connection refused"),
+            Self::Unreachable => f.write_str("unreachable"),
+            Self::TimedOut => f.write_str("timed out"),
+            Self::Reset => f.write_str("connection reset"),
+            Self::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+/// How the caller saw the transport end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportClosure {
+    /// End of stream (FIN).
+    Eof,
+    /// Reset (RST).
+    Reset,
+    /// A socket error.
+    Error(String),
+}
+
+/// Why a flow was lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LossReason {
+    /// The P-CSCF closed the connection after a TLS close_notify.
+    ClosedByPeer,
+    /// The connection ended without close_notify (FIN only).
+    Eof,
+    /// The connection was reset.
+    Reset,
+    /// A socket error.
+    IoError(String),
+    /// A TLS failure on an established flow (e.g. bad_record_mac, a fatal alert received).
+    Tls(TlsFailure),
+    /// The SIP stream could not be framed.
+    Framing(FramingError),
+    /// No pong within the pong timeout (RFC 5626 §4.4.1).
+    PongTimeout,
+    /// No answer to a re-REGISTER (O.4.3: the flow seems dead).
+    RefreshTimeout,
+    /// The registration expired without a successful refresh.
+    RegistrationExpired,
+    /// The application reported a network change.
+    NetworkChanged,
+}
+
+impl LossReason {
+    /// Stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::ClosedByPeer => "closed_by_peer",
+            Self::Eof => "eof",
+            Self::Reset => "reset",
+            Self::IoError(_) => "io_error",
+            Self::Tls(_) => "tls",
+            Self::Framing(_) => "framing",
+            Self::PongTimeout => "pong_timeout",
+            Self::RefreshTimeout => "refresh_timeout",
+            Self::RegistrationExpired => "registration_expired",
+            Self::NetworkChanged => "network_changed",
+        }
+    }
+}
+
+impl fmt::Display for LossReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ClosedByPeer => f.write_str("the P-CSCF closed the connection (close_notify)"),
+            Self::Eof => f.write_str("the connection closed without close_notify"),
+            Self::Reset => f.write_str("the connection was reset"),
+            Self::IoError(e) => write!(f, "socket error: {e}"),
+            Self::Tls(t) => write!(f, "{t}"),
+            Self::Framing(e) => write!(f, "SIP framing error: {e}"),
+            Self::PongTimeout => f.write_str("no keep-alive pong"),
+            Self::RefreshTimeout => f.write_str("no answer to the re-REGISTER"),
+            Self::RegistrationExpired => f.write_str("the registration expired"),
+            Self::NetworkChanged => f.write_str("the network changed"),
+        }
+    }
+}
+
+/// Why a registration procedure failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// The registrar answered with a final error status (O.3.1.1).
+    Rejected,
+    /// No final answer in time (O.3.1.4).
+    Timeout,
+    /// More challenges than `max_challenges`.
+    TooManyChallenges,
+    /// The P-CSCF certificate was rejected (O.3.1.2).
+    Certificate,
+    /// A TLS failure retrying cannot fix (version, suites, client-certificate policy).
+    Tls,
+}
+
+impl FailureReason {
+    /// Stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Rejected => "rejected",
+            Self::Timeout => "timeout",
+            Self::TooManyChallenges => "too_many_challenges",
+            Self::Certificate => "certificate",
+            Self::Tls => "tls",
+        }
+    }
+}
+
+/// What a superseded (or abandoned) registration procedure left behind, all of it removed
+/// (O.4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Abandoned {
+    /// The state the procedure was in.
+    pub state: crate::UeState,
+    /// The flow that was closed, if any.
+    pub flow: Option<FlowId>,
+    /// TLS sessions and tickets created by the procedure and purged.
+    pub purged_sessions: usize,
+    /// Queued bytes (outgoing and partially received) dropped.
+    pub dropped_bytes: usize,
+}
+
+/// How keys were refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RekeyMethod {
+    /// TLS 1.3 KeyUpdate on the same flow.
+    KeyUpdate,
+    /// TLS 1.2: a new flow and a new registration.
+    NewFlow,
+}
+
+/// Something the SIP stack should know. Each names its clause ([`Event::clause`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new flow is being opened.
+    Connecting {
+        /// The flow.
+        flow: FlowId,
+        /// Candidate index.
+        candidate: usize,
+        /// `host:port`.
+        target: String,
+        /// 1 for the first attempt of a procedure, then counting.
+        attempt: u32,
+    },
+    /// The TCP connection could not be made.
+    ConnectFailed {
+        /// The flow.
+        flow: FlowId,
+        /// Why.
+        reason: TransportError,
+    },
+    /// TLS is up.
+    TlsEstablished {
+        /// The flow.
+        flow: FlowId,
+        /// Version, suite, group, resumption, certificate.
+        details: TlsDetails,
+    },
+    /// The P-CSCF sent a CertificateRequest (O.2.1 says it shall not). No certificate was
+    /// sent; `aborted` tells whether the policy ended the handshake.
+    ClientCertificateRequested {
+        /// The flow.
+        flow: FlowId,
+        /// The handshake was aborted.
+        aborted: bool,
+    },
+    /// The P-CSCF certificate was rejected; the alert in `failure.alert_sent` was written
+    /// before the flow was closed (O.3.1.2).
+    CertificateRejected {
+        /// The flow.
+        flow: FlowId,
+        /// Reason and alert.
+        failure: TlsFailure,
+    },
+    /// The TLS handshake failed for another reason.
+    TlsFailed {
+        /// The flow.
+        flow: FlowId,
+        /// Reason and alerts.
+        failure: TlsFailure,
+    },
+    /// Send a REGISTER on this flow now (with [`crate::Ue::send_sip`]).
+    RegisterNow {
+        /// The flow.
+        flow: FlowId,
+        /// Why.
+        reason: RegisterReason,
+    },
+    /// A REGISTER went out.
+    Registering {
+        /// The flow.
+        flow: FlowId,
+        /// A refresh of an existing registration.
+        refresh: bool,
+    },
+    /// The stack reported a 401/407; the next REGISTER goes on the same flow.
+    Challenged {
+        /// The flow.
+        flow: FlowId,
+        /// stale=true (O.3.1.3).
+        stale: bool,
+    },
+    /// Registered.
+    Registered {
+        /// The flow.
+        flow: FlowId,
+        /// Granted expiry.
+        expires: Duration,
+        /// When the refresh will be due, from now.
+        refresh_in: Duration,
+    },
+    /// The flow was lost.
+    ConnectionLost {
+        /// The flow.
+        flow: FlowId,
+        /// Why.
+        reason: LossReason,
+        /// The UE was registered on it.
+        registered: bool,
+    },
+    /// Waiting before the next attempt (RFC 5626 §4.5).
+    BackingOff {
+        /// Consecutive failures so far.
+        attempt: u32,
+        /// The wait.
+        delay: Duration,
+    },
+    /// An incomplete registration procedure was torn down (O.4.1).
+    Superseded {
+        /// What was removed.
+        abandoned: Abandoned,
+    },
+    /// The registration procedure failed.
+    RegistrationFailed {
+        /// The SIP status, when the registrar gave one.
+        status: Option<u16>,
+        /// Why.
+        reason: FailureReason,
+        /// imstls will retry by itself (after a back-off).
+        retrying: bool,
+    },
+    /// De-registered; the flow is closed.
+    Deregistered,
+    /// A SIP message arrived (responses, and terminating requests on the registered flow).
+    SipReceived {
+        /// The flow.
+        flow: FlowId,
+        /// The whole message; zeroized when dropped.
+        message: Zeroizing<Vec<u8>>,
+    },
+    /// A CRLF keep-alive ping was sent.
+    KeepAliveSent {
+        /// The flow.
+        flow: FlowId,
+    },
+    /// The pong arrived.
+    PongReceived {
+        /// The flow.
+        flow: FlowId,
+    },
+    /// The P-CSCF pinged and imstls answered with a pong.
+    PingAnswered {
+        /// The flow.
+        flow: FlowId,
+    },
+    /// Keys were refreshed.
+    Rekeyed {
+        /// The flow (the new one for [`RekeyMethod::NewFlow`]).
+        flow: FlowId,
+        /// How.
+        method: RekeyMethod,
+    },
+}
+
+impl Event {
+    /// Stable snake_case name (the `event` field of the CLI's JSON lines).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Connecting { .. } => "connecting",
+            Self::ConnectFailed { .. } => "connect_failed",
+            Self::TlsEstablished { .. } => "tls_established",
+            Self::ClientCertificateRequested { .. } => "client_certificate_requested",
+            Self::CertificateRejected { .. } => "certificate_rejected",
+            Self::TlsFailed { .. } => "tls_failed",
+            Self::RegisterNow { .. } => "register_now",
+            Self::Registering { .. } => "registering",
+            Self::Challenged { .. } => "challenged",
+            Self::Registered { .. } => "registered",
+            Self::ConnectionLost { .. } => "connection_lost",
+            Self::BackingOff { .. } => "backoff",
+            Self::Superseded { .. } => "superseded",
+            Self::RegistrationFailed { .. } => "registration_failed",
+            Self::Deregistered => "deregistered",
+            Self::SipReceived { .. } => "sip_received",
+            Self::KeepAliveSent { .. } => "keepalive_sent",
+            Self::PongReceived { .. } => "pong_received",
+            Self::PingAnswered { .. } => "ping_answered",
+            Self::Rekeyed { .. } => "rekeyed",
+        }
+    }
+
+    /// The clause of TS 33.203 Annex O (or the RFC / TS) that this event carries out.
+    pub fn clause(&self) -> &'static str {
+        match self {
+            Self::Connecting { .. } => "TS 33.203 O.2.1 (Ports); RFC 5626 §4.2",
+            Self::ConnectFailed { .. } => "RFC 5626 §4.5",
+            Self::TlsEstablished { .. } => "TS 33.203 O.2.1",
+            Self::ClientCertificateRequested { .. } => "TS 33.203 O.2.1 (Authentication of the UE)",
+            Self::CertificateRejected { .. } => "TS 33.203 O.3.1.2",
+            Self::TlsFailed { .. } => "TS 33.203 O.2.1; RFC 8996",
+            Self::RegisterNow { reason, .. } => match reason {
+                RegisterReason::Initial => "TS 33.203 O.4.2",
+                RegisterReason::Challenge { stale: true } => "TS 33.203 O.3.1.3",
+                RegisterReason::Challenge { stale: false } => "TS 33.203 Annex N",
+                RegisterReason::Refresh => "TS 33.203 O.4.3; TS 24.229 §5.1.1.4.1",
+                RegisterReason::Recovery | RegisterReason::NetworkChanged => "TS 33.203 O.4.1",
+                RegisterReason::Rekey => "TS 33.203 O.4.1",
+                RegisterReason::Deregister => "TS 24.229 §5.1.1.6",
+            },
+            Self::Registering { .. } => "TS 33.203 O.4.2",
+            Self::Challenged { stale: true, .. } => "TS 33.203 O.3.1.3",
+            Self::Challenged { stale: false, .. } => "TS 33.203 Annex N",
+            Self::Registered { .. } => "TS 24.229 §5.1.1.4.1",
+            Self::ConnectionLost { .. } => "TS 33.203 O.4.1",
+            Self::BackingOff { .. } => "RFC 5626 §4.5",
+            Self::Superseded { .. } => "TS 33.203 O.4.1",
+            Self::RegistrationFailed { reason, .. } => match reason {
+                FailureReason::Rejected | FailureReason::TooManyChallenges => "TS 33.203 O.3.1.1",
+                FailureReason::Timeout => "TS 33.203 O.3.1.4",
+                FailureReason::Certificate => "TS 33.203 O.3.1.2",
+                FailureReason::Tls => "TS 33.203 O.2.1",
+            },
+            Self::Deregistered => "TS 24.229 §5.1.1.6",
+            Self::SipReceived { .. } => "TS 33.203 O.2.1 (Forwarding requests); RFC 5626 §5",
+            Self::KeepAliveSent { .. } | Self::PongReceived { .. } | Self::PingAnswered { .. } => {
+                "RFC 5626 §4.4.1"
+            }
+            Self::Rekeyed {
+                method: RekeyMethod::KeyUpdate,
+                ..
+            } => "TS 33.203 O.4.1; RFC 8446 §4.6.3",
+            Self::Rekeyed {
+                method: RekeyMethod::NewFlow,
+                ..
+            } => "TS 33.203 O.4.1",
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    /// One line without personal data (no IMPI/IMPU, no SIP content).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connecting {
+                flow,
+                target,
+                attempt,
+                ..
+            } => write!(f, "{flow}: connecting to {target} (attempt {attempt})"),
+            Self::ConnectFailed { flow, reason } => write!(f, "{flow}: connect failed: {reason}"),
+            Self::TlsEstablished { flow, details } => write!(
+                f,
+                "{flow}: {} {} {}{}",
+                details.version,
+                details.cipher_suite,
+                details.key_exchange_group.unwrap_or("-"),
+                if details.resumed { " (resumed)" } else { "" }
+            ),
+            Self::ClientCertificateRequested { flow, aborted } => write!(
+                f,
+                "{flow}: P-CSCF requested a client certificate; {}",
+                if *aborted { "aborted" } else { "sent none" }
+            ),
+            Self::CertificateRejected { flow, failure } | Self::TlsFailed { flow, failure } => {
+                write!(f, "{flow}: {failure}")
+            }
+            Self::RegisterNow { flow, reason } => {
+                write!(f, "{flow}: send REGISTER ({})", reason.code())
+            }
+            Self::Registering { flow, refresh } => write!(
+                f,
+                "{flow}: REGISTER sent{}",
+                if *refresh { " (refresh)" } else { "" }
+            ),
+            Self::Challenged { flow, stale } => write!(
+                f,
+                "{flow}: challenged{}",
+                if *stale { " (stale nonce)" } else { "" }
+            ),
+            Self::Registered {
+                flow,
+                expires,
+                refresh_in,
+            } => write!(
+                f,
+                "{flow}: registered for {} s, refresh in {} s",
+                expires.as_secs(),
+                refresh_in.as_secs()
+            ),
+            Self::ConnectionLost { flow, reason, .. } => write!(f, "{flow}: lost: {reason}"),
+            Self::BackingOff { attempt, delay } => write!(
+                f,
+                "backing off {} ms after {attempt} consecutive failure(s)",
+                delay.as_millis()
+            ),
+            Self::Superseded { abandoned } => write!(
+                f,
+                "superseded an incomplete registration in {:?}: {} session(s) purged, {} byte(s) dropped",
+                abandoned.state, abandoned.purged_sessions, abandoned.dropped_bytes
+            ),
+            Self::RegistrationFailed {
+                status,
+                reason,
+                retrying,
+            } => write!(
+                f,
+                "registration failed ({}{}){}",
+                reason.code(),
+                status.map(|s| format!(", status {s}")).unwrap_or_default(),
+                if *retrying { ", will retry" } else { "" }
+            ),
+            Self::Deregistered => f.write_str("de-registered"),
+            Self::SipReceived { flow, message } => {
+                write!(f, "{flow}: SIP message of {} bytes", message.len())
+            }
+            Self::KeepAliveSent { flow } => write!(f, "{flow}: ping"),
+            Self::PongReceived { flow } => write!(f, "{flow}: pong"),
+            Self::PingAnswered { flow } => write!(f, "{flow}: answered a ping"),
+            Self::Rekeyed { flow, method } => write!(f, "{flow}: rekeyed ({method:?})"),
+        }
+    }
+}
+
+/// A conformance-log entry: what happened, when, and under which clause. No personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConformanceEntry {
+    /// When.
+    pub at: Instant,
+    /// [`Event::code`].
+    pub event: &'static str,
+    /// [`Event::clause`].
+    pub clause: &'static str,
+    /// [`Event`]'s display line.
+    pub detail: String,
+}
+
+/// The binding the P-CSCF keeps for this UE (O.2.2), for diagnostics. Contains personal
+/// data (IMPI, IMPUs): do not log it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The flow.
+    pub flow: FlowId,
+    /// `host:port` of the candidate.
+    pub pcscf: String,
+    /// Local address as reported by the caller.
+    pub local_addr: Option<SocketAddr>,
+    /// Remote address as reported by the caller.
+    pub remote_addr: Option<SocketAddr>,
+    /// The private identity.
+    pub impi: String,
+    /// The public identities.
+    pub impus: Vec<String>,
+    /// TLS parameters.
+    pub tls: TlsDetails,
+    /// Registered on this flow.
+    pub registered: bool,
+}
