@@ -378,3 +378,20 @@ fn tls12_only_simulator_and_registrar_knobs() {
         UaOutcome::Failed { status: 503, .. }
     ));
 }
+
+#[test]
+fn dropping_the_simulator_closes_open_connections() {
+    let sim = start(SimConfig::default());
+    let mut client = Client::connect(&sim, client_cfg(&sim));
+    client.handshake().unwrap();
+    let mut ua = ua_for(&client);
+    register(&mut client, &mut ua);
+    let started = Instant::now();
+    drop(sim);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(client.frame().is_err());
+}

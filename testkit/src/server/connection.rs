@@ -15,7 +15,7 @@ use crate::pcscf::PcscfCore;
 use crate::registrar::FlowId;
 
 /// Read timeout: the granularity at which commands, faults and shutdown are noticed.
-const TICK: Duration = Duration::from_millis(5);
+const TICK: Duration = Duration::from_millis(10);
 /// How long a socket stays open after our FIN to read the UE's close_notify / FIN.
 const LINGER_AFTER_FIN: Duration = Duration::from_secs(1);
 /// A UE that does not read for this long makes writes fail.

@@ -249,22 +249,22 @@ impl Simulator {
 
     /// Resets (RST) every open connection now.
     pub fn kill_connections(&self) {
-        self.broadcast(|| Command::Kill);
+        self.broadcast(|| Command::Kill, true);
     }
 
     /// Sends close_notify and FIN on every open connection now.
     pub fn close_connections(&self) {
-        self.broadcast(|| Command::Close);
+        self.broadcast(|| Command::Close, false);
     }
 
     /// Pushes a terminating request (e.g. MESSAGE) on every open connection.
     pub fn send_to_all(&self, sip: &[u8]) {
-        self.broadcast(|| Command::Send(sip.to_vec()));
+        self.broadcast(|| Command::Send(sip.to_vec()), false);
     }
 
     /// Sends a CRLFCRLF ping on every open connection.
     pub fn ping_all(&self) {
-        self.broadcast(|| Command::Ping);
+        self.broadcast(|| Command::Ping, false);
     }
 
     /// Everything observed so far, tagged with the connection number (1 = first accepted).
@@ -361,8 +361,9 @@ impl Simulator {
         drop(self);
     }
 
-    /// Posts a command to every open connection and waits (bounded) until they took it.
-    fn broadcast(&self, make: impl Fn() -> Command) {
+    /// Posts a command to every open connection and waits (bounded) until they took it, or
+    /// until their threads have ended when `until_finished`.
+    fn broadcast(&self, make: impl Fn() -> Command, until_finished: bool) {
         let controls: Vec<Arc<Control>> = lock(&self.shared.connections)
             .iter()
             .filter(|c| !c.control.finished.load(Ordering::Acquire))
@@ -372,7 +373,14 @@ impl Simulator {
             control.post(make());
         }
         let deadline = Instant::now() + COMMAND_WAIT;
-        while Instant::now() < deadline && !controls.iter().all(|c| c.idle()) {
+        let done = |c: &Arc<Control>| {
+            if until_finished {
+                c.finished.load(Ordering::Acquire)
+            } else {
+                c.idle()
+            }
+        };
+        while Instant::now() < deadline && !controls.iter().all(done) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
