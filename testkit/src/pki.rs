@@ -85,6 +85,38 @@ impl CertKind {
     ];
 }
 
+impl CertKind {
+    /// The kebab-case name, e.g. `missing-intermediate`.
+    pub fn name(self) -> String {
+        let mut out = String::new();
+        for (i, c) in format!("{self:?}").chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    }
+}
+
+impl std::str::FromStr for CertKind {
+    type Err = String;
+
+    /// Accepts the kebab-case name or the variant name, case-insensitively
+    /// (`missing-intermediate`, `MissingIntermediate`, `missing_intermediate`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted: String = s
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        CertKind::ALL
+            .into_iter()
+            .find(|k| format!("{k:?}").to_ascii_lowercase() == wanted)
+            .ok_or_else(|| format!("unknown certificate kind {s:?}"))
+    }
+}
+
 /// The key algorithm of the leaf certificates (the CAs always use ECDSA P-256).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum LeafKeyType {
@@ -238,7 +270,7 @@ impl TestPki {
         kind: CertKind,
     ) -> io::Result<(PathBuf, PathBuf, PathBuf)> {
         let id = self.leaf(kind);
-        let stem = format!("{kind:?}").to_ascii_lowercase();
+        let stem = kind.name();
         let chain = dir.join(format!("{stem}-chain.pem"));
         let key = dir.join(format!("{stem}-key.pem"));
         let root = dir.join("root-ca.pem");
@@ -683,6 +715,16 @@ mod tests {
             .contains("BEGIN PRIVATE KEY"));
         assert_eq!(std::fs::read_to_string(root).unwrap(), pki.root_pem());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn kinds_have_round_tripping_names() {
+        for kind in CertKind::ALL {
+            assert_eq!(kind.name().parse::<CertKind>(), Ok(kind));
+        }
+        assert_eq!(CertKind::MissingIntermediate.name(), "missing-intermediate");
+        assert_eq!("ca_true_leaf".parse::<CertKind>(), Ok(CertKind::CaTrueLeaf));
+        assert!("bogus".parse::<CertKind>().is_err());
     }
 
     #[test]
