@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client_hello;
+pub mod openssl;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
