@@ -28,6 +28,8 @@ pub mod pcscf;
 pub mod pki;
 mod random;
 pub mod registrar;
+#[cfg(test)]
+mod robustness_tests;
 pub mod server;
 pub mod sip;
 pub mod tls;
