@@ -37,7 +37,7 @@ pub mod ua;
 
 pub use digest::{Algorithm as DigestAlgorithm, Authorization, Challenge, DigestError};
 pub use observation::Observation;
-pub use pcscf::PcscfCore;
+pub use pcscf::{PcscfCore, PcscfFactory};
 pub use pki::{CertKind, LeafKeyType, ServedIdentity, TestPki};
 pub use registrar::{
     Binding, FlowId, Registrar, RegistrarConfig, SharedRegistrar, DEFAULT_IMPI, DEFAULT_IMPU,

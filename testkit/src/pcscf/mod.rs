@@ -8,6 +8,8 @@
 //! The registrar is shared ([`SharedRegistrar`]) so registrations outlive connections; dropping
 //! the core marks its flow closed in the registrar.
 
+mod factory;
+
 use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 
@@ -16,6 +18,8 @@ use rustls::{Error, HandshakeKind, ServerConfig, ServerConnection};
 use crate::observation::Observation;
 use crate::registrar::{FlowId, RequestContext, SharedRegistrar};
 use crate::sip::{Frame, Framer, SipMessage};
+
+pub use factory::PcscfFactory;
 
 /// One simulated P-CSCF TLS connection.
 pub struct PcscfCore {

@@ -367,3 +367,40 @@ fn a_framing_error_closes_the_connection() {
     ));
     assert!(core.is_closed());
 }
+
+#[test]
+fn the_factory_shares_registrar_and_resumes_sessions() {
+    let pki = Arc::new(TestPki::generate("pcscf.ims.test"));
+    let mut factory = PcscfFactory::new(pki.clone());
+    let client = client_config(&pki, TlsVersions::Both).unwrap();
+    let mut ua = Ua::new(UaConfig::default());
+
+    let mut first = factory.connection().unwrap();
+    let mut ue = Ue::new(client.clone(), "pcscf.ims.test");
+    pump(&mut ue, &mut first);
+    assert!(matches!(
+        register(&mut ue, &mut first, &mut ua),
+        UaOutcome::Registered { .. }
+    ));
+    assert!(factory
+        .registrar()
+        .is_registered(crate::registrar::DEFAULT_IMPU));
+    drop(first);
+
+    let mut second = factory.connection().unwrap();
+    assert_eq!(second.flow(), 2);
+    let mut ue = Ue::new(client.clone(), "pcscf.ims.test");
+    pump(&mut ue, &mut second);
+    assert_eq!(second.handshake_kind(), Some(HandshakeKind::Resumed));
+
+    factory.set_cert(CertKind::WrongName);
+    let mut third = factory.connection().unwrap();
+    let mut ue = Ue::new(client, "pcscf.ims.test");
+    pump(&mut ue, &mut third);
+    assert_eq!(
+        third.observations(),
+        [Observation::AlertReceived {
+            description: AlertDescription::BadCertificate
+        }]
+    );
+}
