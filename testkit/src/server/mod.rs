@@ -242,7 +242,9 @@ impl Simulator {
         *slot = (slot.0 + 1, fault);
     }
 
-    /// Changes the certificate served by new connections.
+    /// Changes the certificate served by new connections. Each kind has its own long-lived
+    /// server config and session cache, so a UE never resumes into a different certificate;
+    /// switching back to an earlier kind lets its sessions resume again.
     pub fn set_cert(&self, kind: CertKind) {
         *lock(&self.shared.cert) = kind;
     }
