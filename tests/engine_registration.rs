@@ -1,17 +1,56 @@
-//! Engine tests on a simulated clock against the in-memory simulated P-CSCF.
+//! Engine tests on a simulated clock against the in-memory simulated P-CSCF (real rustls
+//! server + registrar). One test per DESIGN §4 invariant and per Annex O clause.
 
 mod support;
 
 use std::time::Duration;
 
-use imstls::{Event, UeState};
-use support::{base_config, pki, World};
+use imstls::{
+    AlertDescription, Event, FailureReason, KeepAlive, LossReason, RegisterReason, RekeyMethod,
+    UeError, UeState,
+};
+use imstls_testkit::observation::Observation;
+use imstls_testkit::registrar::RegistrarConfig;
+use imstls_testkit::tls::TlsVersions;
+use imstls_testkit::ua::{Ua, UaConfig};
+use imstls_testkit::CertKind;
+use support::{base_config, client_hello, pki, ConnectMode, StackMode, World};
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+fn world() -> World {
+    World::new(base_config(&pki()))
+}
+
+fn registered_world() -> World {
+    let mut w = world();
+    w.register();
+    w
+}
+
+fn connecting_times(w: &World) -> Vec<Duration> {
+    w.times("connecting")
+}
+
+fn backoff_delays(w: &World) -> Vec<Duration> {
+    w.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::BackingOff { delay, .. } => Some(*delay),
+            _ => None,
+        })
+        .collect()
+}
+
+fn in_window(d: Duration, low: u64, high: u64) -> bool {
+    d >= S(low) && d <= S(high)
+}
+
+// ----- basic registration ---------------------------------------------------------------
 
 #[test]
 fn registers_with_digest_challenge_over_tls13() {
-    let mut world = World::new(base_config(&pki()));
-    world.register();
-    let codes = world.codes();
+    let w = registered_world();
     let expected = [
         "connecting",
         "tls_established",
@@ -24,14 +63,993 @@ fn registers_with_digest_challenge_over_tls13() {
         "sip_received",
         "registered",
     ];
-    assert_eq!(&codes[..expected.len()], &expected, "{codes:?}");
-    assert!(world.input_errors.is_empty(), "{:?}", world.input_errors);
-    let Some((_, Event::TlsEstablished { details, .. })) = world.last("tls_established") else {
+    assert_eq!(&w.codes()[..expected.len()], &expected, "{:?}", w.codes());
+    assert!(w.input_errors.is_empty(), "{:?}", w.input_errors);
+    let Some((_, Event::TlsEstablished { details, .. })) = w.last("tls_established") else {
         unreachable!()
     };
     assert_eq!(details.version, "TLSv1.3");
-    let binding = world.ue.binding().unwrap();
+    assert_eq!(details.key_exchange_group, Some("X25519MLKEM768"));
+    assert!(w.registrar.is_registered(&UaConfig::default().impu));
+}
+
+#[test]
+fn registers_over_tls12() {
+    let mut w = World::with(
+        base_config(&pki()),
+        CertKind::Good,
+        TlsVersions::Tls12Only,
+        RegistrarConfig::default(),
+    );
+    w.register();
+    assert_eq!(w.ue.binding().unwrap().tls.version, "TLSv1.2");
+}
+
+#[test]
+fn binding_reports_the_o22_association() {
+    let w = registered_world();
+    let binding = w.ue.binding().unwrap();
     assert!(binding.registered);
-    assert_eq!(world.state(), UeState::Registered);
-    let _ = Duration::ZERO;
+    assert_eq!(binding.impi, UaConfig::default().impi);
+    assert_eq!(binding.impus, vec![UaConfig::default().impu]);
+    assert_eq!(binding.pcscf, "pcscf.ims.test:5061");
+    assert_eq!(binding.remote_addr, Some("127.0.0.1:5061".parse().unwrap()));
+    assert_eq!(binding.tls.version, "TLSv1.3");
+}
+
+#[test]
+fn every_event_is_logged_with_its_clause() {
+    let w = registered_world();
+    let log: Vec<_> = w.ue.conformance_log().collect();
+    assert_eq!(log.len(), w.events.len());
+    assert!(log.iter().all(|e| !e.clause.is_empty()));
+    let registered = log.iter().find(|e| e.event == "registered").unwrap();
+    assert_eq!(registered.clause, "TS 24.229 §5.1.1.4.1");
+    let first_register = log.iter().find(|e| e.event == "register_now").unwrap();
+    assert_eq!(first_register.clause, "TS 33.203 O.4.2");
+    // The log holds no personal data.
+    let impi = UaConfig::default().impi;
+    assert!(log.iter().all(|e| !e.detail.contains(&impi)));
+}
+
+// ----- invariant 2: REGISTER first ------------------------------------------------------
+
+#[test]
+fn only_register_may_be_sent_on_a_flow_that_is_not_registered() {
+    let mut w = world();
+    w.stack_mode = StackMode::Silent;
+    w.start_registration();
+    assert_eq!(w.state(), UeState::AwaitingRegister);
+    let message = w.ua.request("MESSAGE", "sip:bob@ims.test", b"hi");
+    assert_eq!(w.ue.send_sip(w.now, &message), Err(UeError::RegisterFirst));
+    let register = {
+        w.ua.new_registration();
+        w.ua.next_register()
+    };
+    w.ue.send_sip(w.now, &register).unwrap();
+    assert_eq!(
+        w.ue.send_sip(w.now, &register),
+        Err(UeError::RegisterInFlight)
+    );
+    assert_eq!(w.ue.send_sip(w.now, &message), Err(UeError::RegisterFirst));
+    // Not one SIP message: refused.
+    assert!(matches!(
+        w.ue.send_sip(w.now, b"REGISTER sip:x SIP/2.0\r\n"),
+        Err(UeError::BadMessage(_))
+    ));
+}
+
+#[test]
+fn every_new_flow_carries_register_first() {
+    let mut w = registered_world();
+    w.reset_current();
+    assert!(w.run_until(S(5), |w| w.state() == UeState::Registered));
+    w.network_changed_now();
+    assert!(w.run_until(S(5), |w| w.state() == UeState::Registered));
+    let firsts: Vec<bool> = w
+        .finished
+        .iter()
+        .flat_map(|(_, core)| core.observations().iter())
+        .chain(w.peers.values().flat_map(|p| p.core.observations().iter()))
+        .filter_map(|o| match o {
+            Observation::RegisterSeen {
+                first_on_connection: true,
+                ..
+            } => Some(true),
+            Observation::RequestSeen { .. } => Some(false),
+            _ => None,
+        })
+        .collect();
+    assert!(firsts.len() >= 2, "{firsts:?}");
+    assert!(firsts.iter().all(|f| *f));
+    assert!(connecting_times(&w).len() >= 3);
+}
+
+#[test]
+fn after_registration_any_request_may_be_sent_and_answered() {
+    let mut w = registered_world();
+    let message = w.ua.request("MESSAGE", "sip:bob@ims.test", b"hello");
+    w.ue.send_sip(w.now, &message).unwrap();
+    w.pump();
+    assert!(w.peer().observations().contains(&Observation::RequestSeen {
+        method: "MESSAGE".into()
+    }));
+}
+
+#[test]
+fn terminating_requests_are_delivered_on_the_registered_flow() {
+    let mut w = registered_world();
+    let before = w.count("sip_received");
+    let request = b"MESSAGE sip:alice@127.0.0.1:5061 SIP/2.0\r\nVia: SIP/2.0/TLS pcscf.ims.test;branch=z9hG4bK1\r\nFrom: <sip:bob@ims.test>;tag=1\r\nTo: <sip:alice@ims.test>\r\nCall-ID: term-1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 2\r\n\r\nhi";
+    w.peer().send_request(request);
+    w.pump();
+    assert_eq!(w.count("sip_received"), before + 1);
+    assert!(w
+        .peer()
+        .observations()
+        .contains(&Observation::ResponseReceived(200)));
+}
+
+// ----- invariant 1: one procedure at a time ---------------------------------------------
+
+fn superseded(w: &World) -> imstls::Abandoned {
+    match w.last("superseded") {
+        Some((_, Event::Superseded { abandoned })) => abandoned.clone(),
+        _ => panic!("no superseded event: {:?}", w.codes()),
+    }
+}
+
+#[test]
+fn superseding_during_connect_closes_the_attempt_and_starts_again() {
+    let mut w = world();
+    w.connect[0] = ConnectMode::Blackhole;
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Connecting);
+    let old = w.ue.current_flow().unwrap();
+    w.connect[0] = ConnectMode::Accept;
+    w.start_registration();
+    let abandoned = superseded(&w);
+    assert_eq!(abandoned.state, UeState::Connecting);
+    assert_eq!(abandoned.flow, Some(old));
+    assert!(w.closed.contains(&old));
+    assert_eq!(w.state(), UeState::Registered);
+    assert_ne!(w.ue.current_flow(), Some(old));
+}
+
+#[test]
+fn superseding_during_handshake_closes_the_attempt_and_starts_again() {
+    let mut w = world();
+    w.connect[0] = ConnectMode::AcceptSilent;
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Handshaking);
+    let old = w.ue.current_flow().unwrap();
+    w.connect[0] = ConnectMode::Accept;
+    w.start_registration();
+    let abandoned = superseded(&w);
+    assert_eq!(abandoned.state, UeState::Handshaking);
+    assert!(w.closed.contains(&old));
+    assert_eq!(w.state(), UeState::Registered);
+}
+
+#[test]
+fn superseding_after_401_purges_the_tls_session_the_procedure_created() {
+    let mut w = world();
+    w.stack_mode = StackMode::HoldAfterChallenge;
+    w.start_registration();
+    assert_eq!(w.state(), UeState::AwaitingRegister);
+    assert!(w.ue.registration_in_progress());
+    let stored = w.ue.profile().sessions().len();
+    assert!(stored > 0, "TLS 1.3 tickets arrived during the procedure");
+    let old = w.ue.current_flow().unwrap();
+
+    w.stack_mode = StackMode::Auto;
+    w.start_registration();
+    let abandoned = superseded(&w);
+    assert_eq!(abandoned.state, UeState::AwaitingRegister);
+    assert_eq!(abandoned.flow, Some(old));
+    assert_eq!(
+        abandoned.purged_sessions, stored,
+        "every ticket of the incomplete procedure"
+    );
+    assert!(w.closed.contains(&old));
+    // The new procedure's handshake is a full one: nothing of the old one survived.
+    let new_flow = w.ue.current_flow().unwrap();
+    let hello = client_hello::parse(&w.wire_of(new_flow));
+    assert!(!hello.extensions.contains(&41), "no pre_shared_key offered");
+    let Some((_, Event::TlsEstablished { details, .. })) = w.last("tls_established") else {
+        unreachable!()
+    };
+    assert!(!details.resumed);
+    assert_eq!(w.state(), UeState::Registered);
+}
+
+#[test]
+fn superseding_drops_the_abandoned_flows_queued_bytes() {
+    let mut w = world();
+    w.stack_mode = StackMode::Silent;
+    w.start_registration();
+    // The stack sends REGISTER; the engine queues its bytes but nobody polls yet.
+    let register = {
+        w.ua.new_registration();
+        w.ua.next_register()
+    };
+    let old = w.ue.current_flow().unwrap();
+    w.ue.send_sip(w.now, &register).unwrap();
+    w.ue.start_registration(w.now, support::identity()).unwrap();
+    // Drain outputs by hand: nothing may be transmitted on the old flow any more except
+    // its close_notify.
+    let mut old_bytes = 0;
+    loop {
+        match w.ue.poll_output() {
+            imstls::Output::Transmit { flow, data } if flow == old => old_bytes += data.len(),
+            imstls::Output::Event(Event::Superseded { abandoned }) => {
+                assert!(abandoned.dropped_bytes >= register.len(), "{abandoned:?}");
+            }
+            imstls::Output::Timeout(_) => break,
+            _ => {}
+        }
+    }
+    assert!(
+        old_bytes < 64,
+        "only a close_notify record went out ({old_bytes} bytes)"
+    );
+}
+
+#[test]
+fn starting_again_while_registered_closes_the_registered_flow() {
+    let mut w = registered_world();
+    let old = w.ue.current_flow().unwrap();
+    w.start_registration();
+    assert_eq!(superseded(&w).state, UeState::Registered);
+    assert!(w.closed.contains(&old));
+    assert_eq!(w.state(), UeState::Registered);
+}
+
+// ----- invariant 3: connection loss -----------------------------------------------------
+
+fn assert_immediate_reconnect(w: &mut World, lose: impl FnOnce(&mut World), reason: &str) {
+    let loss_at = w.now;
+    let connects_before = connecting_times(w).len();
+    let old = w.ue.current_flow().unwrap();
+    lose(w);
+    let Some((
+        at,
+        Event::ConnectionLost {
+            reason: got,
+            registered,
+            ..
+        },
+    )) = w.last("connection_lost")
+    else {
+        panic!("no connection_lost: {:?}", w.codes())
+    };
+    assert_eq!(got.code(), reason);
+    assert!(*registered);
+    assert_eq!(*at, loss_at - w.start);
+    let times = connecting_times(w);
+    assert_eq!(times.len(), connects_before + 1, "{reason}: one new flow");
+    assert_eq!(
+        times[connects_before],
+        loss_at - w.start,
+        "{reason}: without delay"
+    );
+    let new = w.ue.current_flow().unwrap();
+    assert_ne!(new, old);
+    // The new ClientHello is on the wire already, resuming the registered session.
+    let hello = client_hello::parse(&w.wire_of(new));
+    assert!(
+        hello.extensions.contains(&41),
+        "{reason}: resumption offered"
+    );
+    assert_eq!(w.state(), UeState::Registered, "{reason}: registered again");
+    assert!(w.input_errors.is_empty(), "{:?}", w.input_errors);
+}
+
+#[test]
+fn loss_while_registered_means_a_new_client_hello_at_once() {
+    let mut w = registered_world();
+    assert_immediate_reconnect(&mut w, |w| w.reset_current(), "reset");
+    w.advance(S(1));
+    assert_immediate_reconnect(&mut w, |w| w.eof_current(), "eof");
+    w.advance(S(1));
+    assert_immediate_reconnect(
+        &mut w,
+        |w| {
+            let flow = w.ue.current_flow().unwrap();
+            w.peers.remove(&flow);
+            w.ue.transport_closed(
+                w.now,
+                flow,
+                imstls::TransportClosure::Error("EHOSTUNREACH".into()),
+            )
+            .unwrap();
+            w.pump();
+        },
+        "io_error",
+    );
+    w.advance(S(1));
+    assert_immediate_reconnect(
+        &mut w,
+        |w| {
+            w.peer().close_notify();
+            w.pump();
+        },
+        "closed_by_peer",
+    );
+    w.advance(S(1));
+    assert_immediate_reconnect(
+        &mut w,
+        |w| {
+            w.peer().send_ping();
+            w.deliver_tampered(|bytes| {
+                let last = bytes.len() - 1;
+                bytes[last] ^= 0x01;
+            });
+        },
+        "tls",
+    );
+    let Some((
+        _,
+        Event::ConnectionLost {
+            reason: LossReason::Tls(failure),
+            ..
+        },
+    )) = w.last("connection_lost")
+    else {
+        unreachable!()
+    };
+    assert_eq!(failure.kind, imstls::TlsFailureKind::IntegrityFailure);
+    assert_eq!(failure.alert_sent, Some(AlertDescription::BadRecordMac));
+}
+
+#[test]
+fn three_consecutive_failures_back_off_per_rfc5626() {
+    let mut w = registered_world();
+    w.connect[0] = ConnectMode::Refuse;
+    w.reset_current();
+    // First retry after losing a proven flow: immediate; it fails.
+    let times = connecting_times(&w);
+    assert_eq!(*times.last().unwrap(), w.elapsed());
+    // Then three back-offs: W = 30·2^n, waits uniform in [W/2, W].
+    w.run_until(S(1000), |w| {
+        backoff_delays(w).len() >= 3 && w.state() == UeState::BackingOff
+    });
+    let delays = backoff_delays(&w);
+    assert!(in_window(delays[0], 30, 60), "{delays:?}");
+    assert!(in_window(delays[1], 60, 120), "{delays:?}");
+    assert!(in_window(delays[2], 120, 240), "{delays:?}");
+    let attempts: Vec<u32> = w
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::BackingOff { attempt, .. } => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(&attempts[..3], &[1, 2, 3]);
+    // Each reconnect happens exactly when its back-off ends (connects[0] registered the
+    // first time, connects[1] was the immediate retry).
+    let connects = connecting_times(&w);
+    let offs = w.times("backoff");
+    for i in 0..2 {
+        assert_eq!(connects[2 + i], offs[i] + delays[i]);
+    }
+    // The P-CSCF comes back: registered, and the count resets once the flow proves healthy.
+    w.connect[0] = ConnectMode::Accept;
+    assert!(w.run_until(S(300), |w| w.state() == UeState::Registered));
+    assert_eq!(w.ue.consecutive_failures(), 0);
+}
+
+#[test]
+fn a_pcscf_closing_after_every_200_ok_cannot_cause_a_reconnect_storm() {
+    let mut w = world();
+    // The P-CSCF answers 401 and 200 and nothing more (no pong), then closes.
+    w.peer_answer_limit = Some(2);
+    w.start_registration();
+    for _ in 0..4 {
+        assert!(w.run_until(S(2000), |w| w.state() == UeState::Registered));
+        w.reset_current();
+    }
+    let delays = backoff_delays(&w);
+    assert_eq!(delays.len(), 4, "{:?}", w.codes());
+    // The flow never proved itself, so every loss counts: 90·2^n windows, growing.
+    assert!(in_window(delays[0], 90, 180), "{delays:?}");
+    assert!(in_window(delays[1], 180, 360), "{delays:?}");
+    assert!(in_window(delays[2], 360, 720), "{delays:?}");
+    assert!(in_window(delays[3], 720, 1440), "{delays:?}");
+}
+
+#[test]
+fn a_refused_candidate_fails_over_to_the_next_at_once() {
+    let pki = pki();
+    let mut w = World::new(base_config(&pki).pcscf("pcscf.ims.test:5062"));
+    w.connect[0] = ConnectMode::Refuse;
+    w.register();
+    let targets: Vec<String> = w
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Connecting { target, .. } => Some(target.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(targets, vec!["pcscf.ims.test:5061", "pcscf.ims.test:5062"]);
+    assert_eq!(connecting_times(&w), vec![S(0), S(0)]);
+    assert_eq!(w.ue.binding().unwrap().pcscf, "pcscf.ims.test:5062");
+}
+
+#[test]
+fn when_every_candidate_fails_the_round_backs_off_then_starts_over() {
+    let pki = pki();
+    let mut w = World::new(base_config(&pki).pcscf("pcscf.ims.test:5062"));
+    w.connect = vec![ConnectMode::Refuse, ConnectMode::Refuse];
+    w.start_registration();
+    assert_eq!(w.state(), UeState::BackingOff);
+    assert_eq!(connecting_times(&w).len(), 2);
+    assert!(in_window(backoff_delays(&w)[0], 30, 60));
+    w.connect[0] = ConnectMode::Accept;
+    assert!(w.run_until(S(61), |w| w.state() == UeState::Registered));
+}
+
+// ----- invariant 4: certificate failure -------------------------------------------------
+
+#[test]
+fn a_rejected_certificate_puts_the_alert_on_the_wire_then_closes_and_never_retries() {
+    let mut w = World::with(
+        base_config(&pki()),
+        CertKind::Expired,
+        TlsVersions::Both,
+        RegistrarConfig::default(),
+    );
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Closed);
+    let flow = w.closed[0];
+    let Some((_, Event::CertificateRejected { failure, .. })) = w.last("certificate_rejected")
+    else {
+        panic!("{:?}", w.codes())
+    };
+    assert_eq!(failure.certificate().unwrap().code(), "expired");
+    assert_eq!(
+        failure.alert_sent,
+        Some(AlertDescription::CertificateExpired)
+    );
+    let Some((
+        _,
+        Event::RegistrationFailed {
+            reason, retrying, ..
+        },
+    )) = w.last("registration_failed")
+    else {
+        unreachable!()
+    };
+    assert_eq!(*reason, FailureReason::Certificate);
+    assert!(!retrying);
+    // The server received the alert before the connection closed.
+    let (_, core) = w.finished.iter().find(|(f, _)| *f == flow).unwrap();
+    assert!(core.observations().contains(&Observation::AlertReceived {
+        description: AlertDescription::CertificateExpired
+    }));
+    // Nothing is scheduled: no automatic retry, ever.
+    assert_eq!(w.ue.next_timeout(), None);
+    w.advance(S(86_400));
+    assert_eq!(connecting_times(&w).len(), 1);
+    assert!(w.ue.profile().sessions().is_empty());
+    assert!(w.ue.binding().is_none(), "identities were dropped");
+    // Only an explicit new registration tries again.
+    w.set_server(CertKind::Good, TlsVersions::Both, false);
+    w.register();
+}
+
+#[test]
+fn every_certificate_failure_kind_reaches_the_app_with_its_reason_and_alert() {
+    for (kind, code, alert) in [
+        (
+            CertKind::NotYetValid,
+            "not_yet_valid",
+            AlertDescription::CertificateExpired,
+        ),
+        (
+            CertKind::WrongName,
+            "name_mismatch",
+            AlertDescription::BadCertificate,
+        ),
+        (
+            CertKind::UnknownCa,
+            "unknown_issuer",
+            AlertDescription::UnknownCA,
+        ),
+        (
+            CertKind::ClientAuthEkuOnly,
+            "wrong_usage",
+            AlertDescription::UnsupportedCertificate,
+        ),
+    ] {
+        let mut w = World::with(
+            base_config(&pki()),
+            kind,
+            TlsVersions::Both,
+            RegistrarConfig::default(),
+        );
+        w.start_registration();
+        let Some((_, Event::CertificateRejected { failure, .. })) = w.last("certificate_rejected")
+        else {
+            panic!("{kind:?}: {:?}", w.codes())
+        };
+        assert_eq!(failure.certificate().unwrap().code(), code, "{kind:?}");
+        assert_eq!(failure.alert_sent, Some(alert), "{kind:?}");
+        let (_, core) = &w.finished[0];
+        assert!(
+            core.observations()
+                .contains(&Observation::AlertReceived { description: alert }),
+            "{kind:?}: {:?}",
+            core.observations()
+        );
+        assert_eq!(w.state(), UeState::Closed);
+    }
+}
+
+// ----- invariant 5: registration errors -------------------------------------------------
+
+#[test]
+fn a_403_closes_the_flow_deletes_the_session_and_stops() {
+    let mut registrar = RegistrarConfig::default();
+    registrar.reject_all_with = Some(403);
+    let mut w = World::with(
+        base_config(&pki()),
+        CertKind::Good,
+        TlsVersions::Both,
+        registrar,
+    );
+    w.start_registration();
+    let Some((
+        _,
+        Event::RegistrationFailed {
+            status,
+            reason,
+            retrying,
+        },
+    )) = w.last("registration_failed")
+    else {
+        panic!("{:?}", w.codes())
+    };
+    assert_eq!(
+        (*status, reason, *retrying),
+        (Some(403), &FailureReason::Rejected, false)
+    );
+    assert_eq!(w.state(), UeState::Closed);
+    assert_eq!(w.closed.len(), 1);
+    assert!(
+        w.ue.profile().sessions().is_empty(),
+        "O.3.1.1: session deleted"
+    );
+    assert_eq!(w.ue.next_timeout(), None);
+}
+
+#[test]
+fn a_stale_challenge_is_retried_on_the_same_flow() {
+    let mut w = world();
+    w.registrar.set_stale_next();
+    w.register();
+    let stale: Vec<bool> = w
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Challenged { stale, .. } => Some(*stale),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stale, vec![false, true]);
+    assert_eq!(connecting_times(&w).len(), 1, "O.3.1.3: same flow");
+    let Some((_, Event::RegisterNow { reason, .. })) = w
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::RegisterNow { .. }))
+        .nth(2)
+    else {
+        unreachable!()
+    };
+    assert_eq!(*reason, RegisterReason::Challenge { stale: true });
+}
+
+#[test]
+fn a_503_with_retry_after_backs_off_at_least_that_long_then_retries() {
+    let mut registrar = RegistrarConfig::default();
+    registrar.reject_all_with = Some(503);
+    registrar.retry_after = Some(300);
+    let mut w = World::with(
+        base_config(&pki()),
+        CertKind::Good,
+        TlsVersions::Both,
+        registrar,
+    );
+    w.start_registration();
+    let Some((
+        _,
+        Event::RegistrationFailed {
+            status: Some(503),
+            retrying: true,
+            ..
+        },
+    )) = w.last("registration_failed")
+    else {
+        panic!("{:?}", w.codes())
+    };
+    assert_eq!(w.state(), UeState::BackingOff);
+    assert!(backoff_delays(&w)[0] >= S(300));
+    assert!(w.ue.profile().sessions().is_empty());
+    w.registrar.set_reject_all_with(None);
+    assert!(w.run_until(S(400), |w| w.state() == UeState::Registered));
+    assert!(w.elapsed() >= S(300));
+}
+
+#[test]
+fn an_unanswered_register_fails_the_procedure_after_timer_f_and_a_new_one_follows() {
+    let mut w = world();
+    // The P-CSCF answers the first REGISTER (401) and then goes silent.
+    w.peer_answer_limit = Some(1);
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Registering);
+    w.advance(S(31));
+    assert_eq!(w.state(), UeState::Registering);
+    w.advance(S(1));
+    let Some((
+        at,
+        Event::RegistrationFailed {
+            reason,
+            retrying,
+            status,
+        },
+    )) = w.last("registration_failed")
+    else {
+        panic!("{:?}", w.codes())
+    };
+    assert_eq!(
+        (*at, reason, *retrying, *status),
+        (S(32), &FailureReason::Timeout, true, None)
+    );
+    assert_eq!(w.state(), UeState::BackingOff);
+    w.peer_answer_limit = None;
+    assert!(w.run_until(S(200), |w| w.state() == UeState::Registered));
+    assert_eq!(connecting_times(&w).len(), 2);
+}
+
+#[test]
+fn a_stack_that_never_sends_register_is_bounded_too() {
+    let mut w = world();
+    w.stack_mode = StackMode::Silent;
+    w.start_registration();
+    assert_eq!(w.state(), UeState::AwaitingRegister);
+    w.advance(S(32));
+    assert_eq!(w.state(), UeState::BackingOff);
+    assert_eq!(w.count("registration_failed"), 1);
+}
+
+// ----- invariant 6: re-registration -----------------------------------------------------
+
+fn refresh_times(w: &World) -> Vec<Duration> {
+    w.events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            Event::RegisterNow {
+                reason: RegisterReason::Refresh,
+                ..
+            } => Some(*t),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_3600s_registration_is_refreshed_600s_before_expiry_on_the_same_flow() {
+    let mut w = registered_world();
+    let flow = w.ue.current_flow();
+    w.advance(S(2999));
+    assert!(refresh_times(&w).is_empty());
+    w.advance(S(1));
+    assert_eq!(refresh_times(&w), vec![S(3000)]);
+    assert_eq!(w.state(), UeState::Registered);
+    assert_eq!(w.ue.current_flow(), flow, "O.4.3: over the existing flow");
+    assert_eq!(connecting_times(&w).len(), 1);
+    let Some((at, Event::Registered { .. })) = w.last("registered") else {
+        unreachable!()
+    };
+    assert_eq!(*at, S(3000));
+    w.advance(S(3000));
+    assert_eq!(refresh_times(&w), vec![S(3000), S(6000)]);
+}
+
+#[test]
+fn a_1200s_registration_is_refreshed_at_half_time() {
+    let mut w = world();
+    w.ua = Ua::new(UaConfig {
+        expires: 1200,
+        ..UaConfig::default()
+    });
+    w.register();
+    let Some((
+        _,
+        Event::Registered {
+            expires,
+            refresh_in,
+            ..
+        },
+    )) = w.last("registered")
+    else {
+        unreachable!()
+    };
+    assert_eq!((*expires, *refresh_in), (S(1200), S(600)));
+    w.advance(S(600));
+    assert_eq!(refresh_times(&w), vec![S(600)]);
+}
+
+#[test]
+fn an_unanswered_reregister_means_a_new_flow_and_a_fresh_registration() {
+    let pki = pki();
+    let mut w = World::new(base_config(&pki).keepalive(KeepAlive {
+        enabled: false,
+        ..KeepAlive::default()
+    }));
+    w.register();
+    let old = w.ue.current_flow().unwrap();
+    w.peer().set_answer_limit(Some(0));
+    w.advance(S(3000));
+    assert_eq!(refresh_times(&w), vec![S(3000)]);
+    w.advance(S(32));
+    let Some((at, Event::ConnectionLost { reason, .. })) = w.last("connection_lost") else {
+        panic!("{:?}", w.codes())
+    };
+    assert_eq!((*at, reason), (S(3032), &LossReason::RefreshTimeout));
+    assert_eq!(*connecting_times(&w).last().unwrap(), S(3032));
+    assert_ne!(w.ue.current_flow(), Some(old));
+    assert_eq!(w.state(), UeState::Registered);
+}
+
+// ----- invariant 7: keep-alive ----------------------------------------------------------
+
+#[test]
+fn keepalives_go_every_95_to_120_s_without_a_flow_timer() {
+    let mut w = registered_world();
+    w.advance(S(1000));
+    let pings = w.times("keepalive_sent");
+    assert_eq!(pings[0], S(0), "first ping right after registering");
+    for pair in pings.windows(2) {
+        assert!(in_window(pair[1] - pair[0], 95, 120), "{pings:?}");
+    }
+    assert_eq!(w.count("pong_received"), pings.len());
+    assert_eq!(w.ue.consecutive_failures(), 0);
+}
+
+#[test]
+fn keepalives_follow_80_to_100_percent_of_the_flow_timer() {
+    let mut registrar = RegistrarConfig::default();
+    registrar.flow_timer = Some(50);
+    let mut w = World::with(
+        base_config(&pki()),
+        CertKind::Good,
+        TlsVersions::Both,
+        registrar,
+    );
+    w.register();
+    w.advance(S(500));
+    let pings = w.times("keepalive_sent");
+    assert!(pings.len() >= 6);
+    for pair in pings.windows(2) {
+        assert!(in_window(pair[1] - pair[0], 40, 50), "{pings:?}");
+    }
+}
+
+#[test]
+fn battery_saving_stretches_keepalives_to_672_840_s() {
+    let pki = pki();
+    let mut w = World::new(base_config(&pki).keepalive(KeepAlive {
+        battery_saving: true,
+        ..KeepAlive::default()
+    }));
+    w.register();
+    w.advance(S(2000));
+    let pings = w.times("keepalive_sent");
+    for pair in pings.windows(2) {
+        assert!(in_window(pair[1] - pair[0], 672, 840), "{pings:?}");
+    }
+}
+
+#[test]
+fn a_pong_missing_for_10_s_fails_the_flow() {
+    let mut w = registered_world();
+    w.silence_current();
+    w.advance(S(200));
+    let pings = w.times("keepalive_sent");
+    let Some((lost_at, Event::ConnectionLost { reason, .. })) = w
+        .events
+        .iter()
+        .find(|(_, e)| matches!(e, Event::ConnectionLost { .. }))
+    else {
+        panic!("{:?}", w.codes())
+    };
+    assert_eq!(reason, &LossReason::PongTimeout);
+    assert_eq!(*lost_at, pings[1] + S(10));
+    assert_eq!(connecting_times(&w)[1], *lost_at, "new flow at once");
+}
+
+#[test]
+fn pcscf_pings_are_answered_with_pongs() {
+    let mut w = registered_world();
+    w.peer().send_ping();
+    w.pump();
+    assert_eq!(w.count("ping_answered"), 1);
+    assert!(w.peer().observations().contains(&Observation::PongReceived));
+}
+
+// ----- invariant 8: network change ------------------------------------------------------
+
+impl NetworkChange for World {
+    fn network_changed_now(&mut self) {
+        self.ue.network_changed(self.now).unwrap();
+        self.pump();
+    }
+}
+
+trait NetworkChange {
+    fn network_changed_now(&mut self);
+}
+
+#[test]
+fn a_network_change_tears_the_flow_down_and_registers_again_at_once() {
+    let mut w = registered_world();
+    w.advance(S(10));
+    let old = w.ue.current_flow().unwrap();
+    w.network_changed_now();
+    let Some((at, Event::ConnectionLost { reason, .. })) = w.last("connection_lost") else {
+        panic!()
+    };
+    assert_eq!((*at, reason), (S(10), &LossReason::NetworkChanged));
+    assert!(w.closed.contains(&old));
+    assert_eq!(connecting_times(&w), vec![S(0), S(10)]);
+    assert_eq!(w.state(), UeState::Registered);
+}
+
+#[test]
+fn a_network_change_cuts_a_back_off_short() {
+    let mut w = world();
+    w.connect[0] = ConnectMode::Refuse;
+    w.start_registration();
+    assert_eq!(w.state(), UeState::BackingOff);
+    w.connect[0] = ConnectMode::Accept;
+    w.advance(S(5));
+    w.network_changed_now();
+    assert_eq!(w.state(), UeState::Registered);
+    assert_eq!(w.elapsed(), S(5));
+}
+
+// ----- invariant 9: bounded waits -------------------------------------------------------
+
+#[test]
+fn connect_and_handshake_waits_are_bounded() {
+    let pki = pki();
+    let mut w = World::new(
+        base_config(&pki)
+            .connect_timeout(S(7))
+            .handshake_timeout(S(9)),
+    );
+    w.connect[0] = ConnectMode::Blackhole;
+    w.start_registration();
+    w.advance(S(7));
+    assert_eq!(w.times("connect_failed"), vec![S(7)]);
+    assert_eq!(w.state(), UeState::BackingOff);
+
+    let mut w = World::new(base_config(&pki).handshake_timeout(S(9)));
+    w.connect[0] = ConnectMode::AcceptSilent;
+    w.start_registration();
+    w.advance(S(9));
+    let Some((at, Event::TlsFailed { failure, .. })) = w.last("tls_failed") else {
+        panic!("{:?}", w.codes())
+    };
+    assert_eq!(*at, S(9));
+    assert!(failure.to_string().contains("timed out"));
+    assert_eq!(w.state(), UeState::BackingOff);
+}
+
+// ----- rekey, de-registration ----------------------------------------------------------
+
+#[test]
+fn rekey_on_tls13_uses_key_update_on_the_same_flow() {
+    let mut w = registered_world();
+    let flow = w.ue.current_flow();
+    w.ue.rekey(w.now).unwrap();
+    w.pump();
+    let Some((_, Event::Rekeyed { method, .. })) = w.last("rekeyed") else {
+        panic!()
+    };
+    assert_eq!(*method, RekeyMethod::KeyUpdate);
+    assert_eq!(w.ue.current_flow(), flow);
+    // The flow still works under the new keys.
+    let message = w.ua.request("MESSAGE", "sip:bob@ims.test", b"after rekey");
+    w.ue.send_sip(w.now, &message).unwrap();
+    w.pump();
+    assert!(w.peer().observations().contains(&Observation::RequestSeen {
+        method: "MESSAGE".into()
+    }));
+    assert_eq!(w.state(), UeState::Registered);
+}
+
+#[test]
+fn rekey_on_tls12_opens_a_new_flow_and_registers_again() {
+    let mut w = World::with(
+        base_config(&pki()),
+        CertKind::Good,
+        TlsVersions::Tls12Only,
+        RegistrarConfig::default(),
+    );
+    w.register();
+    let old = w.ue.current_flow();
+    w.ue.rekey(w.now).unwrap();
+    w.pump();
+    let Some((_, Event::Rekeyed { method, .. })) = w.last("rekeyed") else {
+        panic!()
+    };
+    assert_eq!(*method, RekeyMethod::NewFlow);
+    assert_ne!(w.ue.current_flow(), old);
+    assert_eq!(w.state(), UeState::Registered);
+}
+
+#[test]
+fn rekey_before_registration_is_refused() {
+    let mut w = world();
+    assert!(matches!(w.ue.rekey(w.now), Err(UeError::WrongState { .. })));
+}
+
+#[test]
+fn deregistration_sends_expires_0_and_closes_the_flow() {
+    let mut w = registered_world();
+    let flow = w.ue.current_flow().unwrap();
+    w.ue.deregister(w.now).unwrap();
+    w.pump();
+    assert_eq!(w.state(), UeState::Idle);
+    assert_eq!(w.count("deregistered"), 1);
+    assert!(w.closed.contains(&flow));
+    assert!(!w.registrar.is_registered(&UaConfig::default().impu));
+    assert!(w.ue.binding().is_none());
+    assert_eq!(w.ue.next_timeout(), None);
+}
+
+#[test]
+fn deregistering_an_incomplete_procedure_just_tears_it_down() {
+    let mut w = world();
+    w.connect[0] = ConnectMode::Blackhole;
+    w.start_registration();
+    w.ue.deregister(w.now).unwrap();
+    w.pump();
+    assert_eq!(w.state(), UeState::Idle);
+    assert_eq!(superseded(&w).state, UeState::Connecting);
+}
+
+#[test]
+fn misuse_is_refused_without_changing_state() {
+    let mut w = world();
+    assert!(matches!(
+        w.ue.registration_succeeded(w.now, S(60), None),
+        Err(UeError::WrongState { .. })
+    ));
+    assert!(matches!(
+        w.ue.registration_challenged(w.now, false),
+        Err(UeError::WrongState { .. })
+    ));
+    assert!(matches!(
+        w.ue.registration_failed(w.now, 200, None),
+        Err(UeError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        w.ue.deregister(w.now),
+        Err(UeError::WrongState { .. })
+    ));
+    assert!(matches!(
+        w.ue.receive(w.now, imstls::FlowId(99), b"x"),
+        Err(UeError::UnknownFlow(_))
+    ));
+    assert_eq!(w.state(), UeState::Idle);
+    w.register();
+    assert!(matches!(
+        w.ue.registration_succeeded(w.now, Duration::ZERO, None),
+        Err(UeError::WrongState { .. })
+    ));
 }

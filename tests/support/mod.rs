@@ -39,6 +39,19 @@ pub enum ConnectMode {
     Refuse,
     /// Never answers: only imstls's connect timeout ends the attempt.
     Blackhole,
+    /// TCP is accepted but the TLS peer never answers (a silent handshake).
+    AcceptSilent,
+}
+
+/// How the harness plays the SIP stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackMode {
+    /// Sends REGISTER when told, reports every answer.
+    Auto,
+    /// Ignores RegisterNow after a challenge (a stack stuck after the 401).
+    HoldAfterChallenge,
+    /// Ignores every RegisterNow.
+    Silent,
 }
 
 pub struct Peer {
@@ -68,6 +81,12 @@ pub struct World {
     pub input_errors: Vec<String>,
     /// Check the engine invariants after every step.
     pub check_invariants: bool,
+    pub stack_mode: StackMode,
+    /// Applied to every new simulated connection: answer at most this many SIP requests
+    /// (pings are not answered past it either).
+    pub peer_answer_limit: Option<usize>,
+    /// Peers whose flow the UE closed, kept for inspection.
+    pub finished: Vec<(FlowId, PcscfCore)>,
 }
 
 pub fn identity() -> Identity {
@@ -119,6 +138,9 @@ impl World {
             auto_stack: true,
             input_errors: Vec::new(),
             check_invariants: true,
+            stack_mode: StackMode::Auto,
+            peer_answer_limit: None,
+            finished: Vec::new(),
         }
     }
 
@@ -177,6 +199,7 @@ impl World {
                         self.closed.push(flow);
                         if let Some(mut peer) = self.peers.remove(&flow) {
                             peer.core.transport_eof();
+                            self.finished.push((flow, peer.core));
                         }
                     }
                     Output::Event(event) => {
@@ -218,16 +241,19 @@ impl World {
 
     fn on_connect(&mut self, flow: FlowId, candidate: usize) {
         match self.connect[candidate] {
-            ConnectMode::Accept => {
-                let core =
+            ConnectMode::Accept | ConnectMode::AcceptSilent => {
+                let mut core =
                     PcscfCore::new(self.server.clone(), self.registrar.clone(), flow.0).unwrap();
-                self.peers.insert(
-                    flow,
-                    Peer {
-                        core,
-                        eof_sent: false,
-                    },
-                );
+                core.set_answer_limit(self.peer_answer_limit);
+                if self.connect[candidate] == ConnectMode::Accept {
+                    self.peers.insert(
+                        flow,
+                        Peer {
+                            core,
+                            eof_sent: false,
+                        },
+                    );
+                }
                 let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
                 let remote: SocketAddr = "127.0.0.1:5061".parse().unwrap();
                 let r = self.ue.connected(self.now, flow, Some(local), Some(remote));
@@ -247,6 +273,17 @@ impl World {
         if self.auto_stack {
             match &event {
                 Event::RegisterNow { reason, .. } => {
+                    let hold = match self.stack_mode {
+                        StackMode::Auto => false,
+                        StackMode::Silent => true,
+                        StackMode::HoldAfterChallenge => {
+                            matches!(reason, RegisterReason::Challenge { .. })
+                        }
+                    };
+                    if hold {
+                        self.events.push((self.elapsed(), event));
+                        return;
+                    }
                     let request = match reason {
                         RegisterReason::Deregister => self.ua.next_deregister(),
                         RegisterReason::Challenge { .. } | RegisterReason::Refresh => {
@@ -356,6 +393,48 @@ impl World {
             self.note("transport_closed", r);
             self.pump();
         }
+    }
+
+    /// The connection ends without close_notify (FIN only).
+    pub fn eof_current(&mut self) {
+        if let Some(flow) = self.ue.current_flow() {
+            self.peers.remove(&flow);
+            let r = self
+                .ue
+                .transport_closed(self.now, flow, TransportClosure::Eof);
+            self.note("transport_closed", r);
+            self.pump();
+        }
+    }
+
+    /// The current simulated P-CSCF connection.
+    pub fn peer(&mut self) -> &mut PcscfCore {
+        let flow = self.ue.current_flow().expect("a current flow");
+        &mut self.peers.get_mut(&flow).expect("a live peer").core
+    }
+
+    /// Delivers what the current peer has queued after `tamper` changed it.
+    pub fn deliver_tampered(&mut self, tamper: impl FnOnce(&mut Vec<u8>)) {
+        let flow = self.ue.current_flow().expect("a current flow");
+        let mut bytes = self.peers.get_mut(&flow).unwrap().core.take_output();
+        tamper(&mut bytes);
+        let r = self.ue.receive(self.now, flow, &bytes);
+        self.note("receive", r);
+        self.pump();
+    }
+
+    /// Times (since start) of every event with this code.
+    pub fn times(&self, code: &str) -> Vec<Duration> {
+        self.events
+            .iter()
+            .filter(|(_, e)| e.code() == code)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    /// Events from index `from` on.
+    pub fn codes_from(&self, from: usize) -> Vec<&'static str> {
+        self.events[from..].iter().map(|(_, e)| e.code()).collect()
     }
 
     /// The P-CSCF stops answering on the current connection (keeps the socket open).
