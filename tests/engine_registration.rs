@@ -592,8 +592,10 @@ fn every_certificate_failure_kind_reaches_the_app_with_its_reason_and_alert() {
 
 #[test]
 fn a_403_closes_the_flow_deletes_the_session_and_stops() {
-    let mut registrar = RegistrarConfig::default();
-    registrar.reject_all_with = Some(403);
+    let registrar = RegistrarConfig {
+        reject_all_with: Some(403),
+        ..RegistrarConfig::default()
+    };
     let mut w = World::with(
         base_config(&pki()),
         CertKind::Good,
@@ -653,9 +655,11 @@ fn a_stale_challenge_is_retried_on_the_same_flow() {
 
 #[test]
 fn a_503_with_retry_after_backs_off_at_least_that_long_then_retries() {
-    let mut registrar = RegistrarConfig::default();
-    registrar.reject_all_with = Some(503);
-    registrar.retry_after = Some(300);
+    let registrar = RegistrarConfig {
+        reject_all_with: Some(503),
+        retry_after: Some(300),
+        ..RegistrarConfig::default()
+    };
     let mut w = World::with(
         base_config(&pki()),
         CertKind::Good,
@@ -821,8 +825,10 @@ fn keepalives_go_every_95_to_120_s_without_a_flow_timer() {
 
 #[test]
 fn keepalives_follow_80_to_100_percent_of_the_flow_timer() {
-    let mut registrar = RegistrarConfig::default();
-    registrar.flow_timer = Some(50);
+    let registrar = RegistrarConfig {
+        flow_timer: Some(50),
+        ..RegistrarConfig::default()
+    };
     let mut w = World::with(
         base_config(&pki()),
         CertKind::Good,
@@ -1052,4 +1058,39 @@ fn misuse_is_refused_without_changing_state() {
         w.ue.registration_succeeded(w.now, Duration::ZERO, None),
         Err(UeError::WrongState { .. })
     ));
+}
+
+#[test]
+fn a_queued_register_now_for_a_superseded_flow_is_withdrawn() {
+    // The harness records events without acting as the stack.
+    let mut w2 = world();
+    w2.auto_stack = false;
+    w2.ue
+        .start_registration(w2.now, support::identity())
+        .unwrap();
+    w2.pump(); // connect + TLS; RegisterNow(initial) recorded but not acted on
+    let flow = w2.ue.current_flow().unwrap();
+    assert!(w2
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::RegisterNow { flow: f, .. } if *f == flow)));
+    // Queue a fresh RegisterNow by a challenge report, then supersede before polling.
+    let register = {
+        w2.ua.new_registration();
+        w2.ua.next_register()
+    };
+    w2.ue.send_sip(w2.now, &register).unwrap();
+    w2.ue.registration_challenged(w2.now, false).unwrap();
+    w2.ue
+        .start_registration(w2.now, support::identity())
+        .unwrap();
+    loop {
+        match w2.ue.poll_output() {
+            imstls::Output::Event(Event::RegisterNow { flow: f, .. }) => {
+                assert_ne!(f, flow, "an instruction for the closed flow leaked")
+            }
+            imstls::Output::Timeout(_) => break,
+            _ => {}
+        }
+    }
 }

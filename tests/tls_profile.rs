@@ -461,7 +461,7 @@ fn a_session_resumes_within_its_lifetime_only() {
                 .resumed
         );
         assert!(
-            profile.sessions().len() > 0,
+            !profile.sessions().is_empty(),
             "{versions:?}: a session was stored"
         );
         assert!(

@@ -25,6 +25,7 @@ impl fmt::Display for FlowId {
 
 /// One thing for the caller to do, from [`crate::Ue::poll_output`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Output {
     /// Open a TCP connection to this candidate, then report
     /// [`connected`](crate::Ue::connected) or [`connect_failed`](crate::Ue::connect_failed).
@@ -525,7 +526,7 @@ impl fmt::Display for Event {
             ),
             Self::Superseded { abandoned } => write!(
                 f,
-                "superseded an incomplete registration in {:?}: {} session(s) purged, {} byte(s) dropped",
+                "superseded the registration in {:?}: {} session(s) purged, {} byte(s) dropped",
                 abandoned.state, abandoned.purged_sessions, abandoned.dropped_bytes
             ),
             Self::RegistrationFailed {

@@ -955,6 +955,10 @@ impl Ue {
     /// whatever is already queued for it (a fatal alert stays ahead of the Close).
     fn close_flow(&mut self, graceful: bool) -> Option<FlowId> {
         let mut flow = self.flow.take()?;
+        // A queued "send REGISTER on this flow" can no longer be acted on.
+        self.outputs.retain(
+            |o| !matches!(o, Output::Event(Event::RegisterNow { flow: f, .. }) if *f == flow.id),
+        );
         if let Some(tls) = flow.tls.as_mut() {
             if graceful {
                 tls.close();

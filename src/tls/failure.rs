@@ -142,6 +142,10 @@ impl CertificateFailure {
     }
 }
 
+fn utc(seconds: u64) -> String {
+    crate::x509::format_utc(i64::try_from(seconds).unwrap_or(i64::MAX))
+}
+
 fn server_name_text(name: &rustls::pki_types::ServerName<'_>) -> String {
     match name {
         rustls::pki_types::ServerName::DnsName(d) => d.as_ref().to_owned(),
@@ -154,11 +158,11 @@ impl fmt::Display for CertificateFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Expired { not_after, .. } => match not_after {
-                Some(t) => write!(f, "certificate expired (notAfter {t})"),
+                Some(t) => write!(f, "certificate expired (notAfter {})", utc(*t)),
                 None => write!(f, "certificate expired"),
             },
             Self::NotYetValid { not_before, .. } => match not_before {
-                Some(t) => write!(f, "certificate not yet valid (notBefore {t})"),
+                Some(t) => write!(f, "certificate not yet valid (notBefore {})", utc(*t)),
                 None => write!(f, "certificate not yet valid"),
             },
             Self::UnknownIssuer => write!(f, "certificate issuer is not trusted"),

@@ -206,6 +206,7 @@ impl World {
                         moved = true;
                         self.on_event(event);
                     }
+                    other => panic!("unknown output {other:?}"),
                 }
             }
             let flows: Vec<FlowId> = self.peers.keys().copied().collect();
