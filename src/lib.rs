@@ -93,7 +93,8 @@ pub use config::{
 };
 pub use engine::{
     Abandoned, Binding, ConformanceEntry, Event, FailureReason, FlowId, Identity, LossReason,
-    Output, RegisterReason, RekeyMethod, TransportClosure, TransportError, Ue, UeError, UeState,
+    Output, RegisterKind, RegisterReason, RekeyMethod, TransportClosure, TransportError, Ue,
+    UeError, UeState,
 };
 pub use profile::{crypto_provider_name, TlsProfile};
 pub use rustls::AlertDescription;

@@ -239,6 +239,28 @@ pub struct Abandoned {
     pub dropped_bytes: usize,
 }
 
+/// What a REGISTER that went out does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterKind {
+    /// Part of a registration procedure (initial, after a challenge, or after a loss).
+    Register,
+    /// Refreshes an existing registration on its flow (O.4.3).
+    Refresh,
+    /// Removes the registration (Expires: 0).
+    Deregister,
+}
+
+impl RegisterKind {
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Refresh => "refresh",
+            Self::Deregister => "deregister",
+        }
+    }
+}
+
 /// How keys were refreshed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RekeyMethod {
@@ -311,8 +333,8 @@ pub enum Event {
     Registering {
         /// The flow.
         flow: FlowId,
-        /// A refresh of an existing registration.
-        refresh: bool,
+        /// Registration, refresh or de-registration.
+        kind: RegisterKind,
     },
     /// The stack reported a 401/407; the next REGISTER goes on the same flow.
     Challenged {
@@ -498,11 +520,9 @@ impl fmt::Display for Event {
             Self::RegisterNow { flow, reason } => {
                 write!(f, "{flow}: send REGISTER ({})", reason.code())
             }
-            Self::Registering { flow, refresh } => write!(
-                f,
-                "{flow}: REGISTER sent{}",
-                if *refresh { " (refresh)" } else { "" }
-            ),
+            Self::Registering { flow, kind } => {
+                write!(f, "{flow}: REGISTER sent ({})", kind.code())
+            }
             Self::Challenged { flow, stale } => write!(
                 f,
                 "{flow}: challenged{}",

@@ -28,7 +28,7 @@ use log::{debug, info, warn};
 pub use error::UeError;
 pub use event::{
     Abandoned, Binding, ConformanceEntry, Event, FailureReason, FlowId, LossReason, Output,
-    RegisterReason, RekeyMethod, TransportClosure, TransportError,
+    RegisterKind, RegisterReason, RekeyMethod, TransportClosure, TransportError,
 };
 pub use identity::Identity;
 
@@ -326,7 +326,7 @@ impl Ue {
                 };
                 self.emit_for_flow(|flow| Event::Registering {
                     flow,
-                    refresh: false,
+                    kind: RegisterKind::Register,
                 });
             }
             State::AwaitingRegister { .. } => return Err(UeError::RegisterFirst),
@@ -347,7 +347,7 @@ impl Ue {
                 if let Some(flow) = flow_id {
                     self.emit(Event::Registering {
                         flow,
-                        refresh: true,
+                        kind: RegisterKind::Refresh,
                     });
                 }
             }
@@ -360,7 +360,7 @@ impl Ue {
                 };
                 self.emit_for_flow(|flow| Event::Registering {
                     flow,
-                    refresh: true,
+                    kind: RegisterKind::Deregister,
                 });
             }
             State::Deregistering { .. } if is_register => return Err(UeError::RegisterInFlight),

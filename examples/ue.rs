@@ -1,0 +1,363 @@
+//! `ue`: register to any P-CSCF over Annex O TLS, with a small SIP UA playing the stack
+//! (REGISTER with RFC 7616 Digest MD5/SHA-256, qop=auth or none, stale=true; Contact with
+//! `+sip.instance` and `reg-id`; `Supported: outbound, path`; Via `SIP/2.0/TLS`).
+//!
+//! ```text
+//! cargo run --release --example ue -- --pcscf HOST:PORT [--pcscf ...] [--server-name FQDN]
+//!     [--ca FILE.pem ...] [--pin SPKI_SHA256_BASE64] --impi ID --impu URI [--impu ...]
+//!     --password SECRET [--expires SECS] [--tls13-only] [--hold SECS] [--json]
+//! ```
+//!
+//! `--hold N` stays registered N seconds (refreshing, recovering from loss), then
+//! de-registers. `--json` prints one JSON object per line per event, each with `event` and
+//! `t_ms`. Exit codes: 0 success, 1 registration rejected, 2 usage or configuration error,
+//! 3 P-CSCF certificate rejected, 4 other TLS failure, 5 connect failure or timeout.
+//! Identities and the password are never printed.
+
+#[path = "support/link.rs"]
+mod link;
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use imstls::{
+    alert_name, Event, FailureReason, Identity, TlsVersions, TrustSource, Ue, UeConfig, UeState,
+};
+use imstls_testkit::ua::{Ua, UaConfig};
+use link::Link;
+
+const USAGE: &str =
+    "usage: ue --pcscf HOST:PORT [--pcscf ...] [--server-name FQDN] [--ca FILE.pem ...]
+          [--pin SPKI_SHA256_BASE64] --impi ID --impu URI [--impu ...] --password SECRET
+          [--expires SECS] [--tls13-only] [--hold SECS] [--json]";
+
+/// How long the first registration may take before giving up (exit 5).
+const REGISTER_DEADLINE: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct Args {
+    pcscf: Vec<String>,
+    server_name: Option<String>,
+    ca: Vec<String>,
+    pins: Vec<String>,
+    impi: Option<String>,
+    impus: Vec<String>,
+    password: Option<String>,
+    expires: u32,
+    tls13_only: bool,
+    hold: u64,
+    json: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        expires: 3600,
+        ..Args::default()
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--pcscf" => args.pcscf.push(value()?),
+            "--server-name" => args.server_name = Some(value()?),
+            "--ca" => args.ca.push(value()?),
+            "--pin" => args.pins.push(value()?),
+            "--impi" => args.impi = Some(value()?),
+            "--impu" => args.impus.push(value()?),
+            "--password" => args.password = Some(value()?),
+            "--expires" => {
+                args.expires = value()?
+                    .parse()
+                    .ok()
+                    .filter(|e| *e > 0)
+                    .ok_or("--expires takes a positive number of seconds")?
+            }
+            "--hold" => {
+                args.hold = value()?
+                    .parse()
+                    .map_err(|_| "--hold takes a number of seconds")?
+            }
+            "--tls13-only" => args.tls13_only = true,
+            "--json" => args.json = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.pcscf.is_empty() {
+        return Err("--pcscf is required".into());
+    }
+    if args.impi.is_none() || args.impus.is_empty() || args.password.is_none() {
+        return Err("--impi, --impu and --password are required".into());
+    }
+    Ok(args)
+}
+
+/// Prints events as JSON lines or as text; never prints identities or secrets.
+struct Printer {
+    json: bool,
+    start: Instant,
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl Printer {
+    fn print(&self, event: &Event) {
+        let t_ms = self.start.elapsed().as_millis();
+        if !self.json {
+            println!("{:>8} ms  {:<22} {event}", t_ms, event.code());
+            return;
+        }
+        let mut fields: Vec<(&str, String)> = Vec::new();
+        let s = |v: &str| json_string(v);
+        match event {
+            Event::Connecting {
+                target, attempt, ..
+            } => {
+                fields.push(("target", s(target)));
+                fields.push(("attempt", attempt.to_string()));
+            }
+            Event::ConnectFailed { reason, .. } => fields.push(("reason", s(&reason.to_string()))),
+            Event::TlsEstablished { details, .. } => {
+                fields.push(("version", s(details.version)));
+                fields.push(("cipher_suite", s(details.cipher_suite)));
+                fields.push(("group", details.key_exchange_group.map_or("null".into(), s)));
+                fields.push(("resumed", details.resumed.to_string()));
+            }
+            Event::CertificateRejected { failure, .. } | Event::TlsFailed { failure, .. } => {
+                let alert = failure.alert_sent.or(failure.alert_received);
+                fields.push(("alert", alert.map_or("null".into(), |a| s(alert_name(a)))));
+                fields.push((
+                    "alert_sent",
+                    failure
+                        .alert_sent
+                        .map_or("null".into(), |a| s(alert_name(a))),
+                ));
+                fields.push((
+                    "alert_received",
+                    failure
+                        .alert_received
+                        .map_or("null".into(), |a| s(alert_name(a))),
+                ));
+                let reason = failure
+                    .certificate()
+                    .map_or(failure.kind.code(), |c| c.code());
+                fields.push(("reason", s(reason)));
+                fields.push(("detail", s(&failure.to_string())));
+            }
+            Event::RegisterNow { reason, .. } => fields.push(("reason", s(reason.code()))),
+            Event::Registering { kind, .. } => fields.push(("kind", s(kind.code()))),
+            Event::Challenged { stale, .. } => fields.push(("stale", stale.to_string())),
+            Event::Registered { expires, .. } => {
+                fields.push(("expires", expires.as_secs().to_string()))
+            }
+            Event::ConnectionLost {
+                reason, registered, ..
+            } => {
+                fields.push(("reason", s(reason.code())));
+                fields.push(("registered", registered.to_string()));
+            }
+            Event::BackingOff { attempt, delay } => {
+                fields.push(("attempt", attempt.to_string()));
+                fields.push(("delay_ms", delay.as_millis().to_string()));
+            }
+            Event::Superseded { abandoned } => {
+                fields.push(("state", s(&format!("{:?}", abandoned.state))));
+                fields.push(("purged_sessions", abandoned.purged_sessions.to_string()));
+                fields.push(("dropped_bytes", abandoned.dropped_bytes.to_string()));
+            }
+            Event::RegistrationFailed {
+                status,
+                reason,
+                retrying,
+            } => {
+                fields.push(("status", status.map_or("null".into(), |v| v.to_string())));
+                fields.push(("reason", s(reason.code())));
+                fields.push(("retrying", retrying.to_string()));
+            }
+            Event::SipReceived { message, .. } => fields.push(("bytes", message.len().to_string())),
+            _ => {}
+        }
+        let mut line = format!("{{\"event\":{},\"t_ms\":{t_ms}", s(event.code()));
+        for (key, value) in fields {
+            let _ = write!(line, ",\"{key}\":{value}");
+        }
+        let _ = write!(line, ",\"clause\":{}}}", s(event.clause()));
+        println!("{line}");
+    }
+}
+
+/// Why the CLI stops with a non-zero code.
+enum Stop {
+    Rejected,
+    Certificate,
+    Tls,
+    Connect,
+}
+
+impl Stop {
+    fn code(&self) -> u8 {
+        match self {
+            Stop::Rejected => 1,
+            Stop::Certificate => 3,
+            Stop::Tls => 4,
+            Stop::Connect => 5,
+        }
+    }
+}
+
+/// The outcome an event decides, if any, while trying to (stay) registered.
+fn verdict(event: &Event, ever_registered: bool) -> Option<Stop> {
+    match event {
+        Event::RegistrationFailed {
+            reason,
+            retrying: false,
+            ..
+        } => Some(match reason {
+            FailureReason::Certificate => Stop::Certificate,
+            FailureReason::Tls => Stop::Tls,
+            _ => Stop::Rejected,
+        }),
+        // Before the first registration a back-off means the P-CSCF is out of reach (or
+        // refusing with a temporary error): report it instead of waiting minutes.
+        Event::BackingOff { .. } if !ever_registered => Some(Stop::Connect),
+        _ => None,
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(why) => {
+            if !why.is_empty() {
+                eprintln!("ue: {why}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(stop) => ExitCode::from(stop.code()),
+    }
+}
+
+fn build(args: &Args) -> Result<(UeConfig, Identity, UaConfig), String> {
+    let mut builder = UeConfig::builder();
+    for pcscf in &args.pcscf {
+        builder = builder.pcscf(pcscf.clone());
+    }
+    if let Some(name) = &args.server_name {
+        builder = builder.server_name(name.clone());
+    }
+    for ca in &args.ca {
+        builder = builder.trust_anchors(TrustSource::File(ca.into()));
+    }
+    for pin in &args.pins {
+        builder = builder.spki_pin(pin.clone());
+    }
+    if args.tls13_only {
+        builder = builder.tls_versions(TlsVersions::Tls13Only);
+    }
+    let config = builder.build().map_err(|e| e.to_string())?;
+    let impi = args.impi.clone().unwrap_or_default();
+    let impus: Vec<&str> = args.impus.iter().map(String::as_str).collect();
+    let identity = Identity::new(&impi, &impus).map_err(|e| e.to_string())?;
+    // The home domain for the Request-URI comes from the first IMPU (sip:user@domain).
+    let domain = impus[0]
+        .split_once('@')
+        .map(|(_, d)| d.split([';', '>', ':']).next().unwrap_or(d))
+        .or(args.server_name.as_deref())
+        .ok_or("cannot tell the home domain from the first --impu (sip:user@domain)")?
+        .to_owned();
+    let ua = UaConfig {
+        impi,
+        impu: impus[0].to_owned(),
+        password: args.password.clone().unwrap_or_default().into(),
+        server_name: domain,
+        expires: args.expires,
+        ..UaConfig::default()
+    };
+    Ok((config, identity, ua))
+}
+
+fn run(args: Args) -> Result<(), Stop> {
+    let printer = Printer {
+        json: args.json,
+        start: Instant::now(),
+    };
+    let (config, identity, ua) = match build(&args) {
+        Ok(parts) => parts,
+        Err(why) => {
+            eprintln!("ue: {why}");
+            std::process::exit(2);
+        }
+    };
+    let ue = Ue::new(config, Instant::now()).map_err(|e| {
+        eprintln!("ue: {e}");
+        Stop::Tls
+    })?;
+    let mut link = Link::new(ue, Ua::new(ua));
+    let fail = |e: link::Error| {
+        eprintln!("ue: {e}");
+        Stop::Connect
+    };
+    link.ue
+        .start_registration(Instant::now(), identity)
+        .map_err(|e| fail(e.into()))?;
+
+    // Register (give up after REGISTER_DEADLINE), then hold.
+    let mut ever_registered = false;
+    let deadline = Instant::now() + REGISTER_DEADLINE;
+    while !ever_registered {
+        let Some(event) = link.next_event(deadline).map_err(fail)? else {
+            eprintln!("ue: not registered after {} s", REGISTER_DEADLINE.as_secs());
+            return Err(Stop::Connect);
+        };
+        printer.print(&event);
+        if let Some(stop) = verdict(&event, false) {
+            return Err(stop);
+        }
+        ever_registered = matches!(event, Event::Registered { .. });
+    }
+    let hold_until = Instant::now() + Duration::from_secs(args.hold);
+    while let Some(event) = link.next_event(hold_until).map_err(fail)? {
+        printer.print(&event);
+        if let Some(stop) = verdict(&event, true) {
+            return Err(stop);
+        }
+    }
+    if link.ue.state() != UeState::Registered {
+        eprintln!(
+            "ue: not registered when the hold ended ({:?})",
+            link.ue.state()
+        );
+        return Err(Stop::Connect);
+    }
+    link.ue
+        .deregister(Instant::now())
+        .map_err(|e| fail(e.into()))?;
+    let bye = Instant::now() + Duration::from_secs(35);
+    while let Some(event) = link.next_event(bye).map_err(fail)? {
+        printer.print(&event);
+        if matches!(event, Event::Deregistered) {
+            return Ok(());
+        }
+    }
+    eprintln!("ue: de-registration did not complete");
+    Err(Stop::Connect)
+}
