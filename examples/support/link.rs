@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use imstls::{Event, FlowId, Output, RegisterReason, TransportClosure, TransportError, Ue};
 use imstls_testkit::sip::SipMessage;
-use imstls_testkit::ua::{Ua, UaOutcome};
+use imstls_testkit::ua::Ua;
+
+#[path = "stack.rs"]
+mod stack;
 
 pub type Error = Box<dyn std::error::Error>;
 
@@ -163,17 +166,10 @@ impl Link {
         let now = Instant::now();
         match event {
             Event::RegisterNow { reason, .. } => {
-                let request = match reason {
-                    RegisterReason::Challenge { .. } if self.hold_after_challenge => return Ok(()),
-                    RegisterReason::Challenge { .. } | RegisterReason::Refresh => {
-                        self.ua.next_register()
-                    }
-                    RegisterReason::Deregister => self.ua.next_deregister(),
-                    _ => {
-                        self.ua.new_registration();
-                        self.ua.next_register()
-                    }
-                };
+                if self.hold_after_challenge && matches!(reason, RegisterReason::Challenge { .. }) {
+                    return Ok(());
+                }
+                let request = stack::register_request(&mut self.ua, *reason);
                 self.ue.send_sip(now, &request)?;
             }
             Event::SipReceived { message, .. } => {
@@ -184,31 +180,8 @@ impl Link {
                     let answer = self.ua.answer(&message, 200);
                     return Ok(self.ue.send_sip(now, &answer)?);
                 }
-                match self.ua.handle_response(&message) {
-                    UaOutcome::Challenged { stale } => {
-                        self.ue.registration_challenged(now, stale)?
-                    }
-                    UaOutcome::Registered {
-                        expires,
-                        flow_timer,
-                    } => self.ue.registration_succeeded(
-                        now,
-                        Duration::from_secs(expires.into()),
-                        flow_timer.map(|t| Duration::from_secs(t.into())),
-                    )?,
-                    UaOutcome::Deregistered => {
-                        self.ue.registration_succeeded(now, Duration::ZERO, None)?
-                    }
-                    UaOutcome::Failed {
-                        status,
-                        retry_after,
-                    } => self.ue.registration_failed(
-                        now,
-                        status,
-                        retry_after.map(|s| Duration::from_secs(s.into())),
-                    )?,
-                    _ => {}
-                }
+                let outcome = self.ua.handle_response(&message);
+                stack::report(&mut self.ue, now, outcome)?;
             }
             _ => {}
         }

@@ -5,6 +5,8 @@
 
 pub mod client_hello;
 pub mod openssl;
+#[path = "../../examples/support/stack.rs"]
+pub mod stack;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -285,16 +287,7 @@ impl World {
                         self.events.push((self.elapsed(), event));
                         return;
                     }
-                    let request = match reason {
-                        RegisterReason::Deregister => self.ua.next_deregister(),
-                        RegisterReason::Challenge { .. } | RegisterReason::Refresh => {
-                            self.ua.next_register()
-                        }
-                        _ => {
-                            self.ua.new_registration();
-                            self.ua.next_register()
-                        }
-                    };
+                    let request = stack::register_request(&mut self.ua, *reason);
                     let r = self.ue.send_sip(self.now, &request);
                     self.note("send_sip REGISTER", r);
                 }
@@ -316,28 +309,7 @@ impl World {
     }
 
     fn report(&mut self, outcome: UaOutcome) {
-        let now = self.now;
-        let r = match outcome {
-            UaOutcome::Challenged { stale } => self.ue.registration_challenged(now, stale),
-            UaOutcome::Registered {
-                expires,
-                flow_timer,
-            } => self.ue.registration_succeeded(
-                now,
-                Duration::from_secs(expires.into()),
-                flow_timer.map(|t| Duration::from_secs(t.into())),
-            ),
-            UaOutcome::Deregistered => self.ue.registration_succeeded(now, Duration::ZERO, None),
-            UaOutcome::Failed {
-                status,
-                retry_after,
-            } => self.ue.registration_failed(
-                now,
-                status,
-                retry_after.map(|s| Duration::from_secs(s.into())),
-            ),
-            _ => Ok(()),
-        };
+        let r = stack::report(&mut self.ue, self.now, outcome);
         self.note("report", r);
     }
 

@@ -1,0 +1,45 @@
+//! What a SIP stack does with the engine's instructions, with the small UA from
+//! `imstls-testkit`. Shared by the Rust examples and the test harness.
+
+use std::time::{Duration, Instant};
+
+use imstls::{RegisterReason, Ue, UeError};
+use imstls_testkit::ua::{Ua, UaOutcome};
+
+/// The REGISTER the stack sends for `reason`.
+pub fn register_request(ua: &mut Ua, reason: RegisterReason) -> Vec<u8> {
+    match reason {
+        RegisterReason::Challenge { .. } | RegisterReason::Refresh => ua.next_register(),
+        RegisterReason::Deregister => ua.next_deregister(),
+        // A new flow starts a new registration (new Call-ID, no stale credentials).
+        _ => {
+            ua.new_registration();
+            ua.next_register()
+        }
+    }
+}
+
+/// Reports what a REGISTER response meant to the engine.
+pub fn report(ue: &mut Ue, now: Instant, outcome: UaOutcome) -> Result<(), UeError> {
+    match outcome {
+        UaOutcome::Challenged { stale } => ue.registration_challenged(now, stale),
+        UaOutcome::Registered {
+            expires,
+            flow_timer,
+        } => ue.registration_succeeded(
+            now,
+            Duration::from_secs(expires.into()),
+            flow_timer.map(|t| Duration::from_secs(t.into())),
+        ),
+        UaOutcome::Deregistered => ue.registration_succeeded(now, Duration::ZERO, None),
+        UaOutcome::Failed {
+            status,
+            retry_after,
+        } => ue.registration_failed(
+            now,
+            status,
+            retry_after.map(|s| Duration::from_secs(s.into())),
+        ),
+        _ => Ok(()),
+    }
+}
