@@ -5,6 +5,7 @@
 mod support;
 
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,8 +27,18 @@ struct Kamailio {
 }
 
 impl Drop for Kamailio {
+    /// Kamailio forks workers: stop the whole process group, politely first.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
@@ -109,6 +120,7 @@ request_route {{
     std::fs::write(d.join("kamailio.cfg"), config).unwrap();
     std::fs::create_dir_all(d.join("run")).unwrap();
     let child = Command::new(kamailio)
+        .process_group(0)
         .arg("-f")
         .arg(d.join("kamailio.cfg"))
         .args(["-DD", "-E", "-m", "64", "-Y"])
