@@ -1094,3 +1094,71 @@ fn a_queued_register_now_for_a_superseded_flow_is_withdrawn() {
         }
     }
 }
+
+#[test]
+fn a_pcscf_demanding_a_client_certificate_fails_the_handshake_not_the_connection() {
+    use std::sync::Arc;
+    // TLS 1.3: the server's certificate_required alert arrives after the UE's Finished,
+    // when the handshake already looks complete on the UE side.
+    let pki = pki();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(pki.root_der()))
+        .unwrap();
+    let provider = imstls_testkit::tls::provider();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let leaf = pki.leaf(CertKind::Good);
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            leaf.chain_der
+                .into_iter()
+                .map(rustls::pki_types::CertificateDer::from)
+                .collect(),
+            rustls::pki_types::PrivateKeyDer::try_from(leaf.key_der).unwrap(),
+        )
+        .unwrap();
+    let mut w = world();
+    w.server = Arc::new(server);
+    w.start_registration();
+    let Some((_, Event::TlsFailed { failure, .. })) = w.last("tls_failed") else {
+        panic!("{:?}", w.codes())
+    };
+    assert_eq!(
+        failure.kind,
+        imstls::TlsFailureKind::ClientCertificateRequested,
+        "{failure}"
+    );
+    assert_eq!(
+        failure.alert_received,
+        Some(AlertDescription::CertificateRequired)
+    );
+    assert_eq!(w.count("connection_lost"), 0, "{:?}", w.codes());
+    assert_eq!(
+        w.state(),
+        UeState::Closed,
+        "no retry against a policy it cannot meet"
+    );
+    assert_eq!(w.count("registered"), 0);
+}
+
+#[test]
+fn a_pcscf_that_closes_before_answering_anything_fails_the_attempt() {
+    let mut w = world();
+    w.peer_answer_limit = Some(0);
+    w.stack_mode = StackMode::Silent;
+    w.start_registration();
+    assert_eq!(w.state(), UeState::AwaitingRegister);
+    w.peer().close_notify();
+    w.pump();
+    assert_eq!(w.count("connection_lost"), 0, "{:?}", w.codes());
+    assert_eq!(w.count("tls_failed"), 1, "{:?}", w.codes());
+    assert_eq!(w.state(), UeState::BackingOff);
+}

@@ -735,8 +735,10 @@ impl Ue {
                 }
                 self.process_plaintext();
                 if self.flow_tls().is_some_and(TlsFlow::is_closed) {
-                    // close_notify from the P-CSCF.
-                    if matches!(self.state, State::Handshaking { .. }) {
+                    // close_notify from the P-CSCF; before any data it ends the attempt.
+                    if matches!(self.state, State::Handshaking { .. })
+                        || !self.flow_tls().is_some_and(TlsFlow::has_received_data)
+                    {
                         let failure =
                             TlsFailure::new(TlsFailureKind::UnexpectedEof, TlsPhase::Handshake);
                         self.emit(Event::TlsFailed { flow, failure });
@@ -769,7 +771,8 @@ impl Ue {
             self.attempt_failed();
             return Ok(());
         }
-        let handshaking = matches!(self.state, State::Handshaking { .. });
+        let handshaking = matches!(self.state, State::Handshaking { .. })
+            || !self.flow_tls().is_some_and(TlsFlow::has_received_data);
         let tls_closure = self
             .flow
             .as_mut()
@@ -1171,10 +1174,13 @@ impl Ue {
                 aborted: true,
             });
         }
+        // Before any data arrived the flow has not proved itself: a late TLS 1.3 failure is a
+        // handshake failure, not a lost connection.
+        let unproven = !self.flow_tls().is_some_and(TlsFlow::has_received_data);
         if failure.is_permanent() {
             self.emit(Event::TlsFailed { flow, failure });
             self.fail_permanently(FailureReason::Tls, None);
-        } else if matches!(self.state, State::Handshaking { .. }) {
+        } else if matches!(self.state, State::Handshaking { .. }) || unproven {
             self.emit(Event::TlsFailed { flow, failure });
             self.attempt_failed();
         } else {

@@ -374,6 +374,8 @@ fn classify(error: &Error, suite_negotiated: bool) -> TlsFailureKind {
         },
         Error::AlertReceived(alert) => match alert {
             AlertDescription::ProtocolVersion => K::ProtocolVersion,
+            // The P-CSCF insists on a client certificate (TLS 1.3), which O.2.1 forbids.
+            AlertDescription::CertificateRequired => K::ClientCertificateRequested,
             AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity
                 if !suite_negotiated =>
             {

@@ -93,6 +93,7 @@ pub struct TlsFlow {
     plaintext: Zeroizing<Vec<u8>>,
     failure: Option<TlsFailure>,
     closed: bool,
+    received_data: bool,
     cert_requests: Arc<CertificateRequestLog>,
 }
 
@@ -122,6 +123,7 @@ impl TlsFlow {
             plaintext: Zeroizing::new(Vec::new()),
             failure: None,
             closed: false,
+            received_data: false,
             cert_requests: profile.cert_requests.clone(),
         })
     }
@@ -139,6 +141,13 @@ impl TlsFlow {
     /// The failure that ended the flow, if any.
     pub fn failure(&self) -> Option<&TlsFailure> {
         self.failure.as_ref()
+    }
+
+    /// True once application data arrived: only then has the flow proved itself. TLS 1.3 can
+    /// still fail after the handshake looks complete (e.g. a P-CSCF that demands a client
+    /// certificate sends certificate_required after our Finished).
+    pub fn has_received_data(&self) -> bool {
+        self.received_data
     }
 
     /// True when the P-CSCF sent a CertificateRequest on this flow (O.2.1 says it shall
@@ -203,7 +212,10 @@ impl TlsFlow {
                     self.closed = true; // close_notify received
                     break;
                 }
-                Ok(n) => self.plaintext.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    self.received_data = true;
+                    self.plaintext.extend_from_slice(&chunk[..n]);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => break, // unexpected EOF is reported by receive_eof
             }
