@@ -1162,3 +1162,16 @@ fn a_pcscf_that_closes_before_answering_anything_fails_the_attempt() {
     assert_eq!(w.count("tls_failed"), 1, "{:?}", w.codes());
     assert_eq!(w.state(), UeState::BackingOff);
 }
+
+#[test]
+fn a_late_answer_to_a_refresh_overtaken_by_deregistration_is_accepted() {
+    let mut w = registered_world();
+    w.advance(S(3000)); // refresh goes out and is answered at once; send one by hand instead
+    let refresh = w.ua.next_register();
+    w.auto_stack = false;
+    w.ue.send_sip(w.now, &refresh).unwrap();
+    w.ue.deregister(w.now).unwrap();
+    assert_eq!(w.ue.registration_succeeded(w.now, S(3600), None), Ok(()));
+    assert_eq!(w.ue.registration_challenged(w.now, false), Ok(()));
+    assert_eq!(w.state(), UeState::Deregistering);
+}

@@ -416,6 +416,8 @@ impl Ue {
                 self.emit_for_flow(|flow| Event::Challenged { flow, stale });
                 self.emit_for_flow(|flow| Event::RegisterNow { flow, reason });
             }
+            // A late challenge to a refresh that the de-registration overtook.
+            State::Deregistering { sent: false, .. } => {}
             State::Deregistering { sent: true, .. } => {
                 self.state = State::Deregistering {
                     deadline: now + timeout,
@@ -450,6 +452,8 @@ impl Ue {
                 self.finish_deregistration();
                 return Ok(());
             }
+            // A late answer to a refresh that the de-registration overtook.
+            State::Deregistering { sent: false, .. } => return Ok(()),
             State::Registering { .. } => {}
             State::Registered
                 if matches!(
