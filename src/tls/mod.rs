@@ -185,6 +185,15 @@ impl TlsFlow {
             if let Err(error) = self.conn.process_new_packets() {
                 let negotiated = self.conn.negotiated_cipher_suite().is_some();
                 let mut failure = TlsFailure::from_rustls(&error, phase, negotiated);
+                // A TLS 1.2 P-CSCF that demands the client certificate it asked for answers
+                // our empty Certificate with handshake_failure (TLS 1.3 says
+                // certificate_required): that is the O.2.1 case, not a passing failure.
+                if phase == TlsPhase::Handshake
+                    && failure.alert_received == Some(AlertDescription::HandshakeFailure)
+                    && self.certificate_requested()
+                {
+                    failure.kind = TlsFailureKind::ClientCertificateRequested;
+                }
                 self.flush_transmit();
                 if !self.transmit.is_empty() {
                     failure.alert_sent =
