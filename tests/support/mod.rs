@@ -4,7 +4,11 @@
 #![allow(dead_code)]
 
 pub mod client_hello;
+pub mod fault_proxy;
+pub mod legacy_pki;
 pub mod openssl;
+pub mod raw_peer;
+pub mod socket_link;
 #[path = "../../examples/support/stack.rs"]
 pub mod stack;
 

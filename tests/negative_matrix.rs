@@ -1,0 +1,2250 @@
+//! The negative matrix: hostile and broken P-CSCFs, each case run against the real engine
+//! with a real peer, the outcome observed (never assumed) and compared with what the case
+//! expects. Prints the table at the end and keeps `docs/NEGATIVE_MATRIX.md` current (it is
+//! generated from the same case list; `IMSTLS_BLESS=1` rewrites it).
+//!
+//! Every outcome has three parts:
+//! - **event**: the defining engine event with its stable reason code
+//!   (`Event::code`, `CertificateFailure::code`, `TlsFailureKind::code`, `LossReason::code`);
+//! - **wire**: the TLS alerts that crossed the wire, read from the peer's own log (OpenSSL's
+//!   `-msg` trace, the simulator's observation log, the raw fake server's log) or, where no
+//!   real peer exists, from the bytes the UE put on the wire;
+//! - **then**: what the engine did next (closed for good, back-off and retry, a new flow at
+//!   once and registered again, ...).
+//!
+//! A panic, a hang past the case's bound, or an input error returned to a correct stack is an
+//! observed outcome too, and never the expected one.
+//!
+//! Peers: `openssl` (s_server, real sockets, wall clock, short configured timeouts),
+//! `sim-mem` (the simulator's `PcscfCore` in memory on a simulated clock, default timeouts),
+//! `sim-socket` (the socket `Simulator`, optionally behind a fault-injecting proxy) and `raw`
+//! (a raw-socket fake server for ServerHellos no real server sends).
+
+mod support;
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use imstls::{
+    alert_name, Backoff, CertificateRequestPolicy, Event, FlowId, KeepAlive, LossReason,
+    TlsFailure, TlsVersions as UeVersions, TransportClosure, TrustSource, Ue, UeConfig,
+    UeConfigBuilder, UeState,
+};
+use imstls_testkit::observation::Observation;
+use imstls_testkit::sip::SipMessage;
+use imstls_testkit::tls::TlsVersions;
+use imstls_testkit::ua::{Ua, UaConfig};
+use imstls_testkit::{CertKind, Fault, SimConfig, Simulator};
+use support::fault_proxy::{FaultProxy, ProxyFault};
+use support::legacy_pki::{self, legacy_pki};
+use support::openssl::{pem_files, OpensslServer};
+use support::raw_peer::{self, RawPeer, RawScript};
+use support::socket_link::{Hook, Sent, SocketLink};
+use support::{base_config, identity, pki, ConnectMode, World, SERVER_NAME};
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+// ----- the case list ----------------------------------------------------------------------
+
+/// One row of the matrix. Everything but `run` is data, so that another runner (the C
+/// flavour) can take the same list: `id` names the scenario, `peer` the kind of peer, and
+/// `expect` uses only stable codes the C API exposes too.
+struct Case {
+    id: &'static str,
+    group: &'static str,
+    title: &'static str,
+    peer: &'static str,
+    expect: [&'static str; 3],
+    run: fn() -> Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outcome {
+    event: String,
+    wire: String,
+    then: String,
+}
+
+impl Outcome {
+    fn text(&self) -> String {
+        format!("{} · {} · {}", self.event, self.wire, self.then)
+    }
+}
+
+fn expected(case: &Case) -> Outcome {
+    Outcome {
+        event: case.expect[0].into(),
+        wire: case.expect[1].into(),
+        then: case.expect[2].into(),
+    }
+}
+
+const CLOSED: &str = "closed, no retry";
+const BACKOFF: &str = "back-off, then a new attempt";
+const RECOVERED: &str = "new flow at once, registered again";
+const KEPT: &str = "registered on the same flow";
+
+macro_rules! case {
+    ($id:literal, $group:literal, $title:literal, $peer:literal, [$e:expr, $w:expr, $t:expr], $run:expr) => {
+        Case {
+            id: $id,
+            group: $group,
+            title: $title,
+            peer: $peer,
+            expect: [$e, $w, $t],
+            run: $run,
+        }
+    };
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // --- P-CSCF certificates: OpenSSL s_server (TLS 1.3) and the simulator (TLS 1.2) ---
+        case!(
+            "cert-expired-openssl",
+            "certificate",
+            "expired",
+            "openssl",
+            [
+                "certificate_rejected: expired",
+                "ue→pcscf fatal certificate_expired",
+                CLOSED
+            ],
+            || openssl_cert(CertKind::Expired, |b| b)
+        ),
+        case!(
+            "cert-expired-sim",
+            "certificate",
+            "expired",
+            "sim-mem",
+            [
+                "certificate_rejected: expired",
+                "ue→pcscf fatal certificate_expired",
+                CLOSED
+            ],
+            || sim_cert(CertKind::Expired, |b| b)
+        ),
+        case!(
+            "cert-not-yet-valid-openssl",
+            "certificate",
+            "not yet valid",
+            "openssl",
+            [
+                "certificate_rejected: not_yet_valid",
+                "ue→pcscf fatal certificate_expired",
+                CLOSED
+            ],
+            || openssl_cert(CertKind::NotYetValid, |b| b)
+        ),
+        case!(
+            "cert-not-yet-valid-sim",
+            "certificate",
+            "not yet valid",
+            "sim-mem",
+            [
+                "certificate_rejected: not_yet_valid",
+                "ue→pcscf fatal certificate_expired",
+                CLOSED
+            ],
+            || sim_cert(CertKind::NotYetValid, |b| b)
+        ),
+        case!(
+            "cert-wrong-name-openssl",
+            "certificate",
+            "wrong name (other.ims.test)",
+            "openssl",
+            [
+                "certificate_rejected: name_mismatch",
+                "ue→pcscf fatal bad_certificate",
+                CLOSED
+            ],
+            || openssl_cert(CertKind::WrongName, |b| b)
+        ),
+        case!(
+            "cert-wrong-name-sim",
+            "certificate",
+            "wrong name (other.ims.test)",
+            "sim-mem",
+            [
+                "certificate_rejected: name_mismatch",
+                "ue→pcscf fatal bad_certificate",
+                CLOSED
+            ],
+            || sim_cert(CertKind::WrongName, |b| b)
+        ),
+        case!(
+            "cert-self-signed-openssl",
+            "certificate",
+            "self-signed",
+            "openssl",
+            [
+                "certificate_rejected: unknown_issuer",
+                "ue→pcscf fatal unknown_ca",
+                CLOSED
+            ],
+            || openssl_cert(CertKind::SelfSigned, |b| b)
+        ),
+        case!(
+            "cert-self-signed-sim",
+            "certificate",
+            "self-signed",
+            "sim-mem",
+            [
+                "certificate_rejected: unknown_issuer",
+                "ue→pcscf fatal unknown_ca",
+                CLOSED
+            ],
+            || sim_cert(CertKind::SelfSigned, |b| b)
+        ),
+        case!(
+            "cert-unknown-ca-openssl",
+            "certificate",
+            "unknown CA",
+            "openssl",
+            [
+                "certificate_rejected: unknown_issuer",
+                "ue→pcscf fatal unknown_ca",
+                CLOSED
+            ],
+            || openssl_cert(CertKind::UnknownCa, |b| b)
+        ),
+        case!(
+            "cert-unknown-ca-sim",
+            "certificate",
+            "unknown CA",
+            "sim-mem",
+            [
+                "certificate_rejected: unknown_issuer",
+                "ue→pcscf fatal unknown_ca",
+                CLOSED
+            ],
+            || sim_cert(CertKind::UnknownCa, |b| b)
+        ),
+        case!(
+            "cert-missing-intermediate-openssl",
+            "certificate",
+            "missing intermediate",
+            "openssl",
+            [
+                "certificate_rejected: unknown_issuer",
+                "ue→pcscf fatal unknown_ca",
+                CLOSED
+            ],
+            || openssl_cert(CertKind::MissingIntermediate, |b| b)
+        ),
+        case!(
+            "cert-missing-intermediate-sim",
+            "certificate",
+            "missing intermediate",
+            "sim-mem",
+            [
+                "certificate_rejected: unknown_issuer",
+                "ue→pcscf fatal unknown_ca",
+                CLOSED
+            ],
+            || sim_cert(CertKind::MissingIntermediate, |b| b)
+        ),
+        case!(
+            "cert-client-auth-eku-openssl",
+            "certificate",
+            "EKU clientAuth only",
+            "openssl",
+            [
+                "certificate_rejected: wrong_usage",
+                "ue→pcscf fatal unsupported_certificate",
+                CLOSED
+            ],
+            || openssl_cert(CertKind::ClientAuthEkuOnly, |b| b)
+        ),
+        case!(
+            "cert-client-auth-eku-sim",
+            "certificate",
+            "EKU clientAuth only",
+            "sim-mem",
+            [
+                "certificate_rejected: wrong_usage",
+                "ue→pcscf fatal unsupported_certificate",
+                CLOSED
+            ],
+            || sim_cert(CertKind::ClientAuthEkuOnly, |b| b)
+        ),
+        case!(
+            "cert-ca-true-leaf-openssl",
+            "certificate",
+            "CA:TRUE leaf",
+            "openssl",
+            [
+                "certificate_rejected: ca_used_as_end_entity",
+                "ue→pcscf fatal certificate_unknown",
+                CLOSED
+            ],
+            || openssl_cert(CertKind::CaTrueLeaf, |b| b)
+        ),
+        case!(
+            "cert-ca-true-leaf-sim",
+            "certificate",
+            "CA:TRUE leaf",
+            "sim-mem",
+            [
+                "certificate_rejected: ca_used_as_end_entity",
+                "ue→pcscf fatal certificate_unknown",
+                CLOSED
+            ],
+            || sim_cert(CertKind::CaTrueLeaf, |b| b)
+        ),
+        case!(
+            "cert-rsa1024-openssl",
+            "certificate",
+            "RSA-1024 leaf (openssl CLI)",
+            "openssl",
+            [
+                "certificate_rejected: bad_signature",
+                "ue→pcscf fatal decrypt_error",
+                CLOSED
+            ],
+            || openssl_legacy(Legacy::Rsa1024)
+        ),
+        case!(
+            "cert-rsa1024-sim",
+            "certificate",
+            "RSA-1024 leaf (openssl CLI)",
+            "sim-mem",
+            [
+                "certificate_rejected: bad_signature",
+                "ue→pcscf fatal decrypt_error",
+                CLOSED
+            ],
+            || sim_legacy(Legacy::Rsa1024)
+        ),
+        case!(
+            "cert-sha1-openssl",
+            "certificate",
+            "SHA-1 signed leaf (openssl CLI)",
+            "openssl",
+            [
+                "certificate_rejected: unsupported_algorithm",
+                "ue→pcscf fatal decrypt_error",
+                CLOSED
+            ],
+            || openssl_legacy(Legacy::Sha1)
+        ),
+        case!(
+            "cert-sha1-sim",
+            "certificate",
+            "SHA-1 signed leaf (openssl CLI)",
+            "sim-mem",
+            [
+                "certificate_rejected: unsupported_algorithm",
+                "ue→pcscf fatal decrypt_error",
+                CLOSED
+            ],
+            || sim_legacy(Legacy::Sha1)
+        ),
+        case!(
+            "cert-wildcard-openssl",
+            "certificate",
+            "wildcard, not allowed",
+            "openssl",
+            [
+                "certificate_rejected: name_mismatch",
+                "ue→pcscf fatal bad_certificate",
+                CLOSED
+            ],
+            || openssl_cert(CertKind::Wildcard, |b| b)
+        ),
+        case!(
+            "cert-wildcard-sim",
+            "certificate",
+            "wildcard, not allowed",
+            "sim-mem",
+            [
+                "certificate_rejected: name_mismatch",
+                "ue→pcscf fatal bad_certificate",
+                CLOSED
+            ],
+            || sim_cert(CertKind::Wildcard, |b| b)
+        ),
+        case!(
+            "cert-pin-mismatch-openssl",
+            "certificate",
+            "SPKI pin mismatch",
+            "openssl",
+            [
+                "certificate_rejected: pin_mismatch",
+                "ue→pcscf fatal certificate_unknown",
+                CLOSED
+            ],
+            || openssl_cert(CertKind::OtherKey, |b| b
+                .spki_pin(pki().good_spki_sha256_base64()))
+        ),
+        case!(
+            "cert-pin-mismatch-sim",
+            "certificate",
+            "SPKI pin mismatch",
+            "sim-mem",
+            [
+                "certificate_rejected: pin_mismatch",
+                "ue→pcscf fatal certificate_unknown",
+                CLOSED
+            ],
+            || sim_cert(CertKind::OtherKey, |b| b
+                .spki_pin(pki().good_spki_sha256_base64()))
+        ),
+        case!(
+            "cert-revoked-openssl",
+            "certificate",
+            "revoked by CRL",
+            "openssl",
+            [
+                "certificate_rejected: revoked",
+                "ue→pcscf fatal certificate_revoked",
+                CLOSED
+            ],
+            || openssl_cert(CertKind::Revoked, |b| b
+                .crls(TrustSource::Der(pki().crl_der())))
+        ),
+        case!(
+            "cert-revoked-sim",
+            "certificate",
+            "revoked by CRL",
+            "sim-mem",
+            [
+                "certificate_rejected: revoked",
+                "ue→pcscf fatal certificate_revoked",
+                CLOSED
+            ],
+            || sim_cert(CertKind::Revoked, |b| b
+                .crls(TrustSource::Der(pki().crl_der())))
+        ),
+        // --- versions and suites ---
+        case!(
+            "version-tls10-only",
+            "version/suite",
+            "TLS 1.0-only server",
+            "openssl",
+            [
+                "tls_failed: protocol_version",
+                "pcscf→ue fatal protocol_version",
+                CLOSED
+            ],
+            || openssl_handshake(&["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"], |b| b)
+        ),
+        case!(
+            "version-tls11-only",
+            "version/suite",
+            "TLS 1.1-only server",
+            "openssl",
+            [
+                "tls_failed: protocol_version",
+                "pcscf→ue fatal protocol_version",
+                CLOSED
+            ],
+            || openssl_handshake(&["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"], |b| b)
+        ),
+        case!(
+            "version-ssl3-server-hello",
+            "version/suite",
+            "ServerHello version 0x0300 (SSL 3.0)",
+            "raw",
+            [
+                "tls_failed: protocol_version",
+                "ue→pcscf fatal protocol_version",
+                CLOSED
+            ],
+            || raw_hello(|h| raw_peer::server_hello(
+                0x0300,
+                &raw_peer::client_session_id(h),
+                0x002f,
+                0,
+                &[]
+            ))
+        ),
+        case!(
+            "version-tls11-server-hello",
+            "version/suite",
+            "ServerHello version 0x0302 (TLS 1.1)",
+            "raw",
+            [
+                "tls_failed: protocol_version",
+                "ue→pcscf fatal protocol_version",
+                CLOSED
+            ],
+            || raw_hello(|h| raw_peer::server_hello(
+                0x0302,
+                &raw_peer::client_session_id(h),
+                0xc013,
+                0,
+                &[]
+            ))
+        ),
+        case!(
+            "suite-cbc-only",
+            "version/suite",
+            "TLS 1.2 with CBC suites only",
+            "openssl",
+            [
+                "tls_failed: no_common_cipher_suite",
+                "pcscf→ue fatal handshake_failure",
+                CLOSED
+            ],
+            || {
+                openssl_handshake(&["-tls1_2", "-cipher",
+                "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:AES128-SHA:DES-CBC3-SHA:@SECLEVEL=0"], |b| b)
+            }
+        ),
+        case!(
+            "suite-rsa-kx-only",
+            "version/suite",
+            "TLS 1.2 with RSA key transport only",
+            "openssl",
+            [
+                "tls_failed: no_common_cipher_suite",
+                "pcscf→ue fatal handshake_failure",
+                CLOSED
+            ],
+            || openssl_handshake(
+                &[
+                    "-tls1_2",
+                    "-cipher",
+                    "AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA"
+                ],
+                |b| b
+            )
+        ),
+        case!(
+            "suite-unoffered-tls12",
+            "version/suite",
+            "ServerHello picks an unoffered suite (TLS 1.2, RSA-AES-CBC)",
+            "raw",
+            [
+                "tls_failed: peer_misbehaved",
+                "ue→pcscf fatal handshake_failure",
+                BACKOFF
+            ],
+            || raw_hello(|h| raw_peer::server_hello(
+                0x0303,
+                &raw_peer::client_session_id(h),
+                0x002f,
+                0,
+                &[]
+            ))
+        ),
+        case!(
+            "suite-unoffered-tls13",
+            "version/suite",
+            "ServerHello picks an unoffered suite (TLS 1.3, AES-CCM)",
+            "raw",
+            [
+                "tls_failed: peer_misbehaved",
+                "ue→pcscf fatal handshake_failure",
+                BACKOFF
+            ],
+            || raw_hello(|h| raw_peer::server_hello(
+                0x0303,
+                &raw_peer::client_session_id(h),
+                0x1304,
+                0,
+                &raw_peer::tls13_extensions()
+            ))
+        ),
+        case!(
+            "suite-compression",
+            "version/suite",
+            "ServerHello picks DEFLATE compression",
+            "raw",
+            [
+                "tls_failed: peer_misbehaved",
+                "ue→pcscf fatal illegal_parameter",
+                BACKOFF
+            ],
+            || raw_hello(|h| raw_peer::server_hello(
+                0x0303,
+                &raw_peer::client_session_id(h),
+                0xc02b,
+                1,
+                &[]
+            ))
+        ),
+        case!(
+            "version-tls13-only-ue",
+            "version/suite",
+            "UE narrowed to TLS 1.3, server TLS 1.2 only",
+            "sim-mem",
+            [
+                "tls_failed: protocol_version",
+                "pcscf→ue fatal protocol_version",
+                CLOSED
+            ],
+            sim_tls13_only_ue
+        ),
+        // --- renegotiation ---
+        case!(
+            "reneg-hello-request-once",
+            "renegotiation",
+            "TLS 1.2 HelloRequest once, server aborts",
+            "openssl",
+            [
+                "connection_lost: tls/peer_alert",
+                "ue→pcscf warning no_renegotiation; pcscf→ue fatal handshake_failure",
+                RECOVERED
+            ],
+            || openssl_renegotiation(1)
+        ),
+        case!(
+            "reneg-hello-request-twice",
+            "renegotiation",
+            "TLS 1.2 HelloRequest twice in a row",
+            "openssl",
+            [
+                "connection_lost: tls/peer_misbehaved",
+                "ue→pcscf warning no_renegotiation; pcscf→ue fatal handshake_failure",
+                RECOVERED
+            ],
+            || openssl_renegotiation(2)
+        ),
+        case!(
+            "reneg-tls13-key-update",
+            "renegotiation",
+            "TLS 1.3 KeyUpdate from the server (control)",
+            "openssl",
+            ["sip_received: MESSAGE", "none", KEPT],
+            openssl_key_update
+        ),
+        // --- client certificate requested ---
+        case!(
+            "client-cert-verify-tls13",
+            "client certificate",
+            "-verify 1 (optional), TLS 1.3, policy continue",
+            "openssl",
+            [
+                "client_certificate_requested: sent none",
+                "ue→pcscf empty Certificate",
+                KEPT
+            ],
+            || openssl_client_cert(
+                &["-verify", "1", "-tls1_3"],
+                CertificateRequestPolicy::ContinueWithWarning
+            )
+        ),
+        case!(
+            "client-cert-verify-tls12",
+            "client certificate",
+            "-verify 1 (optional), TLS 1.2, policy continue",
+            "openssl",
+            [
+                "client_certificate_requested: sent none",
+                "ue→pcscf empty Certificate",
+                KEPT
+            ],
+            || openssl_client_cert(
+                &["-verify", "1", "-tls1_2"],
+                CertificateRequestPolicy::ContinueWithWarning
+            )
+        ),
+        case!(
+            "client-cert-Verify-tls13",
+            "client certificate",
+            "-Verify 1 (required), TLS 1.3",
+            "openssl",
+            [
+                "tls_failed: client_certificate_requested",
+                "pcscf→ue fatal certificate_required",
+                CLOSED
+            ],
+            || openssl_client_cert(
+                &["-Verify", "1", "-tls1_3"],
+                CertificateRequestPolicy::ContinueWithWarning
+            )
+        ),
+        case!(
+            "client-cert-Verify-tls12",
+            "client certificate",
+            "-Verify 1 (required), TLS 1.2",
+            "openssl",
+            [
+                "tls_failed: client_certificate_requested",
+                "pcscf→ue fatal handshake_failure",
+                CLOSED
+            ],
+            || openssl_client_cert(
+                &["-Verify", "1", "-tls1_2"],
+                CertificateRequestPolicy::ContinueWithWarning
+            )
+        ),
+        case!(
+            "client-cert-abort-openssl",
+            "client certificate",
+            "-verify 1, policy abort",
+            "openssl",
+            [
+                "tls_failed: client_certificate_requested",
+                "ue→pcscf fatal handshake_failure",
+                CLOSED
+            ],
+            || openssl_client_cert(&["-verify", "1"], CertificateRequestPolicy::Abort)
+        ),
+        case!(
+            "client-cert-continue-sim",
+            "client certificate",
+            "CertificateRequest, policy continue",
+            "sim-mem",
+            [
+                "client_certificate_requested: sent none",
+                "ue→pcscf empty Certificate",
+                KEPT
+            ],
+            || sim_client_cert(CertificateRequestPolicy::ContinueWithWarning)
+        ),
+        case!(
+            "client-cert-abort-sim",
+            "client certificate",
+            "CertificateRequest, policy abort",
+            "sim-mem",
+            [
+                "tls_failed: client_certificate_requested",
+                "ue→pcscf fatal handshake_failure",
+                CLOSED
+            ],
+            || sim_client_cert(CertificateRequestPolicy::Abort)
+        ),
+        // --- wire faults ---
+        case!(
+            "wire-flipped-bit-mem",
+            "wire",
+            "flipped bit in a record (MAC failure)",
+            "sim-mem",
+            [
+                "connection_lost: tls/integrity_failure",
+                "ue→pcscf fatal bad_record_mac",
+                RECOVERED
+            ],
+            || mem_registered_fault(|w| {
+                w.peer().send_ping();
+                w.deliver_tampered(|b| {
+                    let n = b.len();
+                    b[n - 1] ^= 0x01;
+                });
+            })
+        ),
+        case!(
+            "wire-flipped-bit-socket",
+            "wire",
+            "flipped bit in a record (MAC failure)",
+            "sim-socket",
+            [
+                "connection_lost: tls/integrity_failure",
+                "ue→pcscf fatal bad_record_mac",
+                RECOVERED
+            ],
+            || socket_proxy_fault(ProxyFault::FlipBit, true)
+        ),
+        case!(
+            "wire-replayed-record-mem",
+            "wire",
+            "replayed record",
+            "sim-mem",
+            [
+                "connection_lost: tls/integrity_failure",
+                "ue→pcscf fatal bad_record_mac",
+                RECOVERED
+            ],
+            || mem_registered_fault(|w| {
+                w.peer().send_ping();
+                w.deliver_tampered(|b| {
+                    let copy = b.clone();
+                    b.extend_from_slice(&copy);
+                });
+            })
+        ),
+        case!(
+            "wire-replayed-record-socket",
+            "wire",
+            "replayed record",
+            "sim-socket",
+            [
+                "connection_lost: tls/integrity_failure",
+                "ue→pcscf fatal bad_record_mac",
+                RECOVERED
+            ],
+            || socket_proxy_fault(ProxyFault::Replay, true)
+        ),
+        case!(
+            "wire-truncated-record-mem",
+            "wire",
+            "truncated record, then FIN",
+            "sim-mem",
+            ["connection_lost: eof", "none", RECOVERED],
+            || mem_registered_fault(|w| {
+                w.peer().send_ping();
+                w.deliver_tampered(|b| {
+                    let n = b.len();
+                    b.truncate(n / 2);
+                });
+                w.eof_current();
+            })
+        ),
+        case!(
+            "wire-truncated-record-socket",
+            "wire",
+            "truncated record, then FIN",
+            "sim-socket",
+            ["connection_lost: eof", "none", RECOVERED],
+            || socket_proxy_fault(ProxyFault::TruncateThenFin, true)
+        ),
+        case!(
+            "wire-garbage-before-handshake",
+            "wire",
+            "garbage (HTTP) instead of a ServerHello",
+            "sim-mem",
+            [
+                "tls_failed: malformed_record",
+                "ue→pcscf fatal decode_error",
+                BACKOFF
+            ],
+            || mem_handshake_bytes(|_| b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec())
+        ),
+        case!(
+            "wire-garbage-then-server-hello",
+            "wire",
+            "garbage prefixed to a real ServerHello",
+            "sim-mem",
+            [
+                "tls_failed: malformed_record",
+                "ue→pcscf fatal decode_error",
+                BACKOFF
+            ],
+            || mem_handshake_bytes(|real| {
+                let mut b = b"\x00\x01garbage".to_vec();
+                b.extend_from_slice(real);
+                b
+            })
+        ),
+        case!(
+            "wire-garbage-after-handshake-mem",
+            "wire",
+            "garbage after the handshake (registered)",
+            "sim-mem",
+            [
+                "connection_lost: tls/malformed_record",
+                "ue→pcscf fatal decode_error",
+                RECOVERED
+            ],
+            || mem_registered_fault(|w| {
+                let flow = w.ue.current_flow().unwrap();
+                let r =
+                    w.ue.receive(w.now, flow, b"HTTP/1.1 400 Bad Request\r\n\r\n");
+                assert!(r.is_ok());
+                w.pump();
+            })
+        ),
+        case!(
+            "wire-garbage-after-handshake-socket",
+            "wire",
+            "garbage after the handshake (registered)",
+            "sim-socket",
+            [
+                "connection_lost: tls/malformed_record",
+                "ue→pcscf fatal decode_error",
+                RECOVERED
+            ],
+            || socket_proxy_fault(
+                ProxyFault::Inject(b"GARBAGE GARBAGE GARBAGE\r\n".to_vec()),
+                false
+            )
+        ),
+        case!(
+            "wire-oversized-record",
+            "wire",
+            "record longer than TLS allows (registered)",
+            "sim-mem",
+            [
+                "connection_lost: tls/oversized_record",
+                "ue→pcscf fatal decode_error",
+                RECOVERED
+            ],
+            || mem_registered_fault(|w| {
+                let flow = w.ue.current_flow().unwrap();
+                let mut record = vec![23, 3, 3];
+                let len: u16 = 16384 + 2048 + 1;
+                record.extend_from_slice(&len.to_be_bytes());
+                record.extend(std::iter::repeat_n(0u8, usize::from(len)));
+                let r = w.ue.receive(w.now, flow, &record);
+                assert!(r.is_ok());
+                w.pump();
+            })
+        ),
+        case!(
+            "sip-huge-message-in",
+            "wire",
+            "SIP message over max_sip_message_size from the P-CSCF",
+            "sim-mem",
+            [
+                "connection_lost: framing/message_too_large",
+                "none",
+                RECOVERED
+            ],
+            mem_huge_sip_in
+        ),
+        case!(
+            "sip-endless-header",
+            "wire",
+            "SIP header block that never ends (> 64 KiB)",
+            "sim-mem",
+            [
+                "connection_lost: framing/header_too_large",
+                "none",
+                RECOVERED
+            ],
+            mem_endless_header
+        ),
+        case!(
+            "sip-huge-message-out",
+            "wire",
+            "stack sends a SIP message over max_sip_message_size",
+            "sim-mem",
+            ["send_sip refused: message_too_large", "none", KEPT],
+            mem_huge_sip_out
+        ),
+        case!(
+            "slowloris-handshake-mem",
+            "wire",
+            "slowloris: ServerHello one byte every 5 s",
+            "sim-mem",
+            [
+                "tls_failed: other (handshake timed out) @15s",
+                "none",
+                BACKOFF
+            ],
+            mem_slowloris_handshake
+        ),
+        case!(
+            "slowloris-handshake-socket",
+            "wire",
+            "slowloris: ServerHello one byte every 300 ms",
+            "raw",
+            ["tls_failed: other (handshake timed out)", "none", BACKOFF],
+            raw_slowloris
+        ),
+        case!(
+            "slowloris-sip-answer",
+            "wire",
+            "slowloris: the 401 one byte per second",
+            "sim-mem",
+            ["registration_failed: timeout @32s", "none", BACKOFF],
+            mem_slowloris_sip
+        ),
+        case!(
+            "rst-connect-mem",
+            "wire",
+            "RST while connecting",
+            "sim-mem",
+            ["connect_failed: reset", "none", BACKOFF],
+            mem_rst_connect
+        ),
+        case!(
+            "rst-connect-socket",
+            "wire",
+            "RST to the SYN (closed port)",
+            "raw",
+            ["connect_failed: refused", "none", BACKOFF],
+            socket_refused
+        ),
+        case!(
+            "rst-handshake-mem",
+            "wire",
+            "RST during the handshake",
+            "sim-mem",
+            ["tls_failed: unexpected_eof", "none", BACKOFF],
+            mem_rst_handshake
+        ),
+        case!(
+            "rst-handshake-socket",
+            "wire",
+            "RST right after the ClientHello",
+            "raw",
+            ["tls_failed: unexpected_eof", "none", BACKOFF],
+            || raw_script(RawScript::ResetAfterHello)
+        ),
+        case!(
+            "rst-after-register-mem",
+            "wire",
+            "RST right after the REGISTER, before any answer",
+            "sim-mem",
+            ["tls_failed: unexpected_eof", "none", BACKOFF],
+            mem_rst_after_register
+        ),
+        case!(
+            "rst-after-register-socket",
+            "wire",
+            "RST after the 401 to the first REGISTER",
+            "sim-socket",
+            ["connection_lost: reset", "none", BACKOFF],
+            socket_rst_after_register
+        ),
+        case!(
+            "rst-registered-mem",
+            "wire",
+            "RST while registered",
+            "sim-mem",
+            ["connection_lost: reset", "none", RECOVERED],
+            || mem_registered_fault(|w| w.reset_current())
+        ),
+        case!(
+            "rst-registered-socket",
+            "wire",
+            "RST while registered",
+            "sim-socket",
+            ["connection_lost: reset", "none", RECOVERED],
+            socket_rst_registered
+        ),
+        case!(
+            "silent-drop-mem",
+            "wire",
+            "silent drop while registered (no pong)",
+            "sim-mem",
+            ["connection_lost: pong_timeout @10s", "none", RECOVERED],
+            mem_silent_drop
+        ),
+        case!(
+            "silent-drop-socket",
+            "wire",
+            "silent drop while registered (no pong, 1 s bound)",
+            "sim-socket",
+            ["connection_lost: pong_timeout", "none", RECOVERED],
+            socket_silent_drop
+        ),
+        case!(
+            "close-notify-mem",
+            "wire",
+            "close_notify while registered",
+            "sim-mem",
+            [
+                "connection_lost: closed_by_peer",
+                "pcscf→ue close_notify",
+                RECOVERED
+            ],
+            || mem_registered_fault(|w| {
+                w.peer().close_notify();
+                w.pump();
+            })
+        ),
+        case!(
+            "close-notify-socket",
+            "wire",
+            "close_notify and FIN while registered",
+            "sim-socket",
+            [
+                "connection_lost: closed_by_peer",
+                "pcscf→ue close_notify",
+                RECOVERED
+            ],
+            socket_close_notify
+        ),
+        case!(
+            "half-close-mem",
+            "wire",
+            "FIN without close_notify while registered",
+            "sim-mem",
+            ["connection_lost: eof", "none", RECOVERED],
+            || mem_registered_fault(|w| w.eof_current())
+        ),
+        case!(
+            "half-close-socket",
+            "wire",
+            "FIN without close_notify, peer still reading",
+            "sim-socket",
+            ["connection_lost: eof", "none", RECOVERED],
+            || socket_proxy_fault(ProxyFault::HalfClose, false)
+        ),
+        case!(
+            "connect-blackhole",
+            "wire",
+            "SYN never answered",
+            "sim-mem",
+            ["connect_failed: timed_out @10s", "none", BACKOFF],
+            || mem_connect_mode(ConnectMode::Blackhole)
+        ),
+        case!(
+            "handshake-silent",
+            "wire",
+            "TCP accepted, TLS never answered",
+            "sim-mem",
+            [
+                "tls_failed: other (handshake timed out) @15s",
+                "none",
+                BACKOFF
+            ],
+            || mem_connect_mode(ConnectMode::AcceptSilent)
+        ),
+        case!(
+            "close-before-server-hello",
+            "wire",
+            "close_notify instead of a ServerHello",
+            "sim-mem",
+            ["tls_failed: unexpected_eof", "none", BACKOFF],
+            mem_close_before_hello
+        ),
+    ]
+}
+
+// ----- describing what happened -----------------------------------------------------------
+
+fn framing_code(error: &imstls::sip::FramingError) -> &'static str {
+    use imstls::sip::FramingError as F;
+    match error {
+        F::HeaderTooLarge => "header_too_large",
+        F::MessageTooLarge { .. } => "message_too_large",
+        F::BadContentLength => "bad_content_length",
+        F::ConflictingContentLength => "conflicting_content_length",
+        F::BadStartLine => "bad_start_line",
+        F::BadHeaderBytes => "bad_header_bytes",
+        F::NotOneMessage => "not_one_message",
+        _ => "other",
+    }
+}
+
+fn failure_text(failure: &TlsFailure) -> String {
+    match failure.certificate() {
+        Some(c) => c.code().to_owned(),
+        None => match &failure.kind {
+            imstls::TlsFailureKind::Other(why) => format!("other ({why})"),
+            kind => kind.code().to_owned(),
+        },
+    }
+}
+
+/// The text of an event that defines a case's outcome, or `None` for ordinary events.
+fn defining(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::CertificateRejected { failure, .. } => {
+            format!("certificate_rejected: {}", failure_text(failure))
+        }
+        Event::TlsFailed { failure, .. } => format!("tls_failed: {}", failure_text(failure)),
+        Event::ConnectionLost { reason, .. } => format!(
+            "connection_lost: {}",
+            match reason {
+                LossReason::Tls(f) => format!("tls/{}", failure_text(f)),
+                LossReason::Framing(e) => format!("framing/{}", framing_code(e)),
+                other => other.code().to_owned(),
+            }
+        ),
+        Event::ConnectFailed { reason, .. } => format!(
+            "connect_failed: {}",
+            match reason {
+                imstls::TransportError::Refused => "refused".to_owned(),
+                imstls::TransportError::Unreachable => "unreachable".to_owned(),
+                imstls::TransportError::TimedOut => "timed_out".to_owned(),
+                imstls::TransportError::Reset => "reset".to_owned(),
+                imstls::TransportError::Other(why) => format!("other ({why})"),
+            }
+        ),
+        Event::ClientCertificateRequested { aborted: false, .. } => {
+            "client_certificate_requested: sent none".to_owned()
+        }
+        Event::RegistrationFailed { reason, .. } => {
+            format!("registration_failed: {}", reason.code())
+        }
+        _ => return None,
+    })
+}
+
+/// The first defining event at or after `from`: its index, time and text.
+fn first_defining(events: &[(Duration, Event)], from: usize) -> Option<(usize, Duration, String)> {
+    events
+        .iter()
+        .enumerate()
+        .skip(from)
+        .find_map(|(i, (t, e))| defining(e).map(|text| (i, *t, text)))
+}
+
+fn event_flow(event: &Event) -> Option<FlowId> {
+    match event {
+        Event::CertificateRejected { flow, .. }
+        | Event::TlsFailed { flow, .. }
+        | Event::ConnectionLost { flow, .. }
+        | Event::ConnectFailed { flow, .. }
+        | Event::ClientCertificateRequested { flow, .. } => Some(*flow),
+        _ => None,
+    }
+}
+
+fn event_failure(event: &Event) -> Option<&TlsFailure> {
+    match event {
+        Event::CertificateRejected { failure, .. } | Event::TlsFailed { failure, .. } => {
+            Some(failure)
+        }
+        Event::ConnectionLost {
+            reason: LossReason::Tls(failure),
+            ..
+        } => Some(failure),
+        _ => None,
+    }
+}
+
+/// What the engine did after the defining event at `index`.
+fn then_text(events: &[(Duration, Event)], index: usize, state: UeState) -> String {
+    let after: Vec<&'static str> = events[index + 1..].iter().map(|(_, e)| e.code()).collect();
+    let position = |code: &str| after.iter().position(|c| *c == code);
+    match (position("backoff"), position("connecting")) {
+        (Some(b), c) if c.is_none_or(|c| c > b) => {
+            if after[b..].contains(&"connecting") {
+                BACKOFF.into()
+            } else {
+                "back-off, no new attempt seen".into()
+            }
+        }
+        (_, Some(c)) => {
+            if after[c..].contains(&"registered") {
+                RECOVERED.into()
+            } else {
+                "new flow at once, not registered".into()
+            }
+        }
+        _ if state == UeState::Closed => CLOSED.into(),
+        _ if after.contains(&"registered") && state == UeState::Registered => KEPT.into(),
+        _ => format!("{state:?}"),
+    }
+}
+
+/// Plaintext alert records in bytes the UE sent (`ue→pcscf fatal X`).
+fn wire_alerts(bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 5 {
+        let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+        let Some(body) = rest.get(5..5 + len) else {
+            break;
+        };
+        if rest[0] == 21 && len == 2 {
+            out.push(format!(
+                "ue→pcscf {} {}",
+                if body[0] == 2 { "fatal" } else { "warning" },
+                alert_name(imstls::AlertDescription::from(body[1]))
+            ));
+        }
+        rest = &rest[5 + len..];
+    }
+    out
+}
+
+fn join_or_none(parts: Vec<String>) -> String {
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+// ----- sim-mem: the simulator's PcscfCore in memory, on a simulated clock -----------------
+
+/// The alerts of `flow`: what the simulated P-CSCF received (its observation log), what it
+/// sent (the failure's `alert_received`), or, with no simulated peer, the UE's own bytes.
+fn mem_wire(w: &World, event: &Event) -> String {
+    let mut parts = Vec::new();
+    let flow = event_flow(event);
+    let core = flow.and_then(|flow| {
+        w.finished
+            .iter()
+            .find(|(f, _)| *f == flow)
+            .map(|(_, c)| c)
+            .or_else(|| w.peers.get(&flow).map(|p| &p.core))
+    });
+    match core {
+        Some(core) => {
+            for o in core.observations() {
+                match o {
+                    Observation::AlertReceived { description } => {
+                        parts.push(format!("ue→pcscf fatal {}", alert_name(*description)))
+                    }
+                    Observation::ClientCertificateSent { empty: true } => {
+                        parts.push("ue→pcscf empty Certificate".into())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        None => {
+            if let Some(flow) = flow {
+                parts.extend(wire_alerts(&w.wire_of(flow)));
+            }
+        }
+    }
+    if let Some(alert) = event_failure(event).and_then(|f| f.alert_received) {
+        parts.push(format!("pcscf→ue fatal {}", alert_name(alert)));
+    }
+    if let Event::ConnectionLost {
+        reason: LossReason::ClosedByPeer,
+        ..
+    } = event
+    {
+        parts.push("pcscf→ue close_notify".into());
+    }
+    join_or_none(parts)
+}
+
+/// The outcome of a simulated run: the first defining event from `from` on (with its
+/// simulated time when `timed`), the wire, and what followed.
+fn mem_outcome(w: &World, from: usize, timed: bool) -> Outcome {
+    assert!(
+        w.input_errors.is_empty(),
+        "the engine refused a correct stack: {:?}",
+        w.input_errors
+    );
+    let Some((index, at, text)) = first_defining(&w.events, from) else {
+        return Outcome {
+            event: format!("no defining event (events {:?})", w.codes_from(from)),
+            wire: "-".into(),
+            then: format!("{:?}", w.state()),
+        };
+    };
+    let at = at - w.events.get(from).map_or(Duration::ZERO, |(t, _)| *t);
+    let event = if timed {
+        format!("{text} @{}s", at.as_secs())
+    } else {
+        text
+    };
+    Outcome {
+        event,
+        wire: mem_wire(w, &w.events[index].1),
+        then: then_text(&w.events, index, w.state()),
+    }
+}
+
+/// Lets the case play out: an hour of simulated time is past every bound and back-off.
+fn settle(w: &mut World) {
+    w.advance(S(3600));
+}
+
+fn sim_cert(kind: CertKind, tweak: fn(UeConfigBuilder) -> UeConfigBuilder) -> Outcome {
+    let mut w = World::new(tweak(base_config(&pki())));
+    w.set_server(kind, TlsVersions::Tls12Only, false);
+    w.start_registration();
+    settle(&mut w);
+    mem_outcome(&w, 0, false)
+}
+
+#[derive(Clone, Copy)]
+enum Legacy {
+    Rsa1024,
+    Sha1,
+}
+
+fn legacy_leaf(which: Legacy) -> &'static legacy_pki::LegacyLeaf {
+    match which {
+        Legacy::Rsa1024 => &legacy_pki().rsa1024,
+        Legacy::Sha1 => &legacy_pki().sha1,
+    }
+}
+
+fn sim_legacy(which: Legacy) -> Outcome {
+    let mut w = World::new(
+        UeConfig::builder()
+            .pcscf(format!("{SERVER_NAME}:5061"))
+            .trust_anchors_pem(legacy_pki().root_pem.clone())
+            .random_seed(42),
+    );
+    w.server = legacy_pki::server_config(legacy_leaf(which), TlsVersions::Tls12Only)
+        .expect("the simulator serves the openssl-made certificate");
+    w.start_registration();
+    settle(&mut w);
+    mem_outcome(&w, 0, false)
+}
+
+fn sim_tls13_only_ue() -> Outcome {
+    let mut w = World::new(base_config(&pki()).tls_versions(UeVersions::Tls13Only));
+    w.set_server(CertKind::Good, TlsVersions::Tls12Only, false);
+    w.start_registration();
+    settle(&mut w);
+    mem_outcome(&w, 0, false)
+}
+
+fn sim_client_cert(policy: CertificateRequestPolicy) -> Outcome {
+    let mut w = World::new(base_config(&pki()).certificate_request_policy(policy));
+    w.set_server(CertKind::Good, TlsVersions::Both, true);
+    // Attach the simulated P-CSCF by hand, told that it requests a certificate, so that it
+    // reports the Certificate message it gets.
+    w.connect = vec![ConnectMode::AcceptSilent];
+    w.start_registration();
+    let flow = w.ue.current_flow().expect("a flow");
+    let mut core = imstls_testkit::PcscfCore::new(w.server.clone(), w.registrar.clone(), flow.0)
+        .expect("server");
+    core.set_client_cert_requested(true);
+    core.receive(&w.wire_of(flow));
+    w.peers.insert(
+        flow,
+        support::Peer {
+            core,
+            eof_sent: false,
+        },
+    );
+    w.connect = vec![ConnectMode::Accept];
+    w.pump();
+    w.advance(S(5));
+    mem_outcome(&w, 0, false)
+}
+
+/// Registers (proving the flow with a pong), then applies `fault`; the outcome is read from
+/// the events after the fault.
+fn mem_registered_fault(fault: fn(&mut World)) -> Outcome {
+    let mut w = World::new(base_config(&pki()));
+    w.register();
+    w.advance(S(1)); // the first pong proves the flow (RFC 5626 §4.5)
+    assert!(w.count("pong_received") > 0);
+    let from = w.events.len();
+    fault(&mut w);
+    w.advance(S(60));
+    mem_outcome(&w, from, false)
+}
+
+/// The P-CSCF "answers" the ClientHello with `bytes(real ServerHello flight)`.
+fn mem_handshake_bytes(bytes: fn(&[u8]) -> Vec<u8>) -> Outcome {
+    let mut w = World::new(base_config(&pki()));
+    w.connect = vec![ConnectMode::AcceptSilent];
+    w.start_registration();
+    let flow = w.ue.current_flow().expect("a flow");
+    // A real server's first flight, from a PcscfCore fed the UE's ClientHello.
+    let mut core =
+        imstls_testkit::PcscfCore::new(w.server.clone(), w.registrar.clone(), 99).expect("server");
+    core.receive(&w.wire_of(flow));
+    let real = core.take_output();
+    let r = w.ue.receive(w.now, flow, &bytes(&real));
+    assert!(r.is_ok());
+    w.pump();
+    w.connect = vec![ConnectMode::Accept];
+    settle(&mut w);
+    mem_outcome(&w, 0, false)
+}
+
+fn mem_huge_sip_in() -> Outcome {
+    mem_registered_fault(|w| {
+        let body = vec![b'x'; 200 * 1024];
+        let mut message = format!(
+            "MESSAGE sip:alice@ims.test SIP/2.0\r\nCall-ID: huge\r\nCSeq: 1 MESSAGE\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        message.extend_from_slice(&body);
+        w.peer().send_request(&message);
+        w.pump();
+    })
+}
+
+fn mem_endless_header() -> Outcome {
+    mem_registered_fault(|w| {
+        // No blank line: the header block never ends. Sent in pieces (a rustls send buffer
+        // holds 64 KiB).
+        w.peer()
+            .send_request(b"MESSAGE sip:alice@ims.test SIP/2.0\r\n");
+        for i in 0..40 {
+            if w.ue.current_flow().is_none() || w.peers.is_empty() {
+                break;
+            }
+            let mut piece = Vec::new();
+            for j in 0..50 {
+                piece.extend_from_slice(
+                    format!("X-Filler-{i}-{j}: {}\r\n", "y".repeat(40)).as_bytes(),
+                );
+            }
+            w.peer().send_request(&piece);
+            w.pump();
+            if w.count("connection_lost") > 0 {
+                break;
+            }
+        }
+    })
+}
+
+fn mem_huge_sip_out() -> Outcome {
+    let mut w = World::new(base_config(&pki()));
+    w.register();
+    w.advance(S(1));
+    let from = w.events.len();
+    let max = w.ue.config().max_sip_message_size();
+    let body = "x".repeat(max + 1);
+    let message = w.ua.request("MESSAGE", "sip:bob@ims.test", body.as_bytes());
+    let event = match w.ue.send_sip(w.now, &message) {
+        Err(imstls::UeError::BadMessage(e)) => {
+            // The error names the limit.
+            let text = e.to_string();
+            assert!(text.contains(&max.to_string()), "{text}");
+            format!("send_sip refused: {}", framing_code(&e))
+        }
+        other => format!("send_sip returned {other:?}"),
+    };
+    w.advance(S(60));
+    let lost = w.events[from..]
+        .iter()
+        .any(|(_, e)| e.code() == "connection_lost");
+    Outcome {
+        event,
+        wire: "none".into(),
+        then: if !lost && w.state() == UeState::Registered {
+            KEPT.into()
+        } else {
+            format!("{:?}", w.state())
+        },
+    }
+}
+
+/// The peer's first flight trickles one byte every 5 s: only the handshake timeout ends it.
+fn mem_slowloris_handshake() -> Outcome {
+    let mut w = World::new(base_config(&pki()));
+    w.connect = vec![ConnectMode::AcceptSilent];
+    w.start_registration();
+    let flow = w.ue.current_flow().expect("a flow");
+    let mut core =
+        imstls_testkit::PcscfCore::new(w.server.clone(), w.registrar.clone(), 99).expect("server");
+    core.receive(&w.wire_of(flow));
+    let flight = core.take_output();
+    for byte in flight {
+        if w.ue.current_flow() != Some(flow) {
+            break;
+        }
+        let r = w.ue.receive(w.now, flow, &[byte]);
+        assert!(r.is_ok());
+        w.advance(S(5));
+    }
+    w.connect = vec![ConnectMode::Accept];
+    settle(&mut w);
+    mem_outcome(&w, 0, true)
+}
+
+/// An answer to the first REGISTER trickles one byte per second: Timer F bounds it.
+fn mem_slowloris_sip() -> Outcome {
+    let mut w = World::new(base_config(&pki()));
+    w.peer_answer_limit = Some(0); // the simulated P-CSCF ignores the REGISTER...
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Registering);
+    let flow = w.ue.current_flow().expect("a flow");
+    let mut peer = w.peers.remove(&flow).expect("a peer");
+    // ...and the test trickles a 401 instead.
+    peer.core.send_request(
+        b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/TLS 127.0.0.1:40000;branch=z9hG4bKslow\r\n\
+          From: <sip:alice@ims.test>;tag=1\r\nTo: <sip:alice@ims.test>;tag=2\r\n\
+          Call-ID: slow\r\nCSeq: 1 REGISTER\r\n\
+          WWW-Authenticate: Digest realm=\"ims.test\", nonce=\"abc\", qop=\"auth\"\r\n\
+          Content-Length: 0\r\n\r\n",
+    );
+    let answer = peer.core.take_output();
+    for byte in answer {
+        if w.ue.current_flow() != Some(flow) {
+            break;
+        }
+        let r = w.ue.receive(w.now, flow, &[byte]);
+        assert!(r.is_ok());
+        w.advance(S(1));
+    }
+    w.peer_answer_limit = None;
+    settle(&mut w);
+    mem_outcome(&w, 0, true)
+}
+
+fn mem_rst_connect() -> Outcome {
+    let mut w = World::new(base_config(&pki()));
+    w.connect = vec![ConnectMode::Blackhole];
+    w.start_registration();
+    let flow = w.ue.current_flow().expect("a flow");
+    let r = w.ue.transport_closed(w.now, flow, TransportClosure::Reset);
+    assert!(r.is_ok());
+    w.connect = vec![ConnectMode::Accept];
+    settle(&mut w);
+    mem_outcome(&w, 0, false)
+}
+
+fn mem_rst_handshake() -> Outcome {
+    let mut w = World::new(base_config(&pki()));
+    w.connect = vec![ConnectMode::AcceptSilent];
+    w.start_registration();
+    let flow = w.ue.current_flow().expect("a flow");
+    let r = w.ue.transport_closed(w.now, flow, TransportClosure::Reset);
+    assert!(r.is_ok());
+    w.pump();
+    w.connect = vec![ConnectMode::Accept];
+    settle(&mut w);
+    mem_outcome(&w, 0, false)
+}
+
+fn mem_rst_after_register() -> Outcome {
+    let mut w = World::new(base_config(&pki()));
+    w.peer_answer_limit = Some(0);
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Registering);
+    w.peer_answer_limit = None;
+    w.reset_current();
+    settle(&mut w);
+    mem_outcome(&w, 0, false)
+}
+
+fn mem_silent_drop() -> Outcome {
+    let mut w = World::new(base_config(&pki()));
+    w.register();
+    w.advance(S(1));
+    let from = w.events.len();
+    w.silence_current();
+    // The next ping is due within 120 s; its pong never comes.
+    let ping_from = w.events.len();
+    w.run_until(S(200), |w| w.count("connection_lost") > 0);
+    // Time the loss from the ping it follows.
+    let ping_at = w.events[ping_from..]
+        .iter()
+        .find(|(_, e)| e.code() == "keepalive_sent")
+        .map(|(t, _)| *t)
+        .expect("a ping went out");
+    w.advance(S(60));
+    let mut outcome = mem_outcome(&w, from, false);
+    if let Some((_, at, _)) = first_defining(&w.events, from) {
+        outcome.event = format!("{} @{}s", outcome.event, (at - ping_at).as_secs());
+    }
+    outcome
+}
+
+fn mem_connect_mode(mode: ConnectMode) -> Outcome {
+    let mut w = World::new(base_config(&pki()));
+    w.connect = vec![mode];
+    w.start_registration();
+    w.run_until(S(100), |w| w.count("backoff") > 0);
+    w.connect = vec![ConnectMode::Accept];
+    settle(&mut w);
+    mem_outcome(&w, 0, true)
+}
+
+fn mem_close_before_hello() -> Outcome {
+    let mut w = World::new(base_config(&pki()));
+    w.connect = vec![ConnectMode::AcceptSilent];
+    w.start_registration();
+    let flow = w.ue.current_flow().expect("a flow");
+    // A close_notify alert record instead of the ServerHello, then FIN.
+    let r = w.ue.receive(w.now, flow, &[21, 3, 3, 0, 2, 1, 0]);
+    assert!(r.is_ok());
+    w.pump();
+    if w.ue.current_flow() == Some(flow) {
+        let r = w.ue.transport_closed(w.now, flow, TransportClosure::Eof);
+        assert!(r.is_ok());
+        w.pump();
+    }
+    w.connect = vec![ConnectMode::Accept];
+    settle(&mut w);
+    mem_outcome(&w, 0, false)
+}
+
+// ----- real sockets: OpenSSL, the socket simulator, the raw fake server ------------------
+
+/// The UE for a peer on 127.0.0.1:`port`: short configured bounds so that every socket case
+/// ends within seconds, and a short back-off so that its retry is seen.
+fn socket_config(port: u16, root_pem: String) -> UeConfigBuilder {
+    UeConfig::builder()
+        .pcscf(format!("127.0.0.1:{port}"))
+        .server_name(SERVER_NAME)
+        .trust_anchors_pem(root_pem)
+        .random_seed(7)
+        .connect_timeout(S(2))
+        .handshake_timeout(S(2))
+        .registration_timeout(S(3))
+        .backoff(Backoff {
+            base_all_failed: MS(300),
+            base_not_all_failed: MS(300),
+            max: S(1),
+        })
+        .keepalive(KeepAlive {
+            pong_timeout: S(1),
+            ..KeepAlive::default()
+        })
+}
+
+fn new_link<'a>(config: UeConfigBuilder) -> SocketLink<'a> {
+    let ue = Ue::new(config.build().expect("valid config"), Instant::now()).unwrap();
+    SocketLink::new(ue, Ua::new(UaConfig::default()))
+}
+
+fn start(link: &mut SocketLink) {
+    link.ue
+        .start_registration(Instant::now(), identity())
+        .expect("start");
+}
+
+/// The outcome of a socket run from event `from`, with `wire` read from the peer.
+fn socket_outcome(link: &SocketLink, from: usize, wire: String) -> Outcome {
+    assert!(
+        link.input_errors.is_empty(),
+        "the engine refused a correct stack: {:?}",
+        link.input_errors
+    );
+    match first_defining(&link.events, from) {
+        Some((index, _, event)) => Outcome {
+            event,
+            wire,
+            then: then_text(&link.events, index, link.ue.state()),
+        },
+        None => Outcome {
+            event: format!("no defining event (events {:?})", &link.codes()[from..]),
+            wire,
+            then: format!("{:?}", link.ue.state()),
+        },
+    }
+}
+
+/// Runs until the case has played out: a defining event, then either the engine closed, a
+/// back-off was followed by a new attempt, or a new flow registered. Bounded by `limit`.
+fn play_out(link: &mut SocketLink, from: usize, limit: Duration) {
+    link.run_until(limit, |l| match first_defining(&l.events, from) {
+        Some((i, _, _)) => {
+            let after: Vec<&str> = l.events[i + 1..].iter().map(|(_, e)| e.code()).collect();
+            let closed = l.ue.state() == UeState::Closed;
+            let retried = after.contains(&"backoff") && after.contains(&"connecting");
+            let recovered = after.contains(&"connecting") && after.contains(&"registered");
+            closed || retried || recovered
+        }
+        None => false,
+    });
+    // A closed engine must stay closed: give a wrong retry the chance to show.
+    link.run_for(MS(300));
+}
+
+/// Alerts in an OpenSSL `-msg` trace: `<<<` lines are the UE's, `>>>` the server's.
+fn openssl_wire(trace: &str) -> String {
+    let mut parts = Vec::new();
+    for line in trace.lines().filter(|l| l.contains("Alert")) {
+        let direction = if line.starts_with("<<<") {
+            "ue→pcscf"
+        } else if line.starts_with(">>>") {
+            "pcscf→ue"
+        } else {
+            continue;
+        };
+        if let Some(what) = line.rsplit("], ").next() {
+            parts.push(format!("{direction} {what}"));
+        }
+    }
+    join_or_none(parts)
+}
+
+/// Waits (bounded) until the trace has as many Alert lines as the engine's events imply,
+/// since s_server's output arrives through pipes.
+fn openssl_trace(server: &OpensslServer, expect_alert: bool) -> String {
+    if expect_alert {
+        server.wait_for_line(&["Alert"], S(3));
+    }
+    std::thread::sleep(MS(100));
+    server.log()
+}
+
+fn openssl_run(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    flags: &[&str],
+    config: impl FnOnce(u16) -> UeConfigBuilder,
+) -> Outcome {
+    let server = OpensslServer::start(cert, key, flags);
+    let mut link = new_link(config(server.port));
+    start(&mut link);
+    play_out(&mut link, 0, S(8));
+    let alert_expected = first_defining(&link.events, 0)
+        .is_some_and(|(i, _, _)| event_failure(&link.events[i].1).is_some());
+    let wire = openssl_wire(&openssl_trace(&server, alert_expected));
+    socket_outcome(&link, 0, wire)
+}
+
+fn openssl_cert(kind: CertKind, tweak: fn(UeConfigBuilder) -> UeConfigBuilder) -> Outcome {
+    let (_dir, cert, key) = pem_files(kind);
+    openssl_run(&cert, &key, &[], |port| {
+        tweak(socket_config(port, pki().root_pem()))
+    })
+}
+
+fn openssl_legacy(which: Legacy) -> Outcome {
+    let leaf = legacy_leaf(which);
+    openssl_run(
+        &leaf.chain,
+        &leaf.key,
+        &["-cipher", "DEFAULT@SECLEVEL=0"],
+        |port| socket_config(port, legacy_pki().root_pem.clone()),
+    )
+}
+
+fn openssl_handshake(flags: &[&str], tweak: fn(UeConfigBuilder) -> UeConfigBuilder) -> Outcome {
+    let (_dir, cert, key) = pem_files(CertKind::Good);
+    openssl_run(&cert, &key, flags, |port| {
+        tweak(socket_config(port, pki().root_pem()))
+    })
+}
+
+/// s_server as a scripted registrar: every REGISTER gets a 200 OK and every ping a pong,
+/// written to its stdin (which it sends as application data).
+fn openssl_registrar_hook<'a>(
+    server: &'a RefCell<OpensslServer>,
+) -> Hook<'a> {
+    Box::new(move |ua: &Ua, sent: Sent<'_>| match sent {
+        Sent::Sip(request) => {
+            let msg = SipMessage::parse(request).expect("the stack sends valid SIP");
+            if msg.method() == Some("REGISTER") {
+                let answer = ua.answer(&msg, 200);
+                server
+                    .borrow_mut()
+                    .command(std::str::from_utf8(&answer).expect("ASCII"));
+            }
+        }
+        Sent::Ping => server.borrow_mut().command("\r\n"),
+        Sent::Event(_) => {}
+    })
+}
+
+fn openssl_renegotiation(requests: usize) -> Outcome {
+    let (_dir, cert, key) = pem_files(CertKind::Good);
+    let server = RefCell::new(OpensslServer::start(&cert, &key, &["-tls1_2"]));
+    let port = server.borrow().port;
+    let mut link = new_link(socket_config(port, pki().root_pem()));
+    link.hook = Some(openssl_registrar_hook(&server));
+    start(&mut link);
+    assert!(
+        link.run_until(S(5), |l| l.count("pong_received") > 0),
+        "registered over OpenSSL: {:?}",
+        link.codes()
+    );
+    let from = link.events.len();
+    // The UE reads nothing while the HelloRequests go out, so that they arrive together.
+    for _ in 0..requests {
+        server.borrow_mut().command("r\n");
+        std::thread::sleep(MS(150));
+    }
+    play_out(&mut link, from, S(8));
+    let trace = openssl_trace(&server.borrow(), true);
+    let hello_requests = trace
+        .lines()
+        .filter(|l| l.starts_with(">>>") && l.contains("HelloRequest"))
+        .count();
+    assert_eq!(hello_requests, requests, "HelloRequests sent:\n{trace}");
+    // Only the alerts of the first connection matter here.
+    let first = trace.split("ACCEPT").nth(1).unwrap_or(&trace).to_owned();
+    socket_outcome(&link, from, openssl_wire(&first))
+}
+
+fn openssl_key_update() -> Outcome {
+    let (_dir, cert, key) = pem_files(CertKind::Good);
+    let server = RefCell::new(OpensslServer::start(&cert, &key, &["-tls1_3"]));
+    let port = server.borrow().port;
+    let mut link = new_link(socket_config(port, pki().root_pem()));
+    link.hook = Some(openssl_registrar_hook(&server));
+    start(&mut link);
+    assert!(link.run_until(S(5), |l| l.count("pong_received") > 0));
+    let from = link.events.len();
+    server.borrow_mut().command("k\n");
+    link.run_for(MS(200));
+    // A terminating request under the new keys.
+    let message = "MESSAGE sip:alice@ims.test SIP/2.0\r\nVia: SIP/2.0/TLS pcscf.ims.test;branch=z9hG4bK1\r\nFrom: <sip:bob@ims.test>;tag=1\r\nTo: <sip:alice@ims.test>\r\nCall-ID: ku\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
+    server.borrow_mut().command(message);
+    link.run_until(S(5), |l| {
+        l.events[from..]
+            .iter()
+            .any(|(_, e)| e.code() == "sip_received")
+    });
+    link.run_for(MS(300));
+    let trace = openssl_trace(&server.borrow(), false);
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.starts_with(">>>") && l.contains("KeyUpdate")),
+        "s_server sent a KeyUpdate:\n{trace}"
+    );
+    let received = link.events[from..].iter().find_map(|(_, e)| match e {
+        Event::SipReceived { message, .. } => SipMessage::parse(message)
+            .ok()
+            .and_then(|m| m.method().map(str::to_owned)),
+        _ => None,
+    });
+    let lost = link.events[from..]
+        .iter()
+        .any(|(_, e)| defining(e).is_some());
+    Outcome {
+        event: match received {
+            Some(method) if !lost => format!("sip_received: {method}"),
+            _ => format!("events {:?}", &link.codes()[from..]),
+        },
+        wire: openssl_wire(&trace),
+        then: if !lost && link.ue.state() == UeState::Registered {
+            KEPT.into()
+        } else {
+            format!("{:?}", link.ue.state())
+        },
+    }
+}
+
+fn openssl_client_cert(flags: &[&str], policy: CertificateRequestPolicy) -> Outcome {
+    let (_dir, cert, key) = pem_files(CertKind::Good);
+    let server = RefCell::new(OpensslServer::start(&cert, &key, flags));
+    let port = server.borrow().port;
+    let mut link =
+        new_link(socket_config(port, pki().root_pem()).certificate_request_policy(policy));
+    link.hook = Some(openssl_registrar_hook(&server));
+    start(&mut link);
+    link.run_until(S(8), |l| {
+        l.ue.state() == UeState::Closed || l.count("backoff") > 0 || l.count("pong_received") > 0
+    });
+    link.run_for(MS(300));
+    let failed = link
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::TlsFailed { .. }));
+    let trace = openssl_trace(&server.borrow(), failed);
+    let mut wire = openssl_wire(&trace);
+    // The UE's (empty) Certificate message: 7 bytes in TLS 1.2, 8 in TLS 1.3.
+    let empty_certificate = trace.lines().any(|l| {
+        l.starts_with("<<<")
+            && l.contains("Certificate")
+            && (l.contains("[length 0007]") || l.contains("[length 0008]"))
+    });
+    if !failed {
+        wire = if empty_certificate {
+            "ue→pcscf empty Certificate".into()
+        } else {
+            format!("no empty Certificate in the trace ({wire})")
+        };
+    }
+    // For the defining event skip the warning that precedes a failure on TLS 1.3.
+    let from = if failed {
+        link.events
+            .iter()
+            .position(|(_, e)| matches!(e, Event::TlsFailed { .. }))
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    socket_outcome(&link, from, wire)
+}
+
+fn raw_script(script: RawScript) -> Outcome {
+    let peer = RawPeer::start(script);
+    let mut link = new_link(socket_config(peer.port, pki().root_pem()));
+    start(&mut link);
+    play_out(&mut link, 0, S(8));
+    let events_outcome = socket_outcome(&link, 0, String::new());
+    drop(link); // closes the socket: the peer logs the end of the stream
+    let wire = raw_run_wire(&peer);
+    Outcome {
+        wire,
+        ..events_outcome
+    }
+}
+
+/// The UE's alerts on the first connection (a retry after back-off sends its own).
+fn raw_run_wire(peer: &RawPeer) -> String {
+    peer.wait_for("<<< eof", S(2));
+    join_or_none(
+        peer.log()
+            .iter()
+            .skip(1)
+            .take_while(|l| *l != "accepted")
+            .filter_map(|l| l.strip_prefix("<<< alert "))
+            .map(|a| format!("ue→pcscf {a}"))
+            .collect(),
+    )
+}
+
+fn raw_hello(reply: fn(&[u8]) -> Vec<u8>) -> Outcome {
+    raw_script(RawScript::Reply(reply))
+}
+
+fn raw_slowloris() -> Outcome {
+    // A ServerHello header that promises more than ever comes.
+    let mut bytes = vec![0x16, 3, 3, 0, 80, 2, 0, 0, 76, 3, 3];
+    bytes.extend(0u8..60);
+    raw_script(RawScript::Trickle {
+        bytes,
+        every: MS(300),
+    })
+}
+
+fn socket_refused() -> Outcome {
+    // A port that was just free: the kernel answers the SYN with RST.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut link = new_link(socket_config(port, pki().root_pem()));
+    start(&mut link);
+    play_out(&mut link, 0, S(8));
+    socket_outcome(&link, 0, "none".into())
+}
+
+// ----- the socket simulator -------------------------------------------------------------
+
+fn simulator() -> Simulator {
+    Simulator::start_with_pki(SimConfig::default(), pki()).expect("loopback simulator")
+}
+
+/// The UE's alerts the simulator received.
+fn sim_wire(sim: &Simulator, loss: Option<&Event>) -> String {
+    let mut parts: Vec<String> = sim
+        .observations()
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Observation::AlertReceived { description } => {
+                Some(format!("ue→pcscf fatal {}", alert_name(*description)))
+            }
+            _ => None,
+        })
+        .collect();
+    if let Some(Event::ConnectionLost {
+        reason: LossReason::ClosedByPeer,
+        ..
+    }) = loss
+    {
+        parts.push("pcscf→ue close_notify".into());
+    }
+    join_or_none(parts)
+}
+
+/// Registers through the socket simulator (optionally behind the fault proxy) and proves the
+/// flow with a pong; returns the index of the next event.
+fn socket_registered(link: &mut SocketLink) -> usize {
+    start(link);
+    assert!(
+        link.run_until(S(5), |l| l.count("pong_received") > 0),
+        "registered over sockets: {:?}",
+        link.codes()
+    );
+    link.events.len()
+}
+
+fn socket_finish(link: &mut SocketLink, sim: &Simulator, from: usize) -> Outcome {
+    play_out(link, from, S(8));
+    std::thread::sleep(MS(100));
+    let loss = first_defining(&link.events, from).map(|(i, _, _)| &link.events[i].1);
+    let wire = sim_wire(sim, loss);
+    socket_outcome(link, from, wire)
+}
+
+/// Registered through the fault proxy, then `fault` on the P-CSCF → UE direction; with
+/// `needs_traffic`, the simulator pings so that there is a record to corrupt.
+fn socket_proxy_fault(fault: ProxyFault, needs_traffic: bool) -> Outcome {
+    let sim = simulator();
+    let proxy = FaultProxy::start(sim.addr());
+    let mut link = new_link(socket_config(proxy.port, pki().root_pem()));
+    let from = socket_registered(&mut link);
+    sim.clear_observations();
+    proxy.inject(fault);
+    if needs_traffic {
+        sim.ping_all();
+    }
+    socket_finish(&mut link, &sim, from)
+}
+
+fn socket_rst_after_register() -> Outcome {
+    let sim = simulator();
+    sim.set_fault(Fault::ResetAfterMessages(1));
+    let sim = Arc::new(sim);
+    let mut link = new_link(socket_config(sim.addr().port(), pki().root_pem()));
+    // Lift the fault once it has struck, before the engine reconnects.
+    let lifter = sim.clone();
+    link.hook = Some(Box::new(move |_: &Ua, sent: Sent<'_>| {
+        if let Sent::Event(e) = sent {
+            if defining(e).is_some() {
+                lifter.set_fault(Fault::None);
+            }
+        }
+    }));
+    start(&mut link);
+    socket_finish(&mut link, &sim, 0)
+}
+
+fn socket_rst_registered() -> Outcome {
+    let sim = simulator();
+    let mut link = new_link(socket_config(sim.addr().port(), pki().root_pem()));
+    let from = socket_registered(&mut link);
+    sim.kill_connections();
+    socket_finish(&mut link, &sim, from)
+}
+
+fn socket_close_notify() -> Outcome {
+    let sim = simulator();
+    let mut link = new_link(socket_config(sim.addr().port(), pki().root_pem()));
+    let from = socket_registered(&mut link);
+    sim.close_connections();
+    socket_finish(&mut link, &sim, from)
+}
+
+fn socket_silent_drop() -> Outcome {
+    let sim = Arc::new(simulator());
+    // A 2 s Flow-Timer makes the UE ping every 1.6–2 s.
+    sim.registrar().set_flow_timer(Some(2));
+    let mut link = new_link(socket_config(sim.addr().port(), pki().root_pem()));
+    let lifter = sim.clone();
+    link.hook = Some(Box::new(move |_: &Ua, sent: Sent<'_>| {
+        if let Sent::Event(e) = sent {
+            if defining(e).is_some() {
+                lifter.set_fault(Fault::None);
+            }
+        }
+    }));
+    let from = socket_registered(&mut link);
+    sim.set_fault(Fault::SilentAfterMessages(0));
+    socket_finish(&mut link, &sim, from)
+}
+
+// ----- the run, the table and the document ----------------------------------------------
+
+struct Row {
+    case: usize,
+    observed: Outcome,
+}
+
+fn run_case(case: &Case) -> Outcome {
+    match std::panic::catch_unwind(case.run) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            Outcome {
+                event: format!("PANIC: {}", why.lines().next().unwrap_or_default()),
+                wire: "-".into(),
+                then: "-".into(),
+            }
+        }
+    }
+}
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+fn table(cases: &[Case], observed: &[Outcome], with_observed: bool) -> String {
+    let mut out = String::new();
+    if with_observed {
+        out.push_str("| # | id | group | case | peer | expected (event · wire · then) | observed | verdict |\n|---|---|---|---|---|---|---|---|\n");
+    } else {
+        out.push_str("| # | id | group | case | peer | event | wire | then |\n|---|---|---|---|---|---|---|---|\n");
+    }
+    for (i, case) in cases.iter().enumerate() {
+        let exp = expected(case);
+        if with_observed {
+            let obs = &observed[i];
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                i + 1,
+                case.id,
+                case.group,
+                cell(case.title),
+                case.peer,
+                cell(&exp.text()),
+                cell(&obs.text()),
+                if *obs == exp {
+                    "as expected"
+                } else {
+                    "**NOT AS EXPECTED**"
+                }
+            ));
+        } else {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                i + 1,
+                case.id,
+                case.group,
+                cell(case.title),
+                case.peer,
+                cell(&exp.event),
+                cell(&exp.wire),
+                cell(&exp.then)
+            ));
+        }
+    }
+    out
+}
+
+fn document(cases: &[Case]) -> String {
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for case in cases {
+        match groups.iter_mut().find(|(g, _)| *g == case.group) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((case.group, 1)),
+        }
+    }
+    let counts: Vec<String> = groups.iter().map(|(g, n)| format!("{g} {n}")).collect();
+    format!(
+        "# Negative matrix\n\n\
+         <!-- generated by tests/negative_matrix.rs from its case list; do not edit by hand.\n     \
+         Regenerate: IMSTLS_BLESS=1 cargo test --test negative_matrix -->\n\n\
+         {} cases ({}), run by `cargo test --workspace` (the `negative_matrix` test), which\n\
+         prints this table with the observed outcome of each case beside the expected one and\n\
+         fails unless every case is as expected. The expected outcome has three parts:\n\n\
+         - **event**: the engine event that defines the outcome, with its stable reason code\n  \
+         (`Event::code`, `CertificateFailure::code`, `TlsFailureKind::code`, `LossReason::code`),\n  \
+         and for cases on the simulated clock the time it came at (`@15s`: the configured bound);\n\
+         - **wire**: the TLS alerts that crossed the wire, read from the peer's own log (OpenSSL's\n  \
+         `-msg` trace, the simulator's observation log, the raw fake server's log), or from the\n  \
+         UE's own bytes where the peer is bytes injected by the test;\n\
+         - **then**: what the engine did next.\n\n\
+         Peers: `openssl` = OpenSSL `s_server` on loopback (certificate cases negotiate TLS 1.3;\n\
+         renegotiation and client-certificate cases script it as a registrar through its stdin);\n\
+         `sim-mem` = the simulator's `PcscfCore` (a real rustls server and registrar) in memory on\n\
+         a simulated clock, default timeouts (certificate cases negotiate TLS 1.2); `sim-socket` =\n\
+         the socket `Simulator`, for wire faults behind a fault-injecting TCP proxy; `raw` = a\n\
+         raw-socket fake server for ServerHellos no real server sends. Socket cases configure\n\
+         short bounds (connect and handshake 2 s, REGISTER 3 s, pong 1 s, back-off ≤ 1 s).\n\
+         RSA-1024 and SHA-1 certificates are made with the `openssl` command line tool.\n\n\
+         The list is data (id, group, peer, expected codes) so that another runner, such as the\n\
+         C flavour under Valgrind, can take the same rows and compare its own observations.\n\n\
+         {}",
+        cases.len(),
+        counts.join(", "),
+        table(cases, &[], false)
+    )
+}
+
+#[test]
+fn negative_matrix() {
+    let cases = cases();
+    let ids: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), cases.len(), "case ids are unique");
+    assert!(cases.len() >= 60, "at least 60 cases");
+
+    // OpenSSL and socket cases mostly wait: run four at a time.
+    let next = AtomicUsize::new(0);
+    let rows = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(case) = cases.get(i) else { break };
+                let observed = run_case(case);
+                rows.lock().unwrap().push(Row { case: i, observed });
+            });
+        }
+    });
+    let mut rows = rows.into_inner().unwrap();
+    rows.sort_by_key(|r| r.case);
+    let observed: Vec<Outcome> = rows.into_iter().map(|r| r.observed).collect();
+
+    let failed: Vec<&str> = cases
+        .iter()
+        .zip(&observed)
+        .filter(|(c, o)| expected(c) != **o)
+        .map(|(c, _)| c.id)
+        .collect();
+    let report = format!(
+        "\nNEGATIVE MATRIX: {} cases, {} as expected, {} not\n{}\n",
+        cases.len(),
+        cases.len() - failed.len(),
+        failed.len(),
+        table(&cases, &observed, true)
+    );
+    // libtest captures eprintln!; the table must reach the terminal.
+    let _ = std::io::stderr().write_all(report.as_bytes());
+    assert!(failed.is_empty(), "not as expected: {failed:?}");
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/NEGATIVE_MATRIX.md");
+    let doc = document(&cases);
+    if std::env::var_os("IMSTLS_BLESS").is_some() {
+        std::fs::write(path, &doc).expect("write docs/NEGATIVE_MATRIX.md");
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == doc,
+        "docs/NEGATIVE_MATRIX.md is stale: IMSTLS_BLESS=1 cargo test --test negative_matrix"
+    );
+}
