@@ -206,6 +206,19 @@ pub fn parse_one_message(bytes: &[u8], max_message: usize) -> Result<MessageHead
     }
 }
 
+/// Appends to a zeroizing buffer without leaving a copy behind: a `Vec` that grows gives its
+/// old block back to the allocator unwiped, so grow into a new buffer and let the old one
+/// zeroize itself on drop.
+pub(crate) fn extend_wiping(buffer: &mut Zeroizing<Vec<u8>>, bytes: &[u8]) {
+    if buffer.capacity() - buffer.len() < bytes.len() {
+        let needed = buffer.len() + bytes.len();
+        let mut grown = Zeroizing::new(Vec::with_capacity(needed.max(2 * buffer.capacity())));
+        grown.extend_from_slice(buffer);
+        std::mem::swap(buffer, &mut grown);
+    }
+    buffer.extend_from_slice(bytes);
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -247,7 +260,7 @@ impl SipFramer {
 
     /// Appends received plaintext.
     pub fn push(&mut self, bytes: &[u8]) {
-        self.buffer.extend_from_slice(bytes);
+        extend_wiping(&mut self.buffer, bytes);
     }
 
     /// Takes the next complete unit. `awaiting_pong` resolves a lone CRLF at the end of the

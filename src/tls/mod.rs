@@ -223,7 +223,7 @@ impl TlsFlow {
                 }
                 Ok(n) => {
                     self.received_data = true;
-                    self.plaintext.extend_from_slice(&chunk[..n]);
+                    crate::sip::extend_wiping(&mut self.plaintext, &chunk[..n]);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => break, // unexpected EOF is reported by receive_eof
