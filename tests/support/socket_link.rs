@@ -51,8 +51,6 @@ pub struct SocketLink<'a> {
     pub input_errors: Vec<String>,
     /// Per-address TCP connect timeout of the socket layer.
     pub connect_timeout: Duration,
-    /// Flows whose socket was opened, in order.
-    pub flows: Vec<FlowId>,
 }
 
 impl<'a> SocketLink<'a> {
@@ -67,7 +65,6 @@ impl<'a> SocketLink<'a> {
             hook: None,
             input_errors: Vec::new(),
             connect_timeout: Duration::from_secs(2),
-            flows: Vec::new(),
         }
     }
 
@@ -173,7 +170,6 @@ impl<'a> SocketLink<'a> {
                         self.ua.set_local_addr(local);
                     }
                     self.socket = Some((flow, stream));
-                    self.flows.push(flow);
                     let r = self.ue.connected(Instant::now(), flow, local, Some(addr));
                     self.note("connected", r);
                     return;
