@@ -1,0 +1,277 @@
+//! CI smoke run of the fuzz targets (`fuzz/`): every target body runs over its committed seed
+//! corpus (`fuzz/corpus/<target>/`) and over a bounded number of deterministic mutations of
+//! it (bit flips, byte changes, insertions, deletions, truncations, splices), with the
+//! targets' own assertions. It is not coverage-guided: the libFuzzer run that is lives in
+//! `fuzz/` and is documented in docs/ROBUSTNESS.md. Any crash input found there goes into
+//! the corpus, so that this test replays it for ever after.
+//!
+//! `IMSTLS_FUZZ_SMOKE_FACTOR` scales the number of mutations (default 1).
+
+#[path = "../fuzz/src/targets.rs"]
+mod targets;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
+    let mut out = input.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(out.len() + 1);
+        match rng.below(7) {
+            0 if !out.is_empty() => {
+                let i = at.min(out.len() - 1);
+                out[i] ^= 1 << rng.below(8);
+            }
+            1 if !out.is_empty() => {
+                let i = at.min(out.len() - 1);
+                out[i] = [0, 0xff, b'\r', b'\n', b':', b'0', 0x16][rng.below(7)];
+            }
+            2 => out.insert(at, rng.next() as u8),
+            3 if at < out.len() => {
+                let n = rng.below(16).min(out.len() - at);
+                out.drain(at..at + n);
+            }
+            4 => out.truncate(at),
+            5 if !other.is_empty() => {
+                let from = rng.below(other.len());
+                let n = rng.below(64).min(other.len() - from);
+                out.splice(at..at, other[from..from + n].iter().copied());
+            }
+            _ => {
+                let n = rng.below(8);
+                out.splice(at..at, std::iter::repeat_n(rng.next() as u8, n));
+            }
+        }
+    }
+    out
+}
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target)
+}
+
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir(target))
+        .unwrap_or_else(|e| panic!("fuzz/corpus/{target}: {e}"))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+fn smoke(target: &str, body: fn(&[u8]), mutations: usize) {
+    let factor: usize = std::env::var("IMSTLS_FUZZ_SMOKE_FACTOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let seeds = corpus(target);
+    assert!(!seeds.is_empty(), "fuzz/corpus/{target} has seeds");
+    for seed in &seeds {
+        body(seed);
+    }
+    let mut rng = Rng(fnv(target));
+    let total = mutations * factor;
+    for i in 0..total {
+        let input = &seeds[i % seeds.len()];
+        let other = &seeds[rng.below(seeds.len())];
+        let mutated = mutate(&mut rng, input, other);
+        let result = std::panic::catch_unwind(|| body(&mutated));
+        if result.is_err() {
+            let path = std::env::temp_dir().join(format!("imstls-fuzz-{target}-crash-{i}"));
+            let _ = std::fs::write(&path, &mutated);
+            panic!(
+                "{target}: input {i} failed; saved to {} (replay with the fuzz binary)",
+                path.display()
+            );
+        }
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "fuzz smoke {target}: {} seeds + {total} mutations, no failure",
+        seeds.len()
+    );
+}
+
+fn fnv(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+#[test]
+fn sip_framer() {
+    smoke("sip_framer", targets::sip_framer, 20_000);
+}
+
+#[test]
+fn tls_handshake() {
+    smoke("tls_handshake", targets::tls_handshake, 2_000);
+}
+
+#[test]
+fn engine() {
+    smoke("engine", targets::engine, 300);
+}
+
+#[test]
+fn config() {
+    smoke("config", targets::config, 3_000);
+}
+
+#[test]
+fn x509() {
+    smoke("x509", targets::x509, 20_000);
+}
+
+/// Writes the seed corpus (run once, by hand, when a target's input format changes):
+/// `cargo test --test fuzz_smoke -- --ignored write_seed_corpus`.
+#[test]
+#[ignore]
+fn write_seed_corpus() {
+    use imstls_testkit::pcscf::PcscfCore;
+    use imstls_testkit::registrar::{RegistrarConfig, SharedRegistrar};
+    use imstls_testkit::tls::{server_config, TlsVersions};
+    use imstls_testkit::{CertKind, TestPki};
+
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = corpus_dir(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    let register = b"REGISTER sip:ims.test SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1;branch=z9hG4bK1\r\nCSeq: 1 REGISTER\r\nCall-ID: a\r\nContent-Length: 0\r\n\r\n".to_vec();
+    let ok = b"SIP/2.0 200 OK\r\nCSeq: 2 REGISTER\r\nl: 5\r\n\r\nhello".to_vec();
+    let challenge = b"SIP/2.0 401 Unauthorized\r\nCSeq: 1 REGISTER\r\nWWW-Authenticate: Digest realm=\"ims.test\", nonce=\"abc\"\r\nContent-Length: 0\r\n\r\n".to_vec();
+    let mut stream = vec![0x00, 0x10, 7];
+    stream.extend_from_slice(b"\r\n\r\n");
+    stream.extend_from_slice(&register);
+    stream.extend_from_slice(b"\r\n");
+    stream.extend_from_slice(&ok);
+    write("sip_framer", "stream", &stream);
+    for (name, msg) in [
+        ("register", &register),
+        ("ok", &ok),
+        ("challenge", &challenge),
+    ] {
+        let mut seed = vec![0x00, 0x04, 0x83];
+        seed.extend_from_slice(msg);
+        write("sip_framer", name, &seed);
+    }
+
+    // Real server first flights answering a UE ClientHello, TLS 1.3 and TLS 1.2.
+    let pki = TestPki::generate("pcscf.ims.test");
+    let config = imstls::UeConfig::builder()
+        .pcscf("pcscf.ims.test:5061")
+        .trust_anchors_pem(pki.root_pem())
+        .build()
+        .unwrap();
+    let profile = imstls::TlsProfile::new(&config, std::time::Instant::now()).unwrap();
+    let candidate: imstls::Candidate = "pcscf.ims.test:5061".parse().unwrap();
+    for (name, versions) in [
+        ("tls13", TlsVersions::Tls13Only),
+        ("tls12", TlsVersions::Tls12Only),
+    ] {
+        let mut flow = imstls::TlsFlow::connect(&profile, &candidate).unwrap();
+        let server = server_config(&pki, CertKind::Good, versions, false).unwrap();
+        let mut core =
+            PcscfCore::new(server, SharedRegistrar::new(RegistrarConfig::default()), 1).unwrap();
+        core.receive(&flow.take_transmit().unwrap());
+        let mut seed = vec![0xff];
+        seed.extend_from_slice(&core.take_output());
+        write("tls_handshake", name, &seed);
+        let _ = flow.receive(&seed[1..]);
+    }
+    write("tls_handshake", "alert", &[0x10, 21, 3, 3, 0, 2, 2, 40]);
+
+    // Engine operation lists (see targets::engine).
+    let mut ops = Vec::new();
+    ops.extend_from_slice(&[2, 0]); // REGISTER
+    ops.extend_from_slice(&[3, 1, 0]); // challenged
+    ops.extend_from_slice(&[2, 0]);
+    ops.extend_from_slice(&[4, 1, 60]); // registered
+    ops.push(0);
+    ops.push(ok.len() as u8);
+    ops.extend_from_slice(&ok); // P-CSCF plaintext
+    ops.extend_from_slice(&[8, 1, 0]); // ping
+    ops.extend_from_slice(&[6, 2, 0x10, 0x0e]); // an hour passes
+    ops.extend_from_slice(&[7, 1, 0]); // reset
+    ops.extend_from_slice(&[6, 1, 5]);
+    write("engine", "lifecycle", &ops);
+    write("engine", "raw", &[1, 7, 23, 3, 3, 0, 2, 1, 2, 9, 0, 10, 0]);
+
+    // Configuration fields.
+    let pin = pki.good_spki_sha256_base64();
+    for (name, mode, fields) in [
+        (
+            "pem",
+            0u8,
+            vec![
+                pki.root_pem().into_bytes(),
+                pki.crl_pem().into_bytes(),
+                b"pcscf.ims.test:5061".to_vec(),
+                b"pcscf.ims.test".to_vec(),
+                b"1.3".to_vec(),
+                b"x25519".to_vec(),
+                pin.clone().into_bytes(),
+            ],
+        ),
+        (
+            "der",
+            1u8,
+            vec![
+                pki.root_der(),
+                pki.crl_der(),
+                b"[::1]:5061".to_vec(),
+                Vec::new(),
+                b"TLSv1.2+1.3".to_vec(),
+                b"P-256".to_vec(),
+                Vec::new(),
+            ],
+        ),
+        (
+            "ip",
+            0u8,
+            vec![
+                pki.root_pem().into_bytes(),
+                Vec::new(),
+                b"127.0.0.1".to_vec(),
+                b"pcscf.ims.test".to_vec(),
+                b"1.0".to_vec(),
+                b"secp384r1".to_vec(),
+                b"AAAA".to_vec(),
+            ],
+        ),
+    ] {
+        let mut seed = vec![mode];
+        seed.extend_from_slice(&fields.join(&0xffu8));
+        write("config", name, &seed);
+    }
+
+    for kind in [
+        CertKind::Good,
+        CertKind::IpSan,
+        CertKind::Wildcard,
+        CertKind::UriWithUserPart,
+        CertKind::CnOnly,
+    ] {
+        write("x509", &kind.name(), &pki.leaf(kind).chain_der[0]);
+    }
+    write("x509", "root", &pki.root_der());
+}
