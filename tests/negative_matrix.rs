@@ -1774,9 +1774,7 @@ fn openssl_handshake(flags: &[&str], tweak: fn(UeConfigBuilder) -> UeConfigBuild
 
 /// s_server as a scripted registrar: every REGISTER gets a 200 OK and every ping a pong,
 /// written to its stdin (which it sends as application data).
-fn openssl_registrar_hook<'a>(
-    server: &'a RefCell<OpensslServer>,
-) -> Hook<'a> {
+fn openssl_registrar_hook<'a>(server: &'a RefCell<OpensslServer>) -> Hook<'a> {
     Box::new(move |ua: &Ua, sent: Sent<'_>| match sent {
         Sent::Sip(request) => {
             let msg = SipMessage::parse(request).expect("the stack sends valid SIP");
