@@ -78,7 +78,9 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod driver;
 pub mod engine;
+mod ffi;
 pub mod name;
 mod profile;
 pub mod session;

@@ -1,0 +1,593 @@
+//! The managed-socket driver: imstls owns the TCP socket, the SIP stack keeps owning SIP.
+//!
+//! A [`Driver`] wraps a [`Ue`] and performs its outputs itself: it resolves and connects
+//! (non-blocking, every address of the candidate, IPv6 and IPv4), writes TLS records, reads
+//! the socket, closes flows (writing a queued fatal alert first, TS 33.203 O.3.1.2) and runs
+//! the timers. What is left for the caller are the [`Event`]s — above all
+//! [`Event::RegisterNow`], answered with [`Driver::send_sip`] — and the stack's reports
+//! (`registration_challenged`, `registration_succeeded`, ...).
+//!
+//! ## Driving it
+//!
+//! - From any event loop (poll, epoll, Android `Looper`): wait for [`Driver::fd`] with
+//!   [`Driver::interest`], or until [`Driver::next_timeout`], then call
+//!   [`Driver::process`] and drain [`Driver::poll_event`]. The descriptor changes when a new
+//!   flow starts: read it again after every call.
+//! - Or block: [`Driver::run`] waits (at most `max_wait`) and processes.
+//! - From several threads: keep the driver in a mutex, call [`Driver::prepare_wait`] under
+//!   it, release it, [`WaitPlan::wait`], lock again and `process`. Another thread's input
+//!   (e.g. `send_sip`) is written at once by that thread; [`Driver::waker`] interrupts the
+//!   waiting thread so it picks up the new socket or deadline.
+//!
+//! ## The clock
+//!
+//! The driver reads the monotonic clock itself ([`Instant::now`]) for inputs;
+//! [`Driver::process`] takes `now` so that a loop can pass the instant it woke at.
+//!
+//! ## Sockets the application creates (Android `Network.bindSocket`)
+//!
+//! With [`ConnectMode::External`] the driver does not connect: each new flow shows up as
+//! [`Event::Connecting`] and [`Driver::pending_connect`] says where to; the application
+//! creates and connects the socket (e.g. bound to a chosen network) and hands it in with
+//! [`Driver::adopt`] (ownership moves to the driver, which closes it when the flow ends) or
+//! [`Driver::adopt_borrowed`] (the driver works on a duplicate and never closes the
+//! application's descriptor; when the flow ends it shuts the connection down and closes its
+//! duplicate), or reports [`Driver::connect_failed`]. Sockets the driver created itself are
+//! always closed by it.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use imstls::driver::Driver;
+//! use imstls::{Event, Identity, UeConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = UeConfig::builder().pcscf("pcscf.ims.example.net:5061").build()?;
+//! let mut driver = Driver::new(config)?;
+//! driver.start_registration(Identity::new("alice@ims.example.net", &["sip:alice@ims.example.net"])?)?;
+//! loop {
+//!     driver.run(Duration::from_millis(500))?;
+//!     while let Some(event) = driver.poll_event() {
+//!         match event {
+//!             Event::RegisterNow { .. } => { /* driver.send_sip(&register)? */ }
+//!             Event::SipReceived { .. } => { /* parse; driver.registration_succeeded(..)? */ }
+//!             Event::Registered { .. } => return Ok(()),
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! # }
+//! ```
+
+mod socket;
+mod waker;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use log::debug;
+
+use crate::config::{ConfigError, Host, UeConfig};
+use crate::engine::{
+    Binding, Event, FlowId, Identity, Output, TransportError, Ue, UeError, UeState,
+};
+use crate::ffi::sys;
+
+use socket::{resolve, FlowSocket, Origin, SocketInput};
+use waker::WakePipe;
+pub use waker::Waker;
+
+/// Engine inputs and socket steps fed per `process` call at most (each timer firing and each
+/// socket read is one); the caller's loop comes back for the rest.
+const MAX_STEPS: usize = 256;
+
+/// Who opens the TCP connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectMode {
+    /// The driver resolves, connects and owns the sockets (the default).
+    #[default]
+    Managed,
+    /// The application connects each flow's socket and hands it in ([`Driver::adopt`]).
+    External,
+}
+
+/// A flow waiting for the application's socket ([`ConnectMode::External`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRequest {
+    /// The flow.
+    pub flow: FlowId,
+    /// Index of the P-CSCF candidate in the configuration.
+    pub candidate: usize,
+    /// Host to connect to (a name to resolve, or an IP literal).
+    pub host: Host,
+    /// TCP port.
+    pub port: u16,
+}
+
+/// What to wait for on [`Driver::fd`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Interest {
+    /// Wait for readability (`POLLIN`).
+    pub readable: bool,
+    /// Wait for writability (`POLLOUT`): a connect in progress or unsent bytes.
+    pub writable: bool,
+}
+
+/// A driver call that could not be done.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The engine refused the input (wrong state, bad message, ...).
+    Engine(UeError),
+    /// No flow is waiting for a socket with this id.
+    NoPendingConnect(FlowId),
+    /// The call needs the other [`ConnectMode`].
+    WrongMode(ConnectMode),
+    /// A system call failed, or a handed-in descriptor is unusable.
+    Io(io::Error),
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Engine(e) => write!(f, "{e}"),
+            Self::NoPendingConnect(flow) => write!(f, "{flow} is not waiting for a socket"),
+            Self::WrongMode(mode) => write!(f, "not possible in connect mode {mode:?}"),
+            Self::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+impl From<UeError> for DriverError {
+    fn from(error: UeError) -> Self {
+        Self::Engine(error)
+    }
+}
+
+impl From<io::Error> for DriverError {
+    fn from(error: io::Error) -> Self {
+        Self::Io(error)
+    }
+}
+
+/// The descriptors and the timeout to wait for, prepared by [`Driver::prepare_wait`] and
+/// usable without the driver (so that a multi-threaded caller can wait unlocked).
+#[derive(Debug, Clone)]
+pub struct WaitPlan {
+    waits: Vec<sys::Wait>,
+    timeout: Option<Duration>,
+}
+
+impl WaitPlan {
+    /// Blocks until a descriptor is ready, the driver's [`Waker`] is woken, or the timeout
+    /// passes. Returns whether anything was ready (an interrupted wait counts as not).
+    pub fn wait(&self) -> io::Result<bool> {
+        sys::poll(&self.waits, self.timeout)
+    }
+
+    /// How long the wait may last (`None`: until a descriptor is ready).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+}
+
+/// The UE engine with a managed socket. See the [module docs](self).
+pub struct Driver {
+    ue: Ue,
+    mode: ConnectMode,
+    socket: Option<FlowSocket>,
+    pending_connect: Option<ConnectRequest>,
+    events: VecDeque<Event>,
+    pipe: WakePipe,
+}
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("ue", &self.ue)
+            .field("mode", &self.mode)
+            .field("socket", &self.socket.as_ref().map(|s| s.flow))
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// A driver with a new engine in [`UeState::Idle`], connecting by itself.
+    pub fn new(config: UeConfig) -> Result<Self, DriverError> {
+        let ue = Ue::new(config, Instant::now())
+            .map_err(|e: ConfigError| DriverError::Io(io::Error::other(e.to_string())))?;
+        Self::with_ue(ue)
+    }
+
+    /// A driver around an existing engine (its outputs not yet drained are performed by the
+    /// next call).
+    pub fn with_ue(ue: Ue) -> Result<Self, DriverError> {
+        Ok(Self {
+            ue,
+            mode: ConnectMode::Managed,
+            socket: None,
+            pending_connect: None,
+            events: VecDeque::new(),
+            pipe: WakePipe::new()?,
+        })
+    }
+
+    /// Chooses who connects new flows (default [`ConnectMode::Managed`]). Takes effect for
+    /// the next flow.
+    pub fn set_connect_mode(&mut self, mode: ConnectMode) {
+        self.mode = mode;
+    }
+
+    /// The connect mode.
+    pub fn connect_mode(&self) -> ConnectMode {
+        self.mode
+    }
+
+    /// The engine, for inspection ([`Ue::state`], [`Ue::binding`], the conformance log).
+    pub fn ue(&self) -> &Ue {
+        &self.ue
+    }
+
+    /// What the engine waits for.
+    pub fn state(&self) -> UeState {
+        self.ue.state()
+    }
+
+    /// The O.2.2 binding once TLS is up (personal data: do not log it).
+    pub fn binding(&self) -> Option<Binding> {
+        self.ue.binding()
+    }
+
+    // ----- stack inputs (the same as the engine's, without `now`) -----------------------
+
+    /// [`Ue::start_registration`], then connects.
+    pub fn start_registration(&mut self, identity: Identity) -> Result<(), DriverError> {
+        let now = Instant::now();
+        self.ue.start_registration(now, identity)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// [`Ue::send_sip`]; the TLS records are written at once when the socket takes them.
+    pub fn send_sip(&mut self, message: &[u8]) -> Result<(), DriverError> {
+        let now = Instant::now();
+        self.ue.send_sip(now, message)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// [`Ue::registration_challenged`].
+    pub fn registration_challenged(&mut self, stale: bool) -> Result<(), DriverError> {
+        let now = Instant::now();
+        self.ue.registration_challenged(now, stale)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// [`Ue::registration_succeeded`].
+    pub fn registration_succeeded(
+        &mut self,
+        expires: Duration,
+        flow_timer: Option<Duration>,
+    ) -> Result<(), DriverError> {
+        let now = Instant::now();
+        self.ue.registration_succeeded(now, expires, flow_timer)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// [`Ue::registration_failed`].
+    pub fn registration_failed(
+        &mut self,
+        status: u16,
+        retry_after: Option<Duration>,
+    ) -> Result<(), DriverError> {
+        let now = Instant::now();
+        self.ue.registration_failed(now, status, retry_after)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// [`Ue::deregister`].
+    pub fn deregister(&mut self) -> Result<(), DriverError> {
+        let now = Instant::now();
+        self.ue.deregister(now)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// [`Ue::network_changed`]: the socket is closed and a new flow starts.
+    pub fn network_changed(&mut self) -> Result<(), DriverError> {
+        let now = Instant::now();
+        self.ue.network_changed(now)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// [`Ue::rekey`].
+    pub fn rekey(&mut self) -> Result<(), DriverError> {
+        let now = Instant::now();
+        self.ue.rekey(now)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    // ----- sockets from the application (ConnectMode::External) ------------------------
+
+    /// The flow waiting for the application's socket, if any.
+    pub fn pending_connect(&self) -> Option<&ConnectRequest> {
+        self.pending_connect.as_ref()
+    }
+
+    /// Hands in the socket for `flow`, connected or with a non-blocking connect in progress.
+    /// The driver owns it from now on and closes it when the flow ends. On error the
+    /// descriptor is closed (it was moved in).
+    pub fn adopt(&mut self, flow: FlowId, fd: OwnedFd) -> Result<(), DriverError> {
+        self.adopt_socket(flow, fd, Instant::now())
+    }
+
+    /// Like [`adopt`](Self::adopt), but the application keeps its descriptor: the driver
+    /// works on a duplicate and never closes `fd`; when the flow ends it shuts the connection
+    /// down (so the peer sees the close) and closes only its duplicate.
+    pub fn adopt_borrowed(&mut self, flow: FlowId, fd: BorrowedFd<'_>) -> Result<(), DriverError> {
+        let duplicate = fd.try_clone_to_owned()?;
+        self.adopt_socket(flow, duplicate, Instant::now())
+    }
+
+    fn adopt_socket(&mut self, flow: FlowId, fd: OwnedFd, now: Instant) -> Result<(), DriverError> {
+        if self.mode != ConnectMode::External {
+            return Err(DriverError::WrongMode(self.mode));
+        }
+        if self.pending_connect.as_ref().map(|r| r.flow) != Some(flow) {
+            return Err(DriverError::NoPendingConnect(flow));
+        }
+        let stream = TcpStream::from(fd);
+        let socket = FlowSocket::adopt(flow, stream, now, self.ue.config().connect_timeout())?;
+        self.pending_connect = None;
+        self.socket = Some(socket);
+        self.pump(now);
+        Ok(())
+    }
+
+    /// The application could not connect `flow` ([`ConnectMode::External`]).
+    pub fn connect_failed(
+        &mut self,
+        flow: FlowId,
+        reason: TransportError,
+    ) -> Result<(), DriverError> {
+        if self.pending_connect.as_ref().map(|r| r.flow) != Some(flow) {
+            return Err(DriverError::NoPendingConnect(flow));
+        }
+        let now = Instant::now();
+        self.pending_connect = None;
+        self.ue.connect_failed(now, flow, reason)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    // ----- the event loop ---------------------------------------------------------------
+
+    /// The socket to wait on, if a flow has one. It changes with every new flow.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.socket.as_ref().map(FlowSocket::fd)
+    }
+
+    /// What to wait for on [`fd`](Self::fd).
+    pub fn interest(&self) -> Interest {
+        match &self.socket {
+            None => Interest::default(),
+            Some(socket) => Interest {
+                readable: !socket.is_connecting(),
+                writable: socket.wants_write(),
+            },
+        }
+    }
+
+    /// When [`process`](Self::process) must run at the latest (`None`: only on socket
+    /// activity or input).
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let engine = self.ue.next_timeout();
+        let connect = self.socket.as_ref().and_then(FlowSocket::deadline);
+        match (engine, connect) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A handle that interrupts a [`WaitPlan::wait`] of this driver from another thread.
+    pub fn waker(&self) -> Waker {
+        self.pipe.waker()
+    }
+
+    /// The next event for the stack.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// True when events wait in [`poll_event`](Self::poll_event).
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Does everything that can be done without blocking at `now`: finishes a connect,
+    /// writes, reads and feeds the engine, fires due timers, performs the engine's outputs.
+    /// Call it when the socket is ready, at [`next_timeout`](Self::next_timeout), or any time.
+    pub fn process(&mut self, now: Instant) {
+        self.pipe.drain();
+        if let Some(socket) = self.socket.as_mut() {
+            socket.new_round();
+        }
+        self.pump(now);
+        for _ in 0..MAX_STEPS {
+            match self.ue.next_timeout() {
+                Some(at) if at <= now => {
+                    self.ue.handle_timeout(now);
+                    self.pump(now);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// The wait that fits now: the socket with its interest, the waker, and the time until
+    /// the next timeout (at most `max_wait`; zero when events are waiting).
+    pub fn prepare_wait(&self, max_wait: Duration) -> WaitPlan {
+        let now = Instant::now();
+        let mut waits = vec![sys::Wait {
+            fd: self.pipe.fd(),
+            readable: true,
+            writable: false,
+        }];
+        if let Some(socket) = &self.socket {
+            let interest = self.interest();
+            waits.push(sys::Wait {
+                fd: socket.fd(),
+                readable: interest.readable,
+                writable: interest.writable,
+            });
+        }
+        let until_timer = self
+            .next_timeout()
+            .map_or(max_wait, |at| at.saturating_duration_since(now));
+        let timeout = if self.has_events() {
+            Duration::ZERO
+        } else {
+            until_timer.min(max_wait)
+        };
+        WaitPlan {
+            waits,
+            timeout: Some(timeout),
+        }
+    }
+
+    /// Blocks for at most `max_wait` until the socket is ready, a timer is due or the
+    /// [`Waker`] is woken, then [`process`](Self::process)es. Returns at once when events
+    /// are waiting. Drain [`poll_event`](Self::poll_event) afterwards.
+    pub fn run(&mut self, max_wait: Duration) -> io::Result<()> {
+        self.process(Instant::now());
+        if self.has_events() {
+            return Ok(());
+        }
+        self.prepare_wait(max_wait).wait()?;
+        self.process(Instant::now());
+        Ok(())
+    }
+
+    // ----- internals --------------------------------------------------------------------
+
+    /// Performs the engine's outputs and feeds socket progress back, until neither has
+    /// anything more now.
+    fn pump(&mut self, now: Instant) {
+        for _ in 0..MAX_STEPS {
+            self.perform_outputs(now);
+            let Some(socket) = self.socket.as_mut() else {
+                return;
+            };
+            let flow = socket.flow;
+            let Some(input) = socket.step(now) else {
+                return;
+            };
+            let result = match input {
+                SocketInput::Connected { local, remote } => {
+                    self.ue.connected(now, flow, local, remote)
+                }
+                SocketInput::ConnectFailed(reason) => {
+                    self.drop_socket();
+                    self.ue.connect_failed(now, flow, reason)
+                }
+                SocketInput::Received(data) => self.ue.receive(now, flow, &data),
+                SocketInput::Closed(closure) => {
+                    self.drop_socket();
+                    self.ue.transport_closed(now, flow, closure)
+                }
+            };
+            if let Err(error) = result {
+                // Only a stale flow can be refused here; its socket is no longer wanted.
+                debug!("{flow}: socket input refused: {error}");
+                if self.socket.as_ref().is_some_and(|s| s.flow == flow) {
+                    self.drop_socket();
+                }
+            }
+        }
+    }
+
+    fn perform_outputs(&mut self, now: Instant) {
+        loop {
+            match self.ue.poll_output() {
+                Output::Connect {
+                    flow,
+                    candidate,
+                    host,
+                    port,
+                } => match self.mode {
+                    ConnectMode::Managed => self.connect(now, flow, &host, port),
+                    ConnectMode::External => {
+                        self.pending_connect = Some(ConnectRequest {
+                            flow,
+                            candidate,
+                            host,
+                            port,
+                        });
+                    }
+                },
+                Output::Transmit { flow, data } => {
+                    if let Some(socket) = self.socket.as_mut().filter(|s| s.flow == flow) {
+                        socket.queue(&data);
+                    }
+                }
+                Output::Close { flow } => {
+                    if self
+                        .pending_connect
+                        .as_ref()
+                        .is_some_and(|r| r.flow == flow)
+                    {
+                        self.pending_connect = None;
+                    }
+                    if self.socket.as_ref().is_some_and(|s| s.flow == flow) {
+                        self.drop_socket();
+                    }
+                }
+                Output::Event(event) => self.events.push_back(event),
+                Output::Timeout(_) => return,
+                #[allow(unreachable_patterns)] // `Output` is non-exhaustive
+                _ => {}
+            }
+        }
+    }
+
+    fn connect(&mut self, now: Instant, flow: FlowId, host: &Host, port: u16) {
+        self.drop_socket();
+        let timeout = self.ue.config().connect_timeout();
+        let result =
+            resolve(host, port).and_then(|addrs| FlowSocket::connect(flow, addrs, now, timeout));
+        match result {
+            Ok(socket) => self.socket = Some(socket),
+            Err(reason) => {
+                if let Err(error) = self.ue.connect_failed(now, flow, reason) {
+                    debug!("{flow}: connect failure refused: {error}");
+                }
+            }
+        }
+    }
+
+    fn drop_socket(&mut self) {
+        if let Some(socket) = self.socket.take() {
+            if socket.origin == Origin::Adopted {
+                debug!("{}: closing the adopted socket", socket.flow);
+            }
+            socket.close();
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.drop_socket();
+    }
+}

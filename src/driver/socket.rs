@@ -1,0 +1,313 @@
+//! One flow's TCP socket: a non-blocking connect over the resolved addresses of a candidate,
+//! then non-blocking reads and buffered writes.
+
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use crate::config::Host;
+use crate::engine::{FlowId, TransportClosure, TransportError};
+use crate::ffi::sys;
+
+/// Reads per socket per `process` call, so one busy flow cannot starve the caller's loop.
+const MAX_READS: usize = 64;
+/// Bytes read at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Each address of a multi-address name gets at least this long before the next is tried.
+const MIN_ADDRESS_SHARE: Duration = Duration::from_secs(2);
+
+/// Who closes the descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The driver created the socket.
+    Created,
+    /// The application handed it in (ownership transferred, or a duplicate of its own).
+    Adopted,
+}
+
+#[derive(Debug)]
+enum State {
+    /// A non-blocking connect to `current` is in progress; `rest` are the next addresses.
+    Connecting {
+        current: Option<SocketAddr>,
+        rest: VecDeque<SocketAddr>,
+        deadline: Instant,
+        share: Duration,
+        last_error: Option<TransportError>,
+    },
+    Connected,
+}
+
+/// What a socket step has for the engine.
+#[derive(Debug)]
+pub(crate) enum SocketInput {
+    Connected {
+        local: Option<SocketAddr>,
+        remote: Option<SocketAddr>,
+    },
+    ConnectFailed(TransportError),
+    Received(Vec<u8>),
+    Closed(TransportClosure),
+}
+
+#[derive(Debug)]
+pub(crate) struct FlowSocket {
+    pub(crate) flow: FlowId,
+    stream: TcpStream,
+    state: State,
+    outgoing: Vec<u8>,
+    reads: usize,
+    pub(crate) origin: Origin,
+}
+
+pub(crate) fn transport_error(error: &io::Error) -> TransportError {
+    match error.kind() {
+        ErrorKind::ConnectionRefused => TransportError::Refused,
+        ErrorKind::HostUnreachable
+        | ErrorKind::NetworkUnreachable
+        | ErrorKind::AddrNotAvailable => TransportError::Unreachable,
+        ErrorKind::TimedOut => TransportError::TimedOut,
+        ErrorKind::ConnectionReset => TransportError::Reset,
+        _ => TransportError::Other(error.to_string()),
+    }
+}
+
+/// The addresses of a candidate, in resolver order (IPv6 and IPv4 as the system prefers).
+/// Name resolution blocks the calling thread (`getaddrinfo`); IP literals do not.
+pub(crate) fn resolve(host: &Host, port: u16) -> Result<Vec<SocketAddr>, TransportError> {
+    match host {
+        Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, port)]),
+        Host::Name(name) => match (name.as_str(), port).to_socket_addrs() {
+            Ok(addrs) => {
+                let addrs: Vec<_> = addrs.collect();
+                if addrs.is_empty() {
+                    Err(TransportError::Unreachable)
+                } else {
+                    Ok(addrs)
+                }
+            }
+            Err(_) => Err(TransportError::Unreachable),
+        },
+    }
+}
+
+impl FlowSocket {
+    /// Starts connecting to the first address that accepts a connect attempt.
+    pub(crate) fn connect(
+        flow: FlowId,
+        addrs: Vec<SocketAddr>,
+        now: Instant,
+        timeout: Duration,
+    ) -> Result<Self, TransportError> {
+        let share = (timeout / u32::try_from(addrs.len().max(1)).unwrap_or(u32::MAX))
+            .max(MIN_ADDRESS_SHARE)
+            .min(timeout);
+        let mut rest: VecDeque<SocketAddr> = addrs.into();
+        let mut last_error = TransportError::Unreachable;
+        while let Some(addr) = rest.pop_front() {
+            match sys::connect_nonblocking(&addr) {
+                Ok(stream) => {
+                    return Ok(Self {
+                        flow,
+                        stream,
+                        state: State::Connecting {
+                            current: Some(addr),
+                            rest,
+                            deadline: now + share,
+                            share,
+                            last_error: None,
+                        },
+                        outgoing: Vec::new(),
+                        reads: 0,
+                        origin: Origin::Created,
+                    })
+                }
+                Err(e) => last_error = transport_error(&e),
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Wraps a socket the application created (connected, or with a connect in progress).
+    pub(crate) fn adopt(
+        flow: FlowId,
+        stream: TcpStream,
+        now: Instant,
+        timeout: Duration,
+    ) -> io::Result<Self> {
+        // A pending socket error shows up in the first step, as a connect failure.
+        stream.set_nonblocking(true)?;
+        Ok(Self {
+            flow,
+            stream,
+            state: State::Connecting {
+                current: None,
+                rest: VecDeque::new(),
+                deadline: now + timeout,
+                share: timeout,
+                last_error: None,
+            },
+            outgoing: Vec::new(),
+            reads: 0,
+            origin: Origin::Adopted,
+        })
+    }
+
+    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.stream)
+    }
+
+    pub(crate) fn is_connecting(&self) -> bool {
+        matches!(self.state, State::Connecting { .. })
+    }
+
+    pub(crate) fn wants_write(&self) -> bool {
+        self.is_connecting() || !self.outgoing.is_empty()
+    }
+
+    /// The deadline of the current connect attempt, if connecting.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Connecting { deadline, .. } => Some(*deadline),
+            State::Connected => None,
+        }
+    }
+
+    pub(crate) fn queue(&mut self, data: &[u8]) {
+        self.outgoing.extend_from_slice(data);
+    }
+
+    /// Starts a new `process` round (resets the read budget).
+    pub(crate) fn new_round(&mut self) {
+        self.reads = 0;
+    }
+
+    /// One non-blocking step: finish the connect, write what is queued, read what arrived.
+    /// `None`: nothing for the engine now.
+    pub(crate) fn step(&mut self, now: Instant) -> Option<SocketInput> {
+        if let State::Connecting { .. } = self.state {
+            return self.step_connect(now);
+        }
+        if let Err(e) = self.flush() {
+            return Some(SocketInput::Closed(closure(&e)));
+        }
+        if self.reads >= MAX_READS {
+            return None;
+        }
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            return match self.stream.read(&mut buf) {
+                Ok(0) => Some(SocketInput::Closed(TransportClosure::Eof)),
+                Ok(n) => {
+                    self.reads += 1;
+                    buf.truncate(n);
+                    Some(SocketInput::Received(buf))
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+                Err(e) => Some(SocketInput::Closed(closure(&e))),
+            };
+        }
+    }
+
+    fn step_connect(&mut self, now: Instant) -> Option<SocketInput> {
+        let failed = match self.stream.take_error() {
+            Ok(Some(error)) | Err(error) => Some(transport_error(&error)),
+            Ok(None) => match self.stream.peer_addr() {
+                Ok(remote) => {
+                    self.state = State::Connected;
+                    let _ = self.stream.set_nodelay(true);
+                    return Some(SocketInput::Connected {
+                        local: self.stream.local_addr().ok(),
+                        remote: Some(remote),
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::NotConnected => {
+                    let State::Connecting { deadline, .. } = &self.state else {
+                        return None;
+                    };
+                    if now < *deadline {
+                        return None;
+                    }
+                    Some(TransportError::TimedOut)
+                }
+                Err(e) => Some(transport_error(&e)),
+            },
+        };
+        let error = failed?;
+        self.next_address(now, error)
+    }
+
+    /// The current address failed: try the next one, or report the connect failure.
+    fn next_address(&mut self, now: Instant, error: TransportError) -> Option<SocketInput> {
+        let State::Connecting {
+            current,
+            rest,
+            deadline,
+            share,
+            last_error,
+        } = &mut self.state
+        else {
+            return None;
+        };
+        *last_error = Some(error);
+        while let Some(addr) = rest.pop_front() {
+            match sys::connect_nonblocking(&addr) {
+                Ok(stream) => {
+                    self.stream = stream;
+                    *current = Some(addr);
+                    *deadline = now + *share;
+                    return None;
+                }
+                Err(e) => *last_error = Some(transport_error(&e)),
+            }
+        }
+        Some(SocketInput::ConnectFailed(
+            last_error.take().unwrap_or(TransportError::Unreachable),
+        ))
+    }
+
+    /// Writes what is queued until the socket would block.
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.outgoing.is_empty() {
+            match self.stream.write(&self.outgoing) {
+                Ok(0) => return Err(io::Error::from(ErrorKind::WriteZero)),
+                Ok(n) => {
+                    self.outgoing.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the flow: what is queued (a fatal alert may be among it, TS 33.203 O.3.1.2) is
+    /// written if the socket takes it now, unread input is drained so that the close does
+    /// not turn into a reset that could destroy the alert in flight, then the connection is
+    /// shut down and the descriptor closed (a duplicate, for a socket the application kept).
+    pub(crate) fn close(mut self) {
+        if !self.is_connecting() {
+            let _ = self.flush();
+            let mut buf = [0u8; 4096];
+            for _ in 0..16 {
+                match self.stream.read(&mut buf) {
+                    Ok(n) if n > 0 => continue,
+                    _ => break,
+                }
+            }
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+fn closure(error: &io::Error) -> TransportClosure {
+    match error.kind() {
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+            TransportClosure::Reset
+        }
+        _ => TransportClosure::Error(error.to_string()),
+    }
+}

@@ -1,0 +1,227 @@
+//! `imstls_binding`: a snapshot of the binding the P-CSCF keeps for this UE (TS 33.203 O.2.2
+//! / Q.1), for diagnostics.
+
+use std::ffi::{c_char, CString};
+
+use zeroize::Zeroize;
+
+use crate::engine::Binding;
+
+use super::boundary::{arg, free_boxed, guard};
+use super::error::c_string;
+
+/// The O.2.2 binding: addresses and ports, IMPI and IMPUs, and the TLS parameters of the
+/// flow. A snapshot taken by `imstls_ue_binding` / `imstls_driver_binding`: immutable, owned
+/// by you, freed with `imstls_binding_free` (which zeroizes the identities).
+///
+/// It holds personal data (IMPI, IMPUs, the UE's address): do not log it. Strings are
+/// NUL-terminated UTF-8 borrowed from the binding until it is freed; `""` when unknown.
+pub struct imstls_binding {
+    flow: u64,
+    registered: bool,
+    resumed: bool,
+    pcscf: CString,
+    local_addr: CString,
+    remote_addr: CString,
+    impi: CString,
+    impus: Vec<CString>,
+    tls_version: CString,
+    cipher_suite: CString,
+    kx_group: CString,
+    peer_subject: CString,
+    peer_sans: Vec<CString>,
+    peer_not_after: i64,
+}
+
+impl imstls_binding {
+    pub(crate) fn new(binding: &Binding) -> Self {
+        let address = |a: Option<std::net::SocketAddr>| {
+            c_string(&a.map(|a| a.to_string()).unwrap_or_default())
+        };
+        let peer = binding.tls.peer_certificate.as_ref();
+        Self {
+            flow: binding.flow.0,
+            registered: binding.registered,
+            resumed: binding.tls.resumed,
+            pcscf: c_string(&binding.pcscf),
+            local_addr: address(binding.local_addr),
+            remote_addr: address(binding.remote_addr),
+            impi: c_string(&binding.impi),
+            impus: binding.impus.iter().map(|i| c_string(i)).collect(),
+            tls_version: c_string(binding.tls.version),
+            cipher_suite: c_string(binding.tls.cipher_suite),
+            kx_group: c_string(binding.tls.key_exchange_group.unwrap_or("")),
+            peer_subject: c_string(
+                peer.and_then(|p| p.subject_common_name.as_deref())
+                    .unwrap_or(""),
+            ),
+            peer_sans: peer
+                .map(|p| p.subject_alt_names.iter().map(|n| c_string(n)).collect())
+                .unwrap_or_default(),
+            peer_not_after: peer.map_or(0, |p| p.not_after),
+        }
+    }
+}
+
+impl Drop for imstls_binding {
+    fn drop(&mut self) {
+        let wipe = |s: &mut CString| {
+            let mut bytes = std::mem::take(s).into_bytes();
+            bytes.zeroize();
+        };
+        wipe(&mut self.impi);
+        wipe(&mut self.local_addr);
+        for impu in &mut self.impus {
+            wipe(impu);
+        }
+    }
+}
+
+fn text(
+    binding: *const imstls_binding,
+    get: impl FnOnce(&imstls_binding) -> &CString,
+) -> *const c_char {
+    arg(binding, "binding").map_or(c"".as_ptr(), |b| get(b).as_ptr())
+}
+
+/// The flow the binding is on.
+#[no_mangle]
+pub extern "C" fn imstls_binding_flow(binding: *const imstls_binding) -> u64 {
+    guard(|| arg(binding, "binding").map_or(0, |b| b.flow))
+}
+
+/// True when the UE is registered on this flow.
+#[no_mangle]
+pub extern "C" fn imstls_binding_registered(binding: *const imstls_binding) -> bool {
+    guard(|| arg(binding, "binding").is_ok_and(|b| b.registered))
+}
+
+/// The P-CSCF candidate as configured, `host:port`.
+///
+/// - Lifetime: borrowed from `binding`.
+#[no_mangle]
+pub extern "C" fn imstls_binding_pcscf(binding: *const imstls_binding) -> *const c_char {
+    guard(|| text(binding, |b| &b.pcscf))
+}
+
+/// The UE's address and port as reported for the flow (`"192.0.2.1:40000"`,
+/// `"[2001:db8::1]:40000"`); `""` when unknown. Personal data.
+///
+/// - Lifetime: borrowed from `binding`.
+#[no_mangle]
+pub extern "C" fn imstls_binding_local_addr(binding: *const imstls_binding) -> *const c_char {
+    guard(|| text(binding, |b| &b.local_addr))
+}
+
+/// The P-CSCF's address and port; `""` when unknown.
+///
+/// - Lifetime: borrowed from `binding`.
+#[no_mangle]
+pub extern "C" fn imstls_binding_remote_addr(binding: *const imstls_binding) -> *const c_char {
+    guard(|| text(binding, |b| &b.remote_addr))
+}
+
+/// The private identity. Personal data.
+///
+/// - Lifetime: borrowed from `binding`.
+#[no_mangle]
+pub extern "C" fn imstls_binding_impi(binding: *const imstls_binding) -> *const c_char {
+    guard(|| text(binding, |b| &b.impi))
+}
+
+/// How many public identities the registration carries.
+#[no_mangle]
+pub extern "C" fn imstls_binding_impu_count(binding: *const imstls_binding) -> usize {
+    guard(|| arg(binding, "binding").map_or(0, |b| b.impus.len()))
+}
+
+/// The `index`-th public identity; NULL when out of range. Personal data.
+///
+/// - Lifetime: borrowed from `binding`.
+#[no_mangle]
+pub extern "C" fn imstls_binding_impu(
+    binding: *const imstls_binding,
+    index: usize,
+) -> *const c_char {
+    guard(|| {
+        arg(binding, "binding")
+            .ok()
+            .and_then(|b| b.impus.get(index))
+            .map_or(std::ptr::null(), |s| s.as_ptr())
+    })
+}
+
+/// `"TLSv1.3"` or `"TLSv1.2"`.
+///
+/// - Lifetime: borrowed from `binding`.
+#[no_mangle]
+pub extern "C" fn imstls_binding_tls_version(binding: *const imstls_binding) -> *const c_char {
+    guard(|| text(binding, |b| &b.tls_version))
+}
+
+/// The IANA cipher suite name.
+///
+/// - Lifetime: borrowed from `binding`.
+#[no_mangle]
+pub extern "C" fn imstls_binding_cipher_suite(binding: *const imstls_binding) -> *const c_char {
+    guard(|| text(binding, |b| &b.cipher_suite))
+}
+
+/// The key-exchange group (`""` on a TLS 1.2 resumption).
+///
+/// - Lifetime: borrowed from `binding`.
+#[no_mangle]
+pub extern "C" fn imstls_binding_kx_group(binding: *const imstls_binding) -> *const c_char {
+    guard(|| text(binding, |b| &b.kx_group))
+}
+
+/// True when the TLS handshake resumed a session.
+#[no_mangle]
+pub extern "C" fn imstls_binding_resumed(binding: *const imstls_binding) -> bool {
+    guard(|| arg(binding, "binding").is_ok_and(|b| b.resumed))
+}
+
+/// The P-CSCF certificate's subject commonName (diagnostics only: never used for matching);
+/// `""` when absent or after a resumed handshake.
+///
+/// - Lifetime: borrowed from `binding`.
+#[no_mangle]
+pub extern "C" fn imstls_binding_peer_subject(binding: *const imstls_binding) -> *const c_char {
+    guard(|| text(binding, |b| &b.peer_subject))
+}
+
+/// How many subjectAltName entries the P-CSCF certificate has (0 after a resumption).
+#[no_mangle]
+pub extern "C" fn imstls_binding_peer_san_count(binding: *const imstls_binding) -> usize {
+    guard(|| arg(binding, "binding").map_or(0, |b| b.peer_sans.len()))
+}
+
+/// The `index`-th subjectAltName (`sip:` URI, DNS name or IP); NULL when out of range.
+///
+/// - Lifetime: borrowed from `binding`.
+#[no_mangle]
+pub extern "C" fn imstls_binding_peer_san(
+    binding: *const imstls_binding,
+    index: usize,
+) -> *const c_char {
+    guard(|| {
+        arg(binding, "binding")
+            .ok()
+            .and_then(|b| b.peer_sans.get(index))
+            .map_or(std::ptr::null(), |s| s.as_ptr())
+    })
+}
+
+/// The P-CSCF certificate's notAfter, seconds since the Unix epoch (0 when unknown).
+#[no_mangle]
+pub extern "C" fn imstls_binding_peer_not_after(binding: *const imstls_binding) -> i64 {
+    guard(|| arg(binding, "binding").map_or(0, |b| b.peer_not_after))
+}
+
+/// Frees a binding snapshot, zeroizing the identities; NULL is a no-op.
+///
+/// - Thread safety: once, when no other thread reads it.
+#[no_mangle]
+pub extern "C" fn imstls_binding_free(binding: *mut imstls_binding) {
+    guard(|| free_boxed(binding))
+}

@@ -1,0 +1,602 @@
+//! `imstls_driver`: the engine with a managed socket (`crate::driver::Driver`). imstls
+//! connects, reads, writes, closes and keeps time; the stack answers events.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::time::{Duration, Instant};
+
+use crate::driver::{ConnectMode, Driver, DriverError};
+use crate::engine::FlowId;
+
+use super::binding::imstls_binding;
+use super::boundary::{arg, boxed, bytes_arg, guard, opt_str_arg, out};
+use super::config::imstls_config;
+use super::error::{imstls_error, Failure};
+use super::handle::{self, call, imstls_wake_callback, with, with_code, Handle, HasHandle};
+use super::log::imstls_log_callback;
+use super::output::imstls_output;
+use super::result::imstls_result;
+use super::sys;
+use super::ue::{c_state, connect_error, duration_s, identity, imstls_state};
+
+/// Who opens the TCP connections of a driver (passed as a `uint32_t` to
+/// `imstls_driver_set_connect_mode`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum imstls_connect_mode {
+    /// The driver resolves, connects (IPv6 and IPv4, every address) and owns the sockets.
+    /// The default.
+    IMSTLS_CONNECT_MANAGED = 1,
+    /// The application creates and connects each flow's socket (e.g. bound to an Android
+    /// `Network`) and hands it in with `imstls_driver_adopt_fd`.
+    IMSTLS_CONNECT_EXTERNAL = 2,
+}
+
+/// Who closes a descriptor handed to `imstls_driver_adopt_fd` (passed as a `uint32_t`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum imstls_fd_ownership {
+    /// The driver owns the descriptor from a successful call on and closes it when the flow
+    /// ends. (On error it stays yours.)
+    IMSTLS_FD_TRANSFER = 1,
+    /// The descriptor stays yours: the driver works on a duplicate and never closes yours;
+    /// when the flow ends it shuts the connection down (`shutdown(2)`) and closes its
+    /// duplicate. Close yours whenever you like after the adopt call.
+    IMSTLS_FD_BORROW = 2,
+}
+
+impl imstls_connect_mode {
+    fn from_u32(value: u32) -> Option<Self> {
+        [Self::IMSTLS_CONNECT_MANAGED, Self::IMSTLS_CONNECT_EXTERNAL]
+            .into_iter()
+            .find(|v| *v as u32 == value)
+    }
+}
+
+impl imstls_fd_ownership {
+    fn from_u32(value: u32) -> Option<Self> {
+        [Self::IMSTLS_FD_TRANSFER, Self::IMSTLS_FD_BORROW]
+            .into_iter()
+            .find(|v| *v as u32 == value)
+    }
+}
+
+/// `imstls_driver_interest` bit: wait until the descriptor is readable (`POLLIN`).
+pub const IMSTLS_INTEREST_READABLE: u32 = 1;
+/// `imstls_driver_interest` bit: wait until the descriptor is writable (`POLLOUT`).
+pub const IMSTLS_INTEREST_WRITABLE: u32 = 2;
+
+/// One UE with a managed socket. Create with `imstls_driver_new`, free with
+/// `imstls_driver_free`.
+///
+/// Drive it either by calling `imstls_driver_run` in a loop (it blocks up to `max_wait_ms`),
+/// or from your own event loop: wait for `imstls_driver_fd` with `imstls_driver_interest`,
+/// or for `imstls_driver_timeout_ms`, then call `imstls_driver_process`. After either, drain
+/// `imstls_driver_poll_event`. The descriptor changes with every new flow: ask again after
+/// every call.
+///
+/// Time: the driver reads `CLOCK_MONOTONIC` itself; no call takes a time.
+///
+/// Thread safety: every function may be called from any thread. Calls never wait for each
+/// other: a call made while another is in progress returns `IMSTLS_BUSY` — except that
+/// `imstls_driver_run` holds the driver only while it works, not while it waits, so another
+/// thread may call inputs (e.g. `imstls_driver_send_sip`, which writes at once) and the
+/// waiting `run` wakes up. A panic inside imstls poisons this driver only.
+pub struct imstls_driver {
+    handle: Handle<Driver>,
+}
+
+impl HasHandle for imstls_driver {
+    type Inner = Driver;
+    fn handle(&self) -> &Handle<Driver> {
+        &self.handle
+    }
+}
+
+impl From<DriverError> for Failure {
+    fn from(error: DriverError) -> Self {
+        match error {
+            DriverError::Engine(e) => e.into(),
+            DriverError::NoPendingConnect(flow) => Failure::new(
+                imstls_result::IMSTLS_UNKNOWN_FLOW,
+                format!("{flow} is not waiting for a socket"),
+            ),
+            DriverError::WrongMode(mode) => Failure::new(
+                imstls_result::IMSTLS_WRONG_MODE,
+                format!("not possible in connect mode {mode:?}"),
+            ),
+            DriverError::Io(e) => Failure::io("socket", &e),
+        }
+    }
+}
+
+/// One input: runs it, then wakes a `run` blocked in another thread and asks for the
+/// wake-up callback.
+fn input(
+    driver: *mut imstls_driver,
+    body: impl FnOnce(&mut Driver) -> Result<(), Failure>,
+) -> imstls_result {
+    with(driver.cast_const(), "driver", |locked, call| {
+        body(&mut locked.inner)?;
+        locked.inner.waker().wake();
+        call.wake = true;
+        Ok(())
+    })
+}
+
+fn millis_until(at: Instant, now: Instant) -> u64 {
+    let wait = at.saturating_duration_since(now);
+    let ms = wait.as_millis() + u128::from(wait.subsec_nanos() % 1_000_000 != 0);
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
+/// Creates a driver (managed connect mode, engine idle) in `*out_driver`.
+///
+/// - `config`: borrowed; the driver keeps its own reference.
+/// - Ownership: the driver is yours; free it with `imstls_driver_free`.
+/// - Next: optionally `imstls_driver_set_connect_mode`, then
+///   `imstls_driver_start_registration`.
+/// - Thread safety: any thread.
+#[no_mangle]
+pub extern "C" fn imstls_driver_new(
+    config: *const imstls_config,
+    out_driver: *mut *mut imstls_driver,
+) -> imstls_result {
+    guard(|| {
+        let result = arg(config, "config").and_then(|config| {
+            let slot = out(out_driver, "out_driver")?;
+            let driver = Driver::new(config.config.clone())?;
+            slot.write(boxed(imstls_driver {
+                handle: Handle::new(driver),
+            }));
+            Ok(())
+        });
+        result.map_or_else(|f| f.result, |()| imstls_result::IMSTLS_OK)
+    })
+}
+
+/// Frees a driver: the current socket is closed (after writing what is queued); descriptors
+/// lent with `IMSTLS_FD_BORROW` are not closed. NULL is a no-op. A driver with a call in
+/// progress is not freed.
+///
+/// - Thread safety: not concurrently with any other call on this driver, including a
+///   blocked `imstls_driver_run`.
+#[no_mangle]
+pub extern "C" fn imstls_driver_free(driver: *mut imstls_driver) {
+    guard(|| handle::free(driver))
+}
+
+/// Chooses who connects new flows: an `imstls_connect_mode` value. Takes effect for the
+/// next flow.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_set_connect_mode(
+    driver: *mut imstls_driver,
+    mode: u32,
+) -> imstls_result {
+    guard(|| {
+        input(driver, |d| {
+            d.set_connect_mode(match imstls_connect_mode::from_u32(mode) {
+                Some(imstls_connect_mode::IMSTLS_CONNECT_MANAGED) => ConnectMode::Managed,
+                Some(imstls_connect_mode::IMSTLS_CONNECT_EXTERNAL) => ConnectMode::External,
+                None => {
+                    return Err(Failure::invalid(format!(
+                        "{mode} is not an imstls_connect_mode value"
+                    )))
+                }
+            });
+            Ok(())
+        })
+    })
+}
+
+/// Starts a registration procedure (see `imstls_ue_start_registration`) and, in managed
+/// mode, starts connecting (a host name is resolved here, blocking this thread).
+///
+/// - Strings: NUL-terminated UTF-8, borrowed for the call.
+/// - Next: run the loop; answer `IMSTLS_EVENT_REGISTER_NOW` with `imstls_driver_send_sip`.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_start_registration(
+    driver: *mut imstls_driver,
+    impi: *const c_char,
+    impus: *const *const c_char,
+    impu_count: usize,
+) -> imstls_result {
+    guard(|| {
+        input(driver, |d| {
+            let identity = identity(impi, impus, impu_count)?;
+            Ok(d.start_registration(identity)?)
+        })
+    })
+}
+
+/// Sends one complete SIP message on the current flow (see `imstls_ue_send_sip`); the TLS
+/// records are written at once when the socket takes them.
+///
+/// - `message`, `len`: borrowed for the call.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_send_sip(
+    driver: *mut imstls_driver,
+    message: *const u8,
+    len: usize,
+) -> imstls_result {
+    guard(|| {
+        input(driver, |d| {
+            let message = bytes_arg(message, len, "message")?;
+            Ok(d.send_sip(message)?)
+        })
+    })
+}
+
+/// The stack got a 401/407 (see `imstls_ue_registration_challenged`).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_registration_challenged(
+    driver: *mut imstls_driver,
+    stale: bool,
+) -> imstls_result {
+    guard(|| input(driver, |d| Ok(d.registration_challenged(stale)?)))
+}
+
+/// The stack got a 2xx (see `imstls_ue_registration_succeeded`; `flow_timer_s` 0: none).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_registration_succeeded(
+    driver: *mut imstls_driver,
+    expires_s: u32,
+    flow_timer_s: u32,
+) -> imstls_result {
+    guard(|| {
+        input(driver, |d| {
+            Ok(d.registration_succeeded(
+                Duration::from_secs(expires_s.into()),
+                duration_s(flow_timer_s),
+            )?)
+        })
+    })
+}
+
+/// The stack got a final error 300–699 (see `imstls_ue_registration_failed`;
+/// `retry_after_s` 0: none).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_registration_failed(
+    driver: *mut imstls_driver,
+    status: u32,
+    retry_after_s: u32,
+) -> imstls_result {
+    guard(|| {
+        input(driver, |d| {
+            let status = u16::try_from(status)
+                .map_err(|_| Failure::invalid("status must be a final error, 300..=699"))?;
+            Ok(d.registration_failed(status, duration_s(retry_after_s))?)
+        })
+    })
+}
+
+/// De-registers (see `imstls_ue_deregister`).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_deregister(driver: *mut imstls_driver) -> imstls_result {
+    guard(|| input(driver, |d| Ok(d.deregister()?)))
+}
+
+/// The device changed network: the socket is closed, a new flow and registration start.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_network_changed(driver: *mut imstls_driver) -> imstls_result {
+    guard(|| input(driver, |d| Ok(d.network_changed()?)))
+}
+
+/// Fresh keys (see `imstls_ue_rekey`).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_rekey(driver: *mut imstls_driver) -> imstls_result {
+    guard(|| input(driver, |d| Ok(d.rekey()?)))
+}
+
+/// External connect mode: hands in the socket for `flow` (from an `IMSTLS_EVENT_CONNECTING`
+/// event: its host and port say where to connect), connected or with a non-blocking
+/// connect in progress. `ownership` is an `imstls_fd_ownership` value saying who closes
+/// `fd`.
+///
+/// - Returns `IMSTLS_OK`; `IMSTLS_WRONG_MODE` in managed mode; `IMSTLS_UNKNOWN_FLOW` when
+///   `flow` does not wait for a socket; `IMSTLS_INVALID_ARGUMENT` when `fd` is not an open
+///   stream socket or `ownership` is unknown — in these cases `fd` stays yours.
+///   `IMSTLS_IO_ERROR`: the socket could not be set up after it was taken (with
+///   `IMSTLS_FD_TRANSFER` it has been closed).
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_adopt_fd(
+    driver: *mut imstls_driver,
+    flow: u64,
+    fd: c_int,
+    ownership: u32,
+) -> imstls_result {
+    guard(|| {
+        input(driver, |d| {
+            let transfer = match imstls_fd_ownership::from_u32(ownership) {
+                Some(imstls_fd_ownership::IMSTLS_FD_TRANSFER) => true,
+                Some(imstls_fd_ownership::IMSTLS_FD_BORROW) => false,
+                None => {
+                    return Err(Failure::invalid(format!(
+                        "{ownership} is not an imstls_fd_ownership value"
+                    )))
+                }
+            };
+            if d.connect_mode() != ConnectMode::External {
+                return Err(DriverError::WrongMode(d.connect_mode()).into());
+            }
+            if d.pending_connect().map(|r| r.flow) != Some(FlowId(flow)) {
+                return Err(DriverError::NoPendingConnect(FlowId(flow)).into());
+            }
+            // SAFETY: the documented contract: `fd` is an open descriptor of the caller's,
+            // given up on success when `ownership` is IMSTLS_FD_TRANSFER. All checks that
+            // can fail after ownership moved were made above.
+            let owned = unsafe { sys::adopt_socket(fd, transfer) }
+                .map_err(|e| Failure::invalid(format!("fd {fd}: {e}")))?;
+            Ok(d.adopt(FlowId(flow), owned)?)
+        })
+    })
+}
+
+/// External connect mode: you could not connect `flow`: `reason` is an
+/// `imstls_connect_error` value, `detail` optional (NULL allowed).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_connect_failed(
+    driver: *mut imstls_driver,
+    flow: u64,
+    reason: u32,
+    detail: *const c_char,
+) -> imstls_result {
+    guard(|| {
+        input(driver, |d| {
+            let reason = connect_error(reason, opt_str_arg(detail, "detail")?)?;
+            Ok(d.connect_failed(FlowId(flow), reason)?)
+        })
+    })
+}
+
+/// The socket to wait on in `*out_fd`; `IMSTLS_NOT_AVAILABLE` when there is none (wait for
+/// the timeout only). It changes with every new flow. Never close it yourself.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_fd(
+    driver: *const imstls_driver,
+    out_fd: *mut c_int,
+) -> imstls_result {
+    guard(|| {
+        with_code(driver, "driver", |locked, _| {
+            let slot = out(out_fd, "out_fd")?;
+            Ok(match locked.inner.fd() {
+                Some(fd) => {
+                    slot.write(fd);
+                    imstls_result::IMSTLS_OK
+                }
+                None => imstls_result::IMSTLS_NOT_AVAILABLE,
+            })
+        })
+    })
+}
+
+/// What to wait for on the socket, as `IMSTLS_INTEREST_*` bits in `*out_interest` (0 when
+/// there is no socket).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_interest(
+    driver: *const imstls_driver,
+    out_interest: *mut u32,
+) -> imstls_result {
+    guard(|| {
+        with(driver, "driver", |locked, _| {
+            let slot = out(out_interest, "out_interest")?;
+            let interest = locked.inner.interest();
+            slot.write(
+                if interest.readable {
+                    IMSTLS_INTEREST_READABLE
+                } else {
+                    0
+                } | if interest.writable {
+                    IMSTLS_INTEREST_WRITABLE
+                } else {
+                    0
+                },
+            );
+            Ok(())
+        })
+    })
+}
+
+/// Milliseconds from now (rounded up) until `imstls_driver_process` must run at the latest,
+/// in `*out_ms`; `IMSTLS_NOT_AVAILABLE` when no timer runs (wait for the socket only).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_timeout_ms(
+    driver: *const imstls_driver,
+    out_ms: *mut u64,
+) -> imstls_result {
+    guard(|| {
+        with_code(driver, "driver", |locked, _| {
+            let slot = out(out_ms, "out_ms")?;
+            Ok(match locked.inner.next_timeout() {
+                Some(at) => {
+                    slot.write(millis_until(at, Instant::now()));
+                    imstls_result::IMSTLS_OK
+                }
+                None => imstls_result::IMSTLS_NOT_AVAILABLE,
+            })
+        })
+    })
+}
+
+/// Does everything possible without blocking: finishes a connect, writes, reads, fires due
+/// timers. Call it when the socket is ready or the timeout passed (any other time is
+/// harmless), then drain `imstls_driver_poll_event`.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_process(driver: *mut imstls_driver) -> imstls_result {
+    guard(|| {
+        with(driver.cast_const(), "driver", |locked, _| {
+            locked.inner.process(Instant::now());
+            Ok(())
+        })
+    })
+}
+
+/// Blocks for at most `max_wait_ms` until the socket is ready, a timer is due, or another
+/// thread's input needs attention, then processes. Returns at once when events are
+/// waiting. Drain `imstls_driver_poll_event` afterwards.
+///
+/// The driver is locked only while it works, not while it waits: other threads' calls go
+/// through meanwhile.
+///
+/// - Returns `IMSTLS_OK`, or `IMSTLS_IO_ERROR` when `poll(2)` failed.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_run(driver: *mut imstls_driver, max_wait_ms: u32) -> imstls_result {
+    guard(|| {
+        let driver = driver.cast_const();
+        let plan = call(driver, "driver", |locked, _| {
+            locked.inner.process(Instant::now());
+            Ok(locked
+                .inner
+                .prepare_wait(Duration::from_millis(max_wait_ms.into())))
+        });
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(code) => return code,
+        };
+        let waited = if plan.timeout() == Some(Duration::ZERO) {
+            Ok(false)
+        } else {
+            plan.wait()
+        };
+        with(driver, "driver", |locked, _| {
+            waited.map_err(|e| Failure::io("poll", &e))?;
+            locked.inner.process(Instant::now());
+            Ok(())
+        })
+    })
+}
+
+/// The next event in `*out_event` (an `imstls_output` of kind `IMSTLS_OUTPUT_EVENT`), or
+/// `IMSTLS_NOTHING_MORE` (`*out_event` untouched). A failure event also becomes the
+/// driver's last error.
+///
+/// - Ownership: the output is yours; free it with `imstls_output_free`.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_poll_event(
+    driver: *mut imstls_driver,
+    out_event: *mut *mut imstls_output,
+) -> imstls_result {
+    guard(|| {
+        with_code(driver.cast_const(), "driver", |locked, call| {
+            let slot = out(out_event, "out_event")?;
+            let Some(event) = locked.inner.poll_event() else {
+                return Ok(imstls_result::IMSTLS_NOTHING_MORE);
+            };
+            call.event_failure = Failure::from_event(&event);
+            let output = imstls_output::from_event(event, locked.inner.ue().config());
+            slot.write(boxed(output));
+            Ok(imstls_result::IMSTLS_OK)
+        })
+    })
+}
+
+/// What the engine waits for, in `*out_state`.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_state(
+    driver: *const imstls_driver,
+    out_state: *mut imstls_state,
+) -> imstls_result {
+    guard(|| {
+        with(driver, "driver", |locked, _| {
+            out(out_state, "out_state")?.write(c_state(locked.inner.state()));
+            Ok(())
+        })
+    })
+}
+
+/// A snapshot of the O.2.2 binding in `*out_binding` once TLS is up;
+/// `IMSTLS_NOT_AVAILABLE` before.
+///
+/// - Ownership: yours; free it with `imstls_binding_free`.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_binding(
+    driver: *const imstls_driver,
+    out_binding: *mut *mut imstls_binding,
+) -> imstls_result {
+    guard(|| {
+        with_code(driver, "driver", |locked, _| {
+            let slot = out(out_binding, "out_binding")?;
+            Ok(match locked.inner.binding() {
+                Some(binding) => {
+                    slot.write(boxed(imstls_binding::new(&binding)));
+                    imstls_result::IMSTLS_OK
+                }
+                None => imstls_result::IMSTLS_NOT_AVAILABLE,
+            })
+        })
+    })
+}
+
+/// The driver's last failure (of a call, `IMSTLS_BUSY` excepted, or a failure event
+/// delivered by `imstls_driver_poll_event`) as a copy in `*out_error`; free it with
+/// `imstls_error_free`. `IMSTLS_NOT_AVAILABLE` when nothing failed yet.
+///
+/// - Thread safety: any thread, even while another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_last_error(
+    driver: *const imstls_driver,
+    out_error: *mut *mut imstls_error,
+) -> imstls_result {
+    guard(|| handle::last_error(driver, out_error))
+}
+
+/// Sends this driver's log records up to `level` to `callback` (see
+/// `imstls_ue_set_log_callback`; re-entering this driver from the callback gets
+/// `IMSTLS_BUSY`).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_set_log_callback(
+    driver: *mut imstls_driver,
+    callback: imstls_log_callback,
+    userdata: *mut c_void,
+    level: u32,
+) -> imstls_result {
+    guard(|| handle::set_log_callback(driver.cast_const(), callback, userdata, level))
+}
+
+/// Calls `callback(userdata)` after every accepted input, once the driver is unlocked, so
+/// that a loop running in another thread re-reads the descriptor, interest and timeout and
+/// drains events (e.g. write to an eventfd the loop watches). NULL turns it off. A thread
+/// blocked in `imstls_driver_run` is woken without it.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_set_wake_callback(
+    driver: *mut imstls_driver,
+    callback: imstls_wake_callback,
+    userdata: *mut c_void,
+) -> imstls_result {
+    guard(|| handle::set_wake_callback(driver.cast_const(), callback, userdata))
+}

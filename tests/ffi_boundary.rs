@@ -1,0 +1,242 @@
+//! Makes the C ABI rules impossible to forget one function at a time: every `extern "C"`
+//! function in `src/ffi` must start its body with `guard(` (the panic boundary), every
+//! export must be in `src/ffi`, and every `unsafe` block must carry a `// SAFETY:` comment.
+//! Each scanner is also run on a deliberately bad snippet, so the test is seen to fail.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("readable source dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Source with comments and string/char literal contents blanked out (same length, same
+/// line breaks), so that the scanners see only code.
+fn code_only(source: &str) -> String {
+    let bytes = source.as_bytes();
+    let mut out = String::with_capacity(source.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &source[i..];
+        if rest.starts_with("//") {
+            let end = rest.find('\n').map_or(source.len(), |n| i + n);
+            out.extend(std::iter::repeat_n(' ', end - i));
+            i = end;
+        } else if rest.starts_with("/*") {
+            let end = rest.find("*/").map_or(source.len(), |n| i + n + 2);
+            out.extend(
+                source[i..end]
+                    .chars()
+                    .map(|c| if c == '\n' { '\n' } else { ' ' }),
+            );
+            i = end;
+        } else if rest.starts_with("'\"'") {
+            out.push_str("' '");
+            i += 3;
+        } else if rest.starts_with("\"C\"") {
+            // The ABI string of `extern "C"` is code, not data.
+            out.push_str("\"C\"");
+            i += 3;
+        } else if rest.starts_with('"') || rest.starts_with("c\"") {
+            let start = i + if rest.starts_with('c') { 2 } else { 1 };
+            let mut j = start;
+            while j < bytes.len() && bytes[j] != b'"' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            out.push_str(&source[i..start]);
+            out.extend(
+                source[start..j]
+                    .chars()
+                    .map(|c| if c == '\n' { '\n' } else { ' ' }),
+            );
+            out.push('"');
+            i = j + 1;
+        } else {
+            let c = rest.chars().next().expect("not at the end");
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// `extern "C" fn` definitions whose body does not start with `guard(`, as
+/// `file:line: name`, and how many definitions were checked.
+fn unguarded_exports(file: &str, source: &str) -> (Vec<String>, usize) {
+    let code = code_only(source);
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    let mut search = 0;
+    while let Some(found) = code[search..].find("extern \"C\" fn ") {
+        let at = search + found;
+        search = at + 1;
+        let after = &code[at + "extern \"C\" fn ".len()..];
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() {
+            continue; // a function pointer type, not a definition
+        }
+        let line = code[..at].lines().count();
+        // Skip the parameter list (balanced parentheses), then find the body or a `;`.
+        let Some(open) = after.find('(') else {
+            continue;
+        };
+        let mut depth = 0;
+        let mut end = open;
+        for (k, c) in after[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + k;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let tail = &after[end..];
+        let Some(brace) = tail.find(['{', ';']) else {
+            continue;
+        };
+        if tail.as_bytes()[brace] == b';' {
+            continue; // a declaration inside `extern "C" { ... }`
+        }
+        checked += 1;
+        let body = tail[brace + 1..].trim_start();
+        if !body.starts_with("guard(") {
+            problems.push(format!("{file}:{line}: {name} does not start with guard("));
+        }
+        let attributes = &source[..at];
+        let window: String = attributes
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !window.contains("#[no_mangle]") && !window.contains("#[unsafe(no_mangle)]") {
+            problems.push(format!(
+                "{file}:{line}: {name} is extern \"C\" but not #[no_mangle]"
+            ));
+        }
+    }
+    (problems, checked)
+}
+
+/// `unsafe {` blocks (and `unsafe impl`) without a `// SAFETY:` comment in the 8 lines
+/// before, and `unsafe fn`s without a `# Safety` doc section.
+fn unjustified_unsafe(file: &str, source: &str) -> Vec<String> {
+    let code = code_only(source);
+    let source_lines: Vec<&str> = source.lines().collect();
+    let mut problems = Vec::new();
+    for (index, line) in code.lines().enumerate() {
+        let before = |n: usize| source_lines[index.saturating_sub(n)..index].join("\n");
+        let justified =
+            before(8).contains("// SAFETY:") || source_lines[index].contains("// SAFETY:");
+        if (line.contains("unsafe {") || line.contains("unsafe impl")) && !justified {
+            problems.push(format!("{file}:{}: unsafe without // SAFETY:", index + 1));
+        }
+        if line.contains("unsafe fn ")
+            && !line.contains("extern \"C\" fn")
+            && !before(20).contains("# Safety")
+        {
+            problems.push(format!(
+                "{file}:{}: unsafe fn without a # Safety section",
+                index + 1
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_export_goes_through_the_panic_boundary() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ffi");
+    let mut problems = Vec::new();
+    let (mut exports, mut checked) = (0, 0);
+    for path in rust_files(&dir) {
+        let source = std::fs::read_to_string(&path).expect("readable");
+        exports += code_only(&source).matches("no_mangle").count();
+        let (found, count) = unguarded_exports(&path.display().to_string(), &source);
+        problems.extend(found);
+        checked += count;
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        exports > 100,
+        "only {exports} exports found: is the scanner still looking?"
+    );
+    assert_eq!(checked, exports, "every #[no_mangle] function was checked");
+}
+
+#[test]
+fn exports_and_unsafe_live_only_in_src_ffi() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let ffi = src.join("ffi");
+    let mut problems = Vec::new();
+    for path in rust_files(&src) {
+        let source = std::fs::read_to_string(&path).expect("readable");
+        let code = code_only(&source);
+        let name = path.display().to_string();
+        if path.starts_with(&ffi) {
+            problems.extend(unjustified_unsafe(&name, &source));
+            continue;
+        }
+        for (index, line) in code.lines().enumerate() {
+            if line.contains("no_mangle") || line.contains("extern \"C\"") {
+                problems.push(format!("{name}:{}: C export outside src/ffi", index + 1));
+            }
+            if line
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .any(|w| w == "unsafe")
+            {
+                problems.push(format!("{name}:{}: unsafe outside src/ffi", index + 1));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_scanners_catch_a_forgotten_boundary_and_an_unexplained_unsafe() {
+    let bad = r#"
+/// Docs.
+#[no_mangle]
+pub extern "C" fn imstls_forgot(ue: *const imstls_ue) -> imstls_result {
+    let _ = ue; // guard( is only mentioned in a comment
+    imstls_result::IMSTLS_OK
+}
+
+#[no_mangle]
+pub extern "C" fn imstls_fine(x: u32) -> u32 {
+    guard(|| x)
+}
+
+pub extern "C" fn imstls_hidden() {
+    guard(|| ())
+}
+
+fn f(p: *const u8) -> u8 {
+    unsafe { *p }
+}
+"#;
+    let (unguarded, checked) = unguarded_exports("bad.rs", bad);
+    assert_eq!(checked, 3);
+    assert_eq!(unguarded.len(), 2, "{unguarded:?}");
+    assert!(unguarded[0].contains("imstls_forgot does not start with guard("));
+    assert!(unguarded[1].contains("imstls_hidden is extern \"C\" but not #[no_mangle]"));
+    let unsafe_problems = unjustified_unsafe("bad.rs", bad);
+    assert_eq!(unsafe_problems.len(), 1, "{unsafe_problems:?}");
+}
