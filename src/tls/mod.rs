@@ -12,7 +12,7 @@ mod failure;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use rustls::{AlertDescription, ClientConnection, HandshakeKind, ProtocolVersion};
+use rustls::{AlertDescription, ClientConnection, HandshakeKind, IoState, ProtocolVersion};
 use zeroize::Zeroizing;
 
 pub use failure::{alert_name, CertificateFailure, TlsFailure, TlsFailureKind, TlsPhase};
@@ -182,26 +182,29 @@ impl TlsFlow {
                     return Err(self.fail(failure));
                 }
             }
-            if let Err(error) = self.conn.process_new_packets() {
-                let negotiated = self.conn.negotiated_cipher_suite().is_some();
-                let mut failure = TlsFailure::from_rustls(&error, phase, negotiated);
-                // A TLS 1.2 P-CSCF that demands the client certificate it asked for answers
-                // our empty Certificate with handshake_failure (TLS 1.3 says
-                // certificate_required): that is the O.2.1 case, not a passing failure.
-                if phase == TlsPhase::Handshake
-                    && failure.alert_received == Some(AlertDescription::HandshakeFailure)
-                    && self.certificate_requested()
-                {
-                    failure.kind = TlsFailureKind::ClientCertificateRequested;
+            let state = match self.conn.process_new_packets() {
+                Ok(state) => state,
+                Err(error) => {
+                    let negotiated = self.conn.negotiated_cipher_suite().is_some();
+                    let mut failure = TlsFailure::from_rustls(&error, phase, negotiated);
+                    // A TLS 1.2 P-CSCF that demands the client certificate it asked for answers
+                    // our empty Certificate with handshake_failure (TLS 1.3 says
+                    // certificate_required): that is the O.2.1 case, not a passing failure.
+                    if phase == TlsPhase::Handshake
+                        && failure.alert_received == Some(AlertDescription::HandshakeFailure)
+                        && self.certificate_requested()
+                    {
+                        failure.kind = TlsFailureKind::ClientCertificateRequested;
+                    }
+                    self.flush_transmit();
+                    if !self.transmit.is_empty() {
+                        failure.alert_sent = last_plaintext_alert(&self.transmit)
+                            .or_else(|| failure::alert_for(&error));
+                    }
+                    return Err(self.fail(failure));
                 }
-                self.flush_transmit();
-                if !self.transmit.is_empty() {
-                    failure.alert_sent =
-                        last_plaintext_alert(&self.transmit).or_else(|| failure::alert_for(&error));
-                }
-                return Err(self.fail(failure));
-            }
-            self.drain_plaintext();
+            };
+            self.drain_plaintext(state);
         }
         self.flush_transmit();
         Ok(())
@@ -213,21 +216,28 @@ impl TlsFlow {
         failure
     }
 
-    fn drain_plaintext(&mut self) {
-        let mut chunk = Zeroizing::new([0u8; 4096]);
-        loop {
-            match self.conn.reader().read(&mut chunk[..]) {
-                Ok(0) => {
-                    self.closed = true; // close_notify received
-                    break;
-                }
-                Ok(n) => {
-                    self.received_data = true;
-                    crate::sip::extend_wiping(&mut self.plaintext, &chunk[..n]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => break, // unexpected EOF is reported by receive_eof
+    /// Moves what rustls decrypted into `self.plaintext`, reading straight into that
+    /// zeroizing buffer: no 4 KiB stack chunk to fill and wipe on every call, no second copy.
+    fn drain_plaintext(&mut self, state: IoState) {
+        let pending = state.plaintext_bytes_to_read();
+        if pending > 0 {
+            let start = self.plaintext.len();
+            if self.plaintext.capacity() - start < pending {
+                // Grow as `crate::sip::extend_wiping` does: the old block wipes itself.
+                let needed = (start + pending).max(2 * self.plaintext.capacity());
+                let mut grown = Zeroizing::new(Vec::with_capacity(needed));
+                grown.extend_from_slice(&self.plaintext);
+                std::mem::swap(&mut self.plaintext, &mut grown);
             }
+            self.plaintext.resize(start + pending, 0);
+            match self.conn.reader().read_exact(&mut self.plaintext[start..]) {
+                Ok(()) => self.received_data = true,
+                // Cannot happen: rustls said how much it holds. Keep only real bytes.
+                Err(_) => self.plaintext.truncate(start),
+            }
+        }
+        if state.peer_has_closed() {
+            self.closed = true; // close_notify received, and everything before it read
         }
     }
 
@@ -294,12 +304,14 @@ impl TlsFlow {
         }
         let phase = self.phase();
         let _ = self.conn.read_tls(&mut io::empty());
-        if let Err(error) = self.conn.process_new_packets() {
-            let negotiated = self.conn.negotiated_cipher_suite().is_some();
-            let failure = TlsFailure::from_rustls(&error, phase, negotiated);
-            return Closure::Failed(self.fail(failure));
+        match self.conn.process_new_packets() {
+            Ok(state) => self.drain_plaintext(state),
+            Err(error) => {
+                let negotiated = self.conn.negotiated_cipher_suite().is_some();
+                let failure = TlsFailure::from_rustls(&error, phase, negotiated);
+                return Closure::Failed(self.fail(failure));
+            }
         }
-        self.drain_plaintext();
         if self.closed {
             return Closure::Clean;
         }
