@@ -1302,10 +1302,13 @@ imstls_result imstls_driver_process(imstls_driver *driver);
  * waiting. Drain `imstls_driver_poll_event` afterwards.
  *
  * The driver is locked only while it works, not while it waits: other threads' calls go
- * through meanwhile.
+ * through meanwhile. If another thread holds the driver when the wait ends, `run` returns
+ * `IMSTLS_OK` without processing (that thread did its part; readiness is kept for the next
+ * `run`).
  *
  * - Returns `IMSTLS_OK`, or `IMSTLS_IO_ERROR` when `poll(2)` failed.
- * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+ * - Thread safety: any thread; `IMSTLS_BUSY` (nothing done) when another call is in
+ *   progress as it starts.
  */
 imstls_result imstls_driver_run(imstls_driver *driver, uint32_t max_wait_ms);
 

@@ -462,10 +462,13 @@ pub extern "C" fn imstls_driver_process(driver: *mut imstls_driver) -> imstls_re
 /// waiting. Drain `imstls_driver_poll_event` afterwards.
 ///
 /// The driver is locked only while it works, not while it waits: other threads' calls go
-/// through meanwhile.
+/// through meanwhile. If another thread holds the driver when the wait ends, `run` returns
+/// `IMSTLS_OK` without processing (that thread did its part; readiness is kept for the next
+/// `run`).
 ///
 /// - Returns `IMSTLS_OK`, or `IMSTLS_IO_ERROR` when `poll(2)` failed.
-/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+/// - Thread safety: any thread; `IMSTLS_BUSY` (nothing done) when another call is in
+///   progress as it starts.
 #[no_mangle]
 pub extern "C" fn imstls_driver_run(driver: *mut imstls_driver, max_wait_ms: u32) -> imstls_result {
     guard(|| {
@@ -485,11 +488,18 @@ pub extern "C" fn imstls_driver_run(driver: *mut imstls_driver, max_wait_ms: u32
         } else {
             plan.wait()
         };
-        with(driver, "driver", |locked, _| {
+        let result = with(driver, "driver", |locked, _| {
             waited.map_err(|e| Failure::io("poll", &e))?;
             locked.inner.process(Instant::now());
             Ok(())
-        })
+        });
+        match result {
+            // Another thread is working on the driver right now: it performs what its own
+            // call caused, and the socket's readiness waits for the next run (poll(2) is
+            // level-triggered), so nothing is lost.
+            imstls_result::IMSTLS_BUSY => imstls_result::IMSTLS_OK,
+            other => other,
+        }
     })
 }
 

@@ -1,0 +1,217 @@
+//! Shared by `tests/c_harness.rs` and `tests/c_example.rs`: finding the toolchain and the
+//! libraries cargo just built, compiling C and C++ with strict warnings, starting loopback
+//! simulators, and running a C program with a control channel and a hang guard.
+#![allow(dead_code)] // each test uses part of it
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imstls_testkit::{CertKind, SimConfig, Simulator, TestPki};
+
+/// Strict warnings for every C and C++ file.
+pub const WARNINGS: &[&str] = &["-Wall", "-Wextra", "-Wpedantic", "-Werror"];
+
+/// Libraries a Rust staticlib needs on Linux (`rustc --print native-static-libs`).
+pub const NATIVE_LIBS: &[&str] = &["-lpthread", "-ldl", "-lm", "-lrt", "-lutil", "-lgcc_s"];
+
+/// Writes to the test's stderr directly (libtest captures `eprintln!`, not this).
+pub fn say(text: &str) {
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The profile directory cargo built this test (and libimstls.a / libimstls.so) into.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_path_buf()
+}
+
+pub fn staticlib() -> PathBuf {
+    let lib = profile_dir().join("libimstls.a");
+    assert!(
+        lib.exists(),
+        "{} is missing: cargo builds it with the tests",
+        lib.display()
+    );
+    lib
+}
+
+pub fn cdylib() -> PathBuf {
+    let lib = profile_dir().join("libimstls.so");
+    assert!(
+        lib.exists(),
+        "{} is missing: cargo builds it with the tests",
+        lib.display()
+    );
+    lib
+}
+
+/// Where compiled C programs go (a different directory per test and variant).
+pub fn build_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("ffi-tests")
+        .join(name);
+    std::fs::create_dir_all(&dir).expect("build dir");
+    dir
+}
+
+/// A tool the C tests need, or a failure that says what to install — never a silent pass.
+pub fn require(tool: &str, package: &str) -> PathBuf {
+    match Command::new(tool).arg("--version").output() {
+        Ok(out) if out.status.success() => PathBuf::from(tool),
+        _ => panic!(
+            "`{tool}` is required by the C API tests and was not found: \
+             apt-get install {package} (CI does this in .ci/run)"
+        ),
+    }
+}
+
+/// Runs a command; panics with its output when it fails.
+pub fn run(command: &mut Command) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    if !out.status.success() {
+        say(&String::from_utf8_lossy(&out.stdout));
+        say(&String::from_utf8_lossy(&out.stderr));
+        panic!("{command:?} failed: {}", out.status);
+    }
+}
+
+/// Compiles one C (`.c`, C99) or C++ (`.cpp`, C++11) file to an object with strict warnings.
+pub fn compile(source: &Path, object: &Path, extra: &[&str]) {
+    let cpp = source.extension().is_some_and(|e| e == "cpp");
+    let (tool, std) = if cpp {
+        (require("g++", "g++"), "-std=c++11")
+    } else {
+        (require("gcc", "gcc"), "-std=c99")
+    };
+    run(Command::new(tool)
+        .arg(std)
+        .args(WARNINGS)
+        .args(["-g", "-pthread", "-c"])
+        .arg("-I")
+        .arg(repo().join("include"))
+        .arg("-I")
+        .arg(repo().join("examples/c"))
+        .args(extra)
+        .arg(source)
+        .arg("-o")
+        .arg(object));
+}
+
+/// The loopback P-CSCFs the C programs talk to: one with a good certificate, one with an
+/// expired one and one for another name, all under one test root.
+pub struct Sims {
+    pub good: Simulator,
+    pub expired: Simulator,
+    pub wrong_name: Simulator,
+    pub ca: PathBuf,
+    pub server_name: String,
+}
+
+pub fn start_sims(dir: &Path) -> Sims {
+    let pki = Arc::new(TestPki::generate("pcscf.ims.test"));
+    let start = |cert| {
+        Simulator::start_with_pki(
+            SimConfig {
+                cert,
+                ..SimConfig::default()
+            },
+            pki.clone(),
+        )
+        .expect("loopback simulator")
+    };
+    let ca = dir.join("root-ca.pem");
+    std::fs::write(&ca, pki.root_pem()).expect("write the root CA");
+    Sims {
+        good: start(CertKind::Good),
+        expired: start(CertKind::Expired),
+        wrong_name: start(CertKind::WrongName),
+        ca,
+        server_name: pki.server_name().to_owned(),
+    }
+}
+
+/// What a C program printed and how it ended.
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub lines: Vec<String>,
+    pub timed_out: bool,
+}
+
+impl Outcome {
+    /// `passed=N failed=M` from the last line that has it.
+    pub fn counts(&self) -> Option<(u32, u32)> {
+        self.lines.iter().rev().find_map(|line| {
+            let rest = line.strip_prefix("passed=")?;
+            let (passed, failed) = rest.split_once(" failed=")?;
+            Some((passed.trim().parse().ok()?, failed.trim().parse().ok()?))
+        })
+    }
+}
+
+/// Runs `command` (stdout piped, stderr inherited so sanitizer and Valgrind reports reach
+/// the terminal), answering `@ctl kill` lines with `kill()` then `ok`. Kills it after
+/// `limit` (a hang guard, not a timing assertion). The full output goes to `log`.
+pub fn run_with_control(
+    mut command: Command,
+    limit: Duration,
+    log: &Path,
+    kill: impl Fn(),
+) -> Outcome {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let pid = child.id();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(limit).is_err() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            return true;
+        }
+        false
+    });
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if let Some(command) = line.strip_prefix("@ctl ") {
+            match command {
+                "kill" => kill(),
+                other => panic!("unknown control request {other:?}"),
+            }
+            let _ = stdin.write_all(b"ok\n");
+            let _ = stdin.flush();
+        }
+        if line.starts_with("FAIL") || line.starts_with("passed=") || line.starts_with("LEAK") {
+            say(&format!("{line}\n"));
+        }
+        lines.push(line);
+    }
+    drop(stdin);
+    let status = child.wait().expect("wait for the C program");
+    let _ = done_tx.send(());
+    let timed_out = watchdog.join().unwrap_or(false);
+    std::fs::write(log, lines.join("\n")).expect("write the log");
+    Outcome {
+        status,
+        lines,
+        timed_out,
+    }
+}
