@@ -21,18 +21,16 @@
 mod support;
 
 use std::alloc::System;
-use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imstls::{ConformanceEntry, Event, Output, Ue, UeConfig};
-use imstls_testkit::sip::{Frame, Framer, SipMessage};
-use imstls_testkit::ua::{Ua, UaConfig, UaOutcome};
+use imstls_testkit::ua::{Ua, UaConfig};
 use imstls_testkit::{PcscfCore, PcscfFactory, RegistrarConfig, TestPki, TlsVersions};
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection};
+use rustls::ClientConnection;
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
-use support::clients::{act_as_stack, bare_config, Error};
+use support::clients::{bare_config, Error};
+use support::inmem::{bare_in_memory, pump};
 use support::{env_usize, kib, ratio, verdict, Table};
 
 #[global_allocator]
@@ -60,37 +58,6 @@ fn freed_per_client<T>(clients: Vec<T>) -> (f64, f64) {
         (before.0 - after.0) as f64 / n,
         (before.1 - after.1) as f64 / n,
     )
-}
-
-/// Runs the engine's outputs against `core` in memory, acting as the SIP stack at `now`,
-/// until `until` accepts an event (Ok(true)) or nothing is left to do (Ok(false)).
-fn pump(
-    ue: &mut Ue,
-    ua: &mut Ua,
-    core: &mut PcscfCore,
-    now: Instant,
-    until: impl Fn(&Event) -> bool,
-) -> Result<bool, Error> {
-    loop {
-        match ue.poll_output() {
-            Output::Connect { flow, .. } => ue.connected(now, flow, None, None)?,
-            Output::Transmit { flow, data } => {
-                core.receive(&data);
-                let answer = core.take_output();
-                if !answer.is_empty() {
-                    ue.receive(now, flow, &answer)?;
-                }
-            }
-            Output::Event(event) => {
-                act_as_stack(ue, ua, &event, now)?;
-                if until(&event) {
-                    return Ok(true);
-                }
-            }
-            Output::Timeout(_) => return Ok(false),
-            other => return Err(format!("unexpected output {other:?}").into()),
-        }
-    }
 }
 
 /// Registers `ue` with `core` in memory, until its first keep-alive pong.
@@ -133,74 +100,6 @@ fn age_in_memory(
         return Err(format!("aged UE ended in {:?}", ue.state()).into());
     }
     Ok(())
-}
-
-/// What a bare integration keeps per connection: the rustls connection and a SIP framer
-/// (held only for their heap).
-#[allow(dead_code)]
-struct BareFlow {
-    conn: ClientConnection,
-    framer: Framer,
-}
-
-/// The same exchange with bare rustls, in memory.
-fn bare_in_memory(
-    config: Arc<ClientConfig>,
-    ua: &mut Ua,
-    core: &mut PcscfCore,
-) -> Result<BareFlow, Error> {
-    let mut conn = ClientConnection::new(config, ServerName::try_from(SERVER_NAME)?)?;
-    let mut framer = Framer::new();
-    let mut plaintext = [0u8; 4096];
-    let mut sent_first = false;
-    loop {
-        let mut out = Vec::new();
-        while conn.wants_write() {
-            conn.write_tls(&mut out)?;
-        }
-        if !out.is_empty() {
-            core.receive(&out);
-        }
-        let answer = core.take_output();
-        if answer.is_empty() {
-            return Err("stuck".into());
-        }
-        let mut input = &answer[..];
-        while !input.is_empty() {
-            conn.read_tls(&mut input)?;
-            conn.process_new_packets()?;
-        }
-        if !sent_first && !conn.is_handshaking() {
-            ua.new_registration();
-            conn.writer().write_all(&ua.next_register())?;
-            sent_first = true;
-        }
-        loop {
-            match conn.reader().read(&mut plaintext) {
-                Ok(0) => return Err("closed".into()),
-                Ok(n) => framer.push(&plaintext[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        while let Some(frame) = framer.next_frame()? {
-            if let Frame::Message(bytes) = frame {
-                match ua.handle_response(&SipMessage::parse(&bytes)?) {
-                    UaOutcome::Challenged { .. } => conn.writer().write_all(&ua.next_register())?,
-                    UaOutcome::Registered { .. } => {
-                        // Flush anything pending (nothing in practice), then sit idle.
-                        let mut out = Vec::new();
-                        while conn.wants_write() {
-                            conn.write_tls(&mut out)?;
-                        }
-                        core.receive(&out);
-                        return Ok(BareFlow { conn, framer });
-                    }
-                    other => return Err(format!("unexpected {other:?}").into()),
-                }
-            }
-        }
-    }
 }
 
 struct Row {
@@ -260,6 +159,7 @@ fn main() -> Result<(), Error> {
         let mut core = factory.connection()?;
         bare_in_memory(
             bare_config(pki.root_der(), &groups, true)?,
+            SERVER_NAME,
             &mut ua,
             &mut core,
         )?;
@@ -344,7 +244,12 @@ fn main() -> Result<(), Error> {
         for i in 0..n {
             let mut core = factory.connection()?;
             let mut ua = Ua::new(subscriber(i));
-            flows.push(bare_in_memory(shared.clone(), &mut ua, &mut core)?);
+            flows.push(bare_in_memory(
+                shared.clone(),
+                SERVER_NAME,
+                &mut ua,
+                &mut core,
+            )?);
             cores.push(core);
             uas.push(ua);
         }

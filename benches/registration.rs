@@ -15,15 +15,17 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imstls::{KeepAlive, UeConfig};
 use imstls_testkit::tls::TlsVersions as SimVersions;
+use imstls_testkit::ua::Ua;
 use imstls_testkit::ua::UaConfig;
 use imstls_testkit::{SimConfig, Simulator, TestPki};
-use support::clients::{bare_config, BareClient, Error, ImstlsClient, Negotiated};
-use support::{env_usize, measure, ratio, us, verdict, Sample, Summary, Table};
+use support::clients::{bare_config, direct_pcscf, BareClient, Error, ImstlsClient, Negotiated};
+use support::{env_usize, measure, ratio, thread_cpu, us, verdict, Sample, Summary, Table};
 
 const SERVER_NAME: &str = "pcscf.ims.test";
 
@@ -48,6 +50,28 @@ impl Client {
     }
 }
 
+/// Where a client registers: a simulator or a direct P-CSCF, and the PKI behind it.
+struct Pcscf {
+    addr: SocketAddr,
+    pki: Arc<TestPki>,
+}
+
+impl Pcscf {
+    fn sim(sim: &Simulator) -> Pcscf {
+        Pcscf {
+            addr: sim.addr(),
+            pki: sim.pki_arc(),
+        }
+    }
+
+    fn direct(pki: &Arc<TestPki>) -> Result<Pcscf, Error> {
+        Ok(Pcscf {
+            addr: direct_pcscf(pki.clone())?,
+            pki: pki.clone(),
+        })
+    }
+}
+
 struct Variant {
     name: &'static str,
     client: Client,
@@ -55,11 +79,11 @@ struct Variant {
     samples: Vec<Sample>,
 }
 
-fn imstls_config(sim: &Simulator, resumption: bool) -> Result<UeConfig, Error> {
+fn imstls_config(pcscf: &Pcscf, resumption: bool) -> Result<UeConfig, Error> {
     Ok(UeConfig::builder()
-        .pcscf(sim.addr().to_string())
+        .pcscf(pcscf.addr.to_string())
         .server_name(SERVER_NAME)
-        .trust_anchors_pem(sim.pki().root_pem())
+        .trust_anchors_pem(pcscf.pki.root_pem())
         .resumption(resumption)
         // Keep-alive would add a ping/pong after the 200 OK: not part of the cycle.
         .keepalive(KeepAlive {
@@ -71,11 +95,11 @@ fn imstls_config(sim: &Simulator, resumption: bool) -> Result<UeConfig, Error> {
 
 fn imstls(
     name: &'static str,
-    sim: &Simulator,
+    pcscf: &Pcscf,
     resumption: bool,
     expect_resumed: bool,
 ) -> Result<Variant, Error> {
-    let client = ImstlsClient::new(imstls_config(sim, resumption)?, UaConfig::default())?;
+    let client = ImstlsClient::new(imstls_config(pcscf, resumption)?, UaConfig::default())?;
     Ok(Variant {
         name,
         client: Client::Imstls(Box::new(client)),
@@ -86,14 +110,14 @@ fn imstls(
 
 fn bare(
     name: &'static str,
-    sim: &Simulator,
+    pcscf: &Pcscf,
     resumption: bool,
     expect_resumed: bool,
 ) -> Result<Variant, Error> {
     // The same group list, in the same order, as the imstls profile.
-    let groups = imstls_config(sim, false)?.kx_groups().to_vec();
-    let config = bare_config(sim.pki().root_der(), &groups, resumption)?;
-    let client = BareClient::new(config, SERVER_NAME, sim.addr(), UaConfig::default())?;
+    let groups = imstls_config(pcscf, false)?.kx_groups().to_vec();
+    let config = bare_config(pcscf.pki.root_der(), &groups, resumption)?;
+    let client = BareClient::new(config, SERVER_NAME, pcscf.addr, UaConfig::default())?;
     Ok(Variant {
         name,
         client: Client::Bare(Box::new(client)),
@@ -137,18 +161,33 @@ fn main() -> Result<(), Error> {
             tls_versions: SimVersions::Tls12Only,
             ..SimConfig::default()
         },
-        pki,
+        pki.clone(),
     )?;
 
+    let (p13, p13r, p12) = (Pcscf::sim(&sim13), Pcscf::sim(&sim13r), Pcscf::sim(&sim12));
     let mut variants = vec![
-        imstls("imstls TLS 1.3 full", &sim13, false, false)?,
-        bare("bare rustls TLS 1.3 full", &sim13, false, false)?,
-        imstls("imstls TLS 1.2 full", &sim12, false, false)?,
-        bare("bare rustls TLS 1.2 full", &sim12, false, false)?,
-        imstls("imstls TLS 1.3 resumed", &sim13r, true, true)?,
-        bare("bare rustls TLS 1.3 resumed", &sim13r, true, true)?,
+        imstls("imstls TLS 1.3 full", &p13, false, false)?,
+        bare("bare rustls TLS 1.3 full", &p13, false, false)?,
+        imstls("imstls TLS 1.2 full", &p12, false, false)?,
+        bare("bare rustls TLS 1.2 full", &p12, false, false)?,
+        imstls("imstls TLS 1.3 resumed", &p13r, true, true)?,
+        bare("bare rustls TLS 1.3 resumed", &p13r, true, true)?,
         // A second, identical bare client: the A/A ratio shows the noise floor of a ratio.
-        bare("bare rustls TLS 1.3 full (A/A twin)", &sim13, false, false)?,
+        bare("bare rustls TLS 1.3 full (A/A twin)", &p13, false, false)?,
+        // The simulator accepts with a 2 ms poll, which dilutes wall-time ratios: the same
+        // pair against a blocking P-CSCF each.
+        imstls(
+            "imstls TLS 1.3 full, direct P-CSCF",
+            &Pcscf::direct(&pki)?,
+            false,
+            false,
+        )?,
+        bare(
+            "bare rustls TLS 1.3 full, direct P-CSCF",
+            &Pcscf::direct(&pki)?,
+            false,
+            false,
+        )?,
     ];
 
     // `IMSTLS_BENCH_ONLY=imstls TLS 1.3 full` (comma-separated names) keeps only some
@@ -203,8 +242,204 @@ fn main() -> Result<(), Error> {
         }
         std::fs::write(path, csv)?;
     }
+    let parse = parse_cost()?;
+    let memory = in_memory_ab(&pki, cycles, warmup)?;
     report(&variants, cycles, warmup);
+    report_in_memory(&memory, cycles);
+    let imstls_cpu = find(&variants, "imstls TLS 1.3 full")
+        .map(|v| Summary::of_durations(v.samples.iter().map(|s| s.cpu)).median);
+    println!(
+        "Where imstls's extra time goes, in part: checking and framing the cycle's four SIP \
+         messages with `imstls::sip::parse_head` (as `Ue::send_sip` does for the two \
+         REGISTERs and the engine's framer for the 401 and the 200) takes {} µs per cycle \
+         when timed alone{}; the bare client's framing of the two responses (testkit \
+         `Framer`) takes {} µs.\n",
+        us(parse.0),
+        imstls_cpu.map_or(String::new(), |cpu| format!(
+            " ({:.1} % of the imstls TLS 1.3 cycle's median CPU)",
+            100.0 * parse.0 / cpu
+        )),
+        us(parse.1),
+    );
     Ok(())
+}
+
+/// imstls and bare rustls each registering against a fresh `PcscfCore` in memory, taking
+/// turns cycle by cycle: no socket, no other thread, so the difference between the two is
+/// the clients' own work (the P-CSCF's share, also on this thread, is the same for both).
+/// Per-cycle CPU samples of (imstls, bare).
+fn in_memory_ab(
+    pki: &Arc<TestPki>,
+    cycles: usize,
+    warmup: usize,
+) -> Result<(Vec<Duration>, Vec<Duration>), Error> {
+    use imstls::{Event, Identity};
+    use imstls_testkit::PcscfFactory;
+    use support::inmem::{bare_in_memory, pump};
+
+    let mut factory = PcscfFactory::new(pki.clone());
+    let config = UeConfig::builder()
+        .pcscf("192.0.2.1:5061") // never dialled
+        .server_name(SERVER_NAME)
+        .trust_anchors_pem(pki.root_pem())
+        .resumption(false)
+        .keepalive(KeepAlive {
+            enabled: false,
+            ..KeepAlive::default()
+        })
+        .build()?;
+    let shared = bare_config(pki.root_der(), config.kx_groups(), false)?;
+    let mut ue = imstls::Ue::new(config, Instant::now())?;
+    let mut ue_ua = Ua::new(UaConfig::default());
+    let mut bare_ua = Ua::new(UaConfig::default());
+    let (mut ue_core, mut bare_core) = (factory.connection()?, factory.connection()?);
+    let identity = Identity::new(&ue_ua.config().impi, &[&ue_ua.config().impu])?;
+    ue.start_registration(Instant::now(), identity)?;
+    let registered = |e: &Event| matches!(e, Event::Registered { .. });
+    pump(
+        &mut ue,
+        &mut ue_ua,
+        &mut ue_core,
+        Instant::now(),
+        registered,
+    )?;
+    let mut bare = Some(bare_in_memory(
+        shared.clone(),
+        SERVER_NAME,
+        &mut bare_ua,
+        &mut bare_core,
+    )?);
+    let (mut imstls_cpu, mut bare_cpu) = (Vec::new(), Vec::new());
+    for i in 0..warmup + cycles {
+        ue_core = factory.connection()?;
+        let start = thread_cpu();
+        ue.network_changed(Instant::now())?;
+        if !pump(
+            &mut ue,
+            &mut ue_ua,
+            &mut ue_core,
+            Instant::now(),
+            registered,
+        )? {
+            return Err(format!("in-memory imstls stuck in {:?}", ue.state()).into());
+        }
+        let imstls = thread_cpu() - start;
+        bare_core = factory.connection()?;
+        let start = thread_cpu();
+        drop(bare.take()); // the previous connection goes first, as on a socket
+        bare = Some(bare_in_memory(
+            shared.clone(),
+            SERVER_NAME,
+            &mut bare_ua,
+            &mut bare_core,
+        )?);
+        let bare_time = thread_cpu() - start;
+        if i >= warmup {
+            imstls_cpu.push(imstls);
+            bare_cpu.push(bare_time);
+        }
+    }
+    drop((bare, ue_core, bare_core));
+    Ok((imstls_cpu, bare_cpu))
+}
+
+fn report_in_memory((imstls, bare): &(Vec<Duration>, Vec<Duration>), cycles: usize) {
+    let (a, b) = (
+        Summary::of_durations(imstls.iter().copied()),
+        Summary::of_durations(bare.iter().copied()),
+    );
+    let blocks: Vec<f64> = imstls
+        .chunks(BLOCK)
+        .zip(bare.chunks(BLOCK))
+        .map(|(x, y)| {
+            Summary::of_durations(x.iter().copied()).median
+                - Summary::of_durations(y.iter().copied()).median
+        })
+        .collect();
+    let spread = Summary::of(&blocks);
+    println!(
+        "### B1 in memory — the clients' own work, without sockets
+"
+    );
+    println!(
+        "The same TLS 1.3 full cycle with each client wired in memory to its own `PcscfCore`, \
+         on one thread (client + P-CSCF CPU, no syscalls, no scheduling), the two taking \
+         turns cycle by cycle, {cycles} cycles each. The P-CSCF's share is the same for both, \
+         so the difference is what imstls adds.\n"
+    );
+    let mut table = Table::new(&[
+        "client + P-CSCF",
+        "CPU µs median (p10–p90)",
+        "imstls − bare, µs [block p10–p90]",
+    ]);
+    table.row(&[
+        "imstls".to_owned(),
+        format!("{} ({}–{})", us(a.median), us(a.p10), us(a.p90)),
+        format!(
+            "{} [{}–{}]",
+            us(a.median - b.median),
+            us(spread.p10),
+            us(spread.p90)
+        ),
+    ]);
+    table.row(&[
+        "bare rustls".to_owned(),
+        format!("{} ({}–{})", us(b.median), us(b.p10), us(b.p90)),
+        String::new(),
+    ]);
+    println!("{}", table.render());
+    eprintln!(
+        "[bench] RESULT B1 in memory|imstls-bare_us={:.1}",
+        a.median - b.median
+    );
+}
+
+/// The four messages of a cycle (REGISTER, 401, REGISTER with credentials, 200), made by the
+/// testkit `Ua` and registrar; µs per cycle to run `imstls::sip::parse_head` over all four,
+/// and to frame the two responses with the testkit `Framer` (what the bare client does).
+fn parse_cost() -> Result<(f64, f64), Error> {
+    use imstls_testkit::registrar::{Registrar, RegistrarConfig, RequestContext};
+    use imstls_testkit::sip::{Framer, SipMessage};
+
+    let mut ua = Ua::new(UaConfig::default());
+    let mut registrar = Registrar::new(RegistrarConfig::default());
+    let mut exchange = |ua: &mut Ua, request: Vec<u8>, first: bool| -> Result<_, Error> {
+        let parsed = SipMessage::parse(&request)?;
+        let ctx = RequestContext {
+            flow: 1,
+            first_on_connection: first,
+        };
+        let response = registrar
+            .handle_request(&parsed, ctx)
+            .response
+            .ok_or("no response")?;
+        ua.handle_response(&response);
+        Ok((request, response.to_bytes()))
+    };
+    let first = ua.register_request(None);
+    let (register, challenge) = exchange(&mut ua, first, true)?;
+    let second = ua.next_register();
+    let (authorized, ok) = exchange(&mut ua, second, false)?;
+    let messages = [register, challenge, authorized, ok];
+
+    let rounds = 20_000;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for m in &messages {
+            std::hint::black_box(imstls::sip::parse_head(std::hint::black_box(m), 1 << 20)?);
+        }
+    }
+    let imstls = start.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let mut framer = Framer::new();
+        for m in [&messages[1], &messages[3]] {
+            framer.push(std::hint::black_box(m));
+            std::hint::black_box(framer.next_frame()?);
+        }
+    }
+    let bare = start.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    Ok((imstls, bare))
 }
 
 fn find<'a>(variants: &'a [Variant], name: &str) -> Option<&'a Variant> {
@@ -230,12 +465,15 @@ fn report(variants: &[Variant], cycles: usize, warmup: usize) {
     println!(
         "One cycle = TCP connect + TLS handshake + REGISTER → 401 → REGISTER (Digest MD5, \
          qop=auth) → 200 OK, against the testkit `Simulator` (P-CSCF threads in the same \
-         process, on the other core). **CPU** is the client thread's CPU time \
+         process) or, for the *direct P-CSCF* rows, a one-thread blocking P-CSCF running the \
+         same `PcscfCore`. **CPU** is the client thread's CPU time \
          (`CLOCK_THREAD_CPUTIME_ID`: user + kernel, so socket syscalls count); **wall** is \
-         the client's elapsed time and includes the simulator's work and its 2 ms accept \
-         poll, identical for both clients. {cycles} cycles per variant after {warmup} warm-up \
-         cycles, the variants taking turns cycle by cycle in a rotating order; µs, median \
-         (p10–p90) over all cycles.\n"
+         the client's elapsed time and includes the P-CSCF's work (and, with the simulator, \
+         its 2 ms accept poll), the same for both clients. Each variant resumes or not as \
+         listed (imstls: `resumption(false)` in its config for the full ones), is checked on \
+         every cycle, and negotiates exactly what its counterpart does. {cycles} cycles per \
+         variant after {warmup} warm-up cycles, the variants taking turns cycle by cycle in a \
+         rotating order; µs, median (p10–p90) over all cycles.\n"
     );
     let mut table = Table::new(&[
         "variant",
@@ -271,11 +509,17 @@ fn report(variants: &[Variant], cycles: usize, warmup: usize) {
         "target (CPU)",
         "verdict",
     ]);
-    let pairs: [(&str, &str, &str, f64); 5] = [
+    let pairs: [(&str, &str, &str, f64); 6] = [
         (
             "B1",
             "imstls TLS 1.3 full",
             "bare rustls TLS 1.3 full",
+            1.03,
+        ),
+        (
+            "B1, direct P-CSCF",
+            "imstls TLS 1.3 full, direct P-CSCF",
+            "bare rustls TLS 1.3 full, direct P-CSCF",
             1.03,
         ),
         (

@@ -11,7 +11,7 @@
 //! set once per socket.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use imstls::{
 };
 use imstls_testkit::sip::{Frame, Framer, SipMessage};
 use imstls_testkit::ua::{Ua, UaConfig, UaOutcome};
+use imstls_testkit::{PcscfFactory, TestPki};
 use rustls::client::{Resumption, Tls12Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -90,6 +91,40 @@ fn prepare(stream: &TcpStream) -> Result<SocketAddr, Error> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     Ok(stream.local_addr()?)
+}
+
+/// A minimal loopback P-CSCF for one client at a time: one thread, blocking `accept` and
+/// blocking reads (no poll interval in the timings), each connection served by a testkit
+/// `PcscfCore` until the client closes it. Returns its address; the thread ends with the
+/// process.
+pub fn direct_pcscf(pki: Arc<TestPki>) -> Result<SocketAddr, Error> {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let addr = listener.local_addr()?;
+    let mut factory = PcscfFactory::new(pki);
+    std::thread::Builder::new()
+        .name("direct-pcscf".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; READ_BUFFER];
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_nodelay(true);
+                let Ok(mut core) = factory.connection() else {
+                    return;
+                };
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    core.receive(&buf[..n]);
+                    let out = core.take_output();
+                    if !out.is_empty() && stream.write_all(&out).is_err() {
+                        break;
+                    }
+                    core.take_observations();
+                    if core.is_closed() {
+                        break;
+                    }
+                }
+            }
+        })?;
+    Ok(addr)
 }
 
 // ----- imstls --------------------------------------------------------------------------------

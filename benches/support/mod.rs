@@ -5,6 +5,7 @@
 //! bytes from the testkit's `Ua`.
 
 pub mod clients;
+pub mod inmem;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
