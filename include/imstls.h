@@ -794,11 +794,15 @@ extern "C" {
 
 /**
  * The flow the binding is on.
+ *
+ * - Thread safety: any thread; the binding is immutable.
  */
 uint64_t imstls_binding_flow(const imstls_binding *binding);
 
 /**
  * True when the UE is registered on this flow.
+ *
+ * - Thread safety: any thread; the binding is immutable.
  */
 bool imstls_binding_registered(const imstls_binding *binding);
 
@@ -806,6 +810,7 @@ bool imstls_binding_registered(const imstls_binding *binding);
  * The P-CSCF candidate as configured, `host:port`.
  *
  * - Lifetime: borrowed from `binding`.
+ * - Thread safety: any thread; the binding is immutable.
  */
 const char *imstls_binding_pcscf(const imstls_binding *binding);
 
@@ -814,6 +819,7 @@ const char *imstls_binding_pcscf(const imstls_binding *binding);
  * `"[2001:db8::1]:40000"`); `""` when unknown. Personal data.
  *
  * - Lifetime: borrowed from `binding`.
+ * - Thread safety: any thread; the binding is immutable.
  */
 const char *imstls_binding_local_addr(const imstls_binding *binding);
 
@@ -821,6 +827,7 @@ const char *imstls_binding_local_addr(const imstls_binding *binding);
  * The P-CSCF's address and port; `""` when unknown.
  *
  * - Lifetime: borrowed from `binding`.
+ * - Thread safety: any thread; the binding is immutable.
  */
 const char *imstls_binding_remote_addr(const imstls_binding *binding);
 
@@ -828,11 +835,14 @@ const char *imstls_binding_remote_addr(const imstls_binding *binding);
  * The private identity. Personal data.
  *
  * - Lifetime: borrowed from `binding`.
+ * - Thread safety: any thread; the binding is immutable.
  */
 const char *imstls_binding_impi(const imstls_binding *binding);
 
 /**
  * How many public identities the registration carries.
+ *
+ * - Thread safety: any thread; the binding is immutable.
  */
 size_t imstls_binding_impu_count(const imstls_binding *binding);
 
@@ -840,6 +850,7 @@ size_t imstls_binding_impu_count(const imstls_binding *binding);
  * The `index`-th public identity; NULL when out of range. Personal data.
  *
  * - Lifetime: borrowed from `binding`.
+ * - Thread safety: any thread; the binding is immutable.
  */
 const char *imstls_binding_impu(const imstls_binding *binding, size_t index);
 
@@ -847,6 +858,7 @@ const char *imstls_binding_impu(const imstls_binding *binding, size_t index);
  * `"TLSv1.3"` or `"TLSv1.2"`.
  *
  * - Lifetime: borrowed from `binding`.
+ * - Thread safety: any thread; the binding is immutable.
  */
 const char *imstls_binding_tls_version(const imstls_binding *binding);
 
@@ -854,6 +866,7 @@ const char *imstls_binding_tls_version(const imstls_binding *binding);
  * The IANA cipher suite name.
  *
  * - Lifetime: borrowed from `binding`.
+ * - Thread safety: any thread; the binding is immutable.
  */
 const char *imstls_binding_cipher_suite(const imstls_binding *binding);
 
@@ -861,11 +874,14 @@ const char *imstls_binding_cipher_suite(const imstls_binding *binding);
  * The key-exchange group (`""` on a TLS 1.2 resumption).
  *
  * - Lifetime: borrowed from `binding`.
+ * - Thread safety: any thread; the binding is immutable.
  */
 const char *imstls_binding_kx_group(const imstls_binding *binding);
 
 /**
  * True when the TLS handshake resumed a session.
+ *
+ * - Thread safety: any thread; the binding is immutable.
  */
 bool imstls_binding_resumed(const imstls_binding *binding);
 
@@ -874,11 +890,14 @@ bool imstls_binding_resumed(const imstls_binding *binding);
  * `""` when absent or after a resumed handshake.
  *
  * - Lifetime: borrowed from `binding`.
+ * - Thread safety: any thread; the binding is immutable.
  */
 const char *imstls_binding_peer_subject(const imstls_binding *binding);
 
 /**
  * How many subjectAltName entries the P-CSCF certificate has (0 after a resumption).
+ *
+ * - Thread safety: any thread; the binding is immutable.
  */
 size_t imstls_binding_peer_san_count(const imstls_binding *binding);
 
@@ -886,11 +905,14 @@ size_t imstls_binding_peer_san_count(const imstls_binding *binding);
  * The `index`-th subjectAltName (`sip:` URI, DNS name or IP); NULL when out of range.
  *
  * - Lifetime: borrowed from `binding`.
+ * - Thread safety: any thread; the binding is immutable.
  */
 const char *imstls_binding_peer_san(const imstls_binding *binding, size_t index);
 
 /**
  * The P-CSCF certificate's notAfter, seconds since the Unix epoch (0 when unknown).
+ *
+ * - Thread safety: any thread; the binding is immutable.
  */
 int64_t imstls_binding_peer_not_after(const imstls_binding *binding);
 
@@ -933,6 +955,7 @@ imstls_result imstls_config_builder_add_pcscf(imstls_config_builder *builder,
  * candidate is an IP address and the certificate names the FQDN.
  *
  * - `fqdn`: NUL-terminated UTF-8, borrowed for the call. Validated by `build`.
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_server_name(imstls_config_builder *builder,
                                                     const char *fqdn);
@@ -942,6 +965,7 @@ imstls_result imstls_config_builder_set_server_name(imstls_config_builder *build
  * trust anchor the Mozilla roots (webpki-roots) are used.
  *
  * - `pem`, `len`: borrowed for the call (copied).
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_add_trust_anchors_pem(imstls_config_builder *builder,
                                                           const uint8_t *pem,
@@ -951,6 +975,7 @@ imstls_result imstls_config_builder_add_trust_anchors_pem(imstls_config_builder 
  * Adds one DER-encoded trust anchor from memory.
  *
  * - `der`, `len`: borrowed for the call (copied).
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_add_trust_anchors_der(imstls_config_builder *builder,
                                                           const uint8_t *der,
@@ -961,6 +986,7 @@ imstls_result imstls_config_builder_add_trust_anchors_der(imstls_config_builder 
  * certificate). The file is read by `build` (`IMSTLS_CONFIG_FILE` if it cannot be).
  *
  * - `path`: NUL-terminated UTF-8, borrowed for the call.
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_add_trust_anchors_file(imstls_config_builder *builder,
                                                            const char *path);
@@ -969,6 +995,7 @@ imstls_result imstls_config_builder_add_trust_anchors_file(imstls_config_builder
  * Adds certificate revocation lists from PEM in memory (supplied, never fetched).
  *
  * - `pem`, `len`: borrowed for the call (copied).
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_add_crls_pem(imstls_config_builder *builder,
                                                  const uint8_t *pem,
@@ -978,6 +1005,7 @@ imstls_result imstls_config_builder_add_crls_pem(imstls_config_builder *builder,
  * Adds CRLs from a file (PEM or one DER CRL), read by `build`.
  *
  * - `path`: NUL-terminated UTF-8, borrowed for the call.
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_add_crls_file(imstls_config_builder *builder, const char *path);
 
@@ -986,6 +1014,7 @@ imstls_result imstls_config_builder_add_crls_file(imstls_config_builder *builder
  * match one of them (checked in addition to the chain and the name).
  *
  * - `base64`: NUL-terminated UTF-8, borrowed for the call. Validated by `build`.
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_add_spki_pin(imstls_config_builder *builder,
                                                  const char *base64);
@@ -993,6 +1022,8 @@ imstls_result imstls_config_builder_add_spki_pin(imstls_config_builder *builder,
 /**
  * Which TLS versions to offer: an `imstls_tls_versions` value (others →
  * `IMSTLS_INVALID_ARGUMENT`).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_tls_versions(imstls_config_builder *builder,
                                                      uint32_t versions);
@@ -1003,6 +1034,7 @@ imstls_result imstls_config_builder_set_tls_versions(imstls_config_builder *buil
  * among them (TS 33.210 §6.2; checked by `build`).
  *
  * - `names`: `count` NUL-terminated UTF-8 strings, borrowed for the call.
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_kx_groups(imstls_config_builder *builder,
                                                   const char *const *names,
@@ -1010,35 +1042,47 @@ imstls_result imstls_config_builder_set_kx_groups(imstls_config_builder *builder
 
 /**
  * Accepts wildcard certificates (`*.example.net`), which RFC 5922 forbids (default false).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_allow_wildcard_certificates(imstls_config_builder *builder,
                                                                     bool allow);
 
 /**
  * What to do on a P-CSCF CertificateRequest: an `imstls_certificate_request_policy` value.
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_certificate_request_policy(imstls_config_builder *builder,
                                                                    uint32_t policy);
 
 /**
  * TLS session lifetime for resumption, in milliseconds (default 3 600 000; at most 24 h).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_session_lifetime_ms(imstls_config_builder *builder,
                                                             uint64_t lifetime_ms);
 
 /**
  * Enables or disables TLS session resumption (default enabled).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_resumption(imstls_config_builder *builder, bool enabled);
 
 /**
  * TCP connect timeout in milliseconds (default 10 000, at most 600 000).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_connect_timeout_ms(imstls_config_builder *builder,
                                                            uint64_t timeout_ms);
 
 /**
  * TLS handshake timeout in milliseconds (default 15 000, at most 600 000).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_handshake_timeout_ms(imstls_config_builder *builder,
                                                              uint64_t timeout_ms);
@@ -1046,6 +1090,8 @@ imstls_result imstls_config_builder_set_handshake_timeout_ms(imstls_config_build
 /**
  * How long a REGISTER may stay unanswered, in milliseconds (default 32 000 = SIP Timer F;
  * TS 33.203 O.3.1.4).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_registration_timeout_ms(imstls_config_builder *builder,
                                                                 uint64_t timeout_ms);
@@ -1054,6 +1100,8 @@ imstls_result imstls_config_builder_set_registration_timeout_ms(imstls_config_bu
  * RFC 5626 keep-alive: CRLF pings once registered (default on), the battery-saving interval
  * (672–840 s instead of 95–120 s when the P-CSCF gives no Flow-Timer), and how long to wait
  * for the pong (default 10 000 ms).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_keepalive(imstls_config_builder *builder,
                                                   bool enabled,
@@ -1063,6 +1111,8 @@ imstls_result imstls_config_builder_set_keepalive(imstls_config_builder *builder
 /**
  * RFC 5626 §4.5 back-off constants in milliseconds: base time when every candidate failed
  * (default 30 000), otherwise (default 90 000), and the cap (default 1 800 000).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_backoff(imstls_config_builder *builder,
                                                 uint64_t base_all_failed_ms,
@@ -1071,12 +1121,16 @@ imstls_result imstls_config_builder_set_backoff(imstls_config_builder *builder,
 
 /**
  * Largest SIP message accepted or sent, in bytes (default 131 072; 1 KiB ..= 16 MiB).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_max_sip_message_size(imstls_config_builder *builder,
                                                              size_t bytes);
 
 /**
  * How many 401/407 challenges one registration procedure may receive (default 3).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_max_challenges(imstls_config_builder *builder,
                                                        uint32_t count);
@@ -1084,6 +1138,8 @@ imstls_result imstls_config_builder_set_max_challenges(imstls_config_builder *bu
 /**
  * Seeds the engine's jitter, for reproducible tests (default: from the crypto provider's
  * secure random source).
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_random_seed(imstls_config_builder *builder, uint64_t seed);
 
@@ -1095,6 +1151,7 @@ imstls_result imstls_config_builder_set_random_seed(imstls_config_builder *build
  *   fault in `imstls_config_builder_last_error` (`*out_config` untouched).
  * - Ownership: the configuration is yours; free it with `imstls_config_free`.
  * - Next: `imstls_ue_new` (sans-IO) or `imstls_driver_new` (managed socket).
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_build(const imstls_config_builder *builder,
                                           imstls_config **out_config);
@@ -1102,6 +1159,8 @@ imstls_result imstls_config_builder_build(const imstls_config_builder *builder,
 /**
  * The builder's last failure (a copy in `*out_error`, free it with `imstls_error_free`);
  * `IMSTLS_NOT_AVAILABLE` when nothing failed yet.
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_last_error(const imstls_config_builder *builder,
                                                imstls_error **out_error);
@@ -1109,6 +1168,8 @@ imstls_result imstls_config_builder_last_error(const imstls_config_builder *buil
 /**
  * Sends the log records of calls on this builder (e.g. trust-anchor loading) to `callback`;
  * see `imstls_log_callback`. NULL or `IMSTLS_LOG_OFF` turns logging off.
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
  */
 imstls_result imstls_config_builder_set_log_callback(imstls_config_builder *builder,
                                                      imstls_log_callback callback,
@@ -1125,6 +1186,8 @@ imstls_result imstls_config_clone(const imstls_config *config, imstls_config **o
 
 /**
  * How many P-CSCF candidates the configuration holds (0 for NULL).
+ *
+ * - Thread safety: any thread; the configuration is immutable.
  */
 size_t imstls_config_candidate_count(const imstls_config *config);
 
@@ -1382,6 +1445,7 @@ imstls_result imstls_error_result(const imstls_error *error);
  * A one-line English description, without personal data (no IMPI/IMPU, no SIP content).
  *
  * - Lifetime: borrowed from `error`, valid until the error is freed.
+ * - Thread safety: any thread; the error is immutable.
  */
 const char *imstls_error_message(const imstls_error *error);
 
@@ -1404,6 +1468,7 @@ imstls_result imstls_error_copy_message(const imstls_error *error,
  * is not a TLS failure.
  *
  * - Lifetime: borrowed from `error`.
+ * - Thread safety: any thread; the error is immutable.
  */
 const char *imstls_error_tls_failure(const imstls_error *error);
 
@@ -1414,6 +1479,7 @@ const char *imstls_error_tls_failure(const imstls_error *error);
  * `"revoked"`, `"revocation_status_unknown"`, `"malformed"`, `"other"`; `""` otherwise.
  *
  * - Lifetime: borrowed from `error`.
+ * - Thread safety: any thread; the error is immutable.
  */
 const char *imstls_error_certificate_failure(const imstls_error *error);
 
@@ -1423,11 +1489,15 @@ const char *imstls_error_certificate_failure(const imstls_error *error);
  *
  * - Returns `IMSTLS_OK`, or `IMSTLS_NOT_AVAILABLE` when no alert was sent (`*alert`
  *   untouched).
+ *
+ * - Thread safety: any thread; the error is immutable.
  */
 imstls_result imstls_error_alert_sent(const imstls_error *error, uint8_t *alert);
 
 /**
  * The fatal TLS alert the peer sent, as its number; see `imstls_error_alert_sent`.
+ *
+ * - Thread safety: any thread; the error is immutable.
  */
 imstls_result imstls_error_alert_received(const imstls_error *error, uint8_t *alert);
 
@@ -1436,6 +1506,7 @@ imstls_result imstls_error_alert_received(const imstls_error *error, uint8_t *al
  * `"unknown_ca"`, ...); `""` when none.
  *
  * - Lifetime: borrowed from `error`.
+ * - Thread safety: any thread; the error is immutable.
  */
 const char *imstls_error_alert_sent_name(const imstls_error *error);
 
@@ -1443,6 +1514,7 @@ const char *imstls_error_alert_sent_name(const imstls_error *error);
  * The RFC 8446 name of the alert the peer sent; `""` when none.
  *
  * - Lifetime: borrowed from `error`.
+ * - Thread safety: any thread; the error is immutable.
  */
 const char *imstls_error_alert_received_name(const imstls_error *error);
 
@@ -1451,11 +1523,14 @@ const char *imstls_error_alert_received_name(const imstls_error *error);
  * 5922); `""` otherwise.
  *
  * - Lifetime: borrowed from `error`.
+ * - Thread safety: any thread; the error is immutable.
  */
 const char *imstls_error_expected_name(const imstls_error *error);
 
 /**
  * For a `"name_mismatch"` certificate failure: how many names the certificate presented.
+ *
+ * - Thread safety: any thread; the error is immutable.
  */
 size_t imstls_error_presented_name_count(const imstls_error *error);
 
@@ -1464,6 +1539,7 @@ size_t imstls_error_presented_name_count(const imstls_error *error);
  * `index` is out of range.
  *
  * - Lifetime: borrowed from `error`.
+ * - Thread safety: any thread; the error is immutable.
  */
 const char *imstls_error_presented_name(const imstls_error *error, size_t index);
 
@@ -1472,12 +1548,15 @@ const char *imstls_error_presented_name(const imstls_error *error, size_t index)
  * (`"pcscf"`, `"server_name"`, `"trust_anchors"`, `"kx_groups"`, ...); `""` otherwise.
  *
  * - Lifetime: borrowed from `error`.
+ * - Thread safety: any thread; the error is immutable.
  */
 const char *imstls_error_config_field(const imstls_error *error);
 
 /**
  * For `IMSTLS_REGISTRATION_FAILED`: the SIP status the registrar answered (e.g. 403); 0 when
  * there was none (a timeout).
+ *
+ * - Thread safety: any thread; the error is immutable.
  */
 uint16_t imstls_error_sip_status(const imstls_error *error);
 
@@ -1491,11 +1570,15 @@ void imstls_error_free(imstls_error *error);
 
 /**
  * What the output asks of you (`IMSTLS_OUTPUT_NONE` for NULL).
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 imstls_output_type imstls_output_kind(const imstls_output *output);
 
 /**
  * Which event this is (`IMSTLS_EVENT_NONE` unless the kind is `IMSTLS_OUTPUT_EVENT`).
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 imstls_event_kind imstls_output_event(const imstls_output *output);
 
@@ -1504,16 +1587,21 @@ imstls_event_kind imstls_output_event(const imstls_output *output);
  * same as the Rust `Event::code()` and the `ue` CLI's JSON; `""` for non-events.
  *
  * - Lifetime: borrowed from `output`.
+ * - Thread safety: any thread; the output is immutable.
  */
 const char *imstls_output_event_name(const imstls_output *output);
 
 /**
  * The flow the output is about (flows count from 1); 0 when none (e.g. BACKING_OFF).
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 uint64_t imstls_output_flow(const imstls_output *output);
 
 /**
  * CONNECT and CONNECTING: the index of the P-CSCF candidate (configuration order).
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 uint32_t imstls_output_candidate(const imstls_output *output);
 
@@ -1522,11 +1610,14 @@ uint32_t imstls_output_candidate(const imstls_output *output);
  * literal without brackets.
  *
  * - Lifetime: borrowed from `output`.
+ * - Thread safety: any thread; the output is immutable.
  */
 const char *imstls_output_host(const imstls_output *output);
 
 /**
  * CONNECT and CONNECTING: the TCP port.
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 uint16_t imstls_output_port(const imstls_output *output);
 
@@ -1536,6 +1627,8 @@ uint16_t imstls_output_port(const imstls_output *output);
  *
  * - Lifetime: `*data` is borrowed from `output`, valid until `imstls_output_free` (the
  *   bytes are zeroized then). No copy is made; see `imstls_output_copy_data` for one.
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 imstls_result imstls_output_data(const imstls_output *output, const uint8_t **data, size_t *len);
 
@@ -1546,6 +1639,8 @@ imstls_result imstls_output_data(const imstls_output *output, const uint8_t **da
  * - Returns `IMSTLS_OK` with `*needed` = bytes copied, or `IMSTLS_BUFFER_TOO_SMALL` with
  *   `*needed` = the size required (`buf` untouched; `buf` may be NULL with `capacity` 0 to
  *   ask).
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 imstls_result imstls_output_copy_data(const imstls_output *output,
                                       uint8_t *buf,
@@ -1562,11 +1657,14 @@ imstls_result imstls_output_copy_data(const imstls_output *output,
  * state abandoned; REKEYED → `"key_update"`/`"new_flow"`. `""` otherwise.
  *
  * - Lifetime: borrowed from `output`.
+ * - Thread safety: any thread; the output is immutable.
  */
 const char *imstls_output_reason(const imstls_output *output);
 
 /**
  * REGISTER_NOW: which REGISTER to build.
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 imstls_register_reason imstls_output_register_reason(const imstls_output *output);
 
@@ -1574,6 +1672,7 @@ imstls_register_reason imstls_output_register_reason(const imstls_output *output
  * One line of English describing the event, without personal data (fit for a log).
  *
  * - Lifetime: borrowed from `output`.
+ * - Thread safety: any thread; the output is immutable.
  */
 const char *imstls_output_detail(const imstls_output *output);
 
@@ -1582,48 +1681,65 @@ const char *imstls_output_detail(const imstls_output *output);
  * `"TS 33.203 O.3.1.2"` — the conformance log a test lab reads.
  *
  * - Lifetime: borrowed from `output`.
+ * - Thread safety: any thread; the output is immutable.
  */
 const char *imstls_output_clause(const imstls_output *output);
 
 /**
  * REGISTRATION_FAILED: the SIP status the stack reported; 0 when none (a timeout).
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 uint16_t imstls_output_sip_status(const imstls_output *output);
 
 /**
  * CONNECTING: the attempt number within the procedure (1 first); BACKING_OFF: the
  * consecutive failures so far.
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 uint32_t imstls_output_attempt(const imstls_output *output);
 
 /**
  * BACKING_OFF: how long imstls waits before the next attempt, in milliseconds.
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 uint64_t imstls_output_delay_ms(const imstls_output *output);
 
 /**
  * REGISTERED: the granted expiry, in seconds.
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 uint64_t imstls_output_expires_s(const imstls_output *output);
 
 /**
  * REGISTERED: when the refresh will be due, in seconds from now (TS 24.229 §5.1.1.4.1).
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 uint64_t imstls_output_refresh_in_s(const imstls_output *output);
 
 /**
  * `IMSTLS_FLAG_*` bits: STALE (CHALLENGED), WAS_REGISTERED (CONNECTION_LOST), RETRYING
  * (REGISTRATION_FAILED), RESUMED (TLS_ESTABLISHED), ABORTED (CLIENT_CERTIFICATE_REQUESTED).
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 uint32_t imstls_output_flags(const imstls_output *output);
 
 /**
  * SUPERSEDED: TLS sessions and tickets of the abandoned procedure that were purged (O.4.1).
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 size_t imstls_output_purged_sessions(const imstls_output *output);
 
 /**
  * SUPERSEDED: queued bytes (outgoing and partly received) that were dropped.
+ *
+ * - Thread safety: any thread; the output is immutable.
  */
 size_t imstls_output_dropped_bytes(const imstls_output *output);
 
@@ -1631,6 +1747,7 @@ size_t imstls_output_dropped_bytes(const imstls_output *output);
  * TLS_ESTABLISHED: `"TLSv1.3"` or `"TLSv1.2"`.
  *
  * - Lifetime: borrowed from `output`.
+ * - Thread safety: any thread; the output is immutable.
  */
 const char *imstls_output_tls_version(const imstls_output *output);
 
@@ -1638,6 +1755,7 @@ const char *imstls_output_tls_version(const imstls_output *output);
  * TLS_ESTABLISHED: the IANA cipher suite name, e.g. `"TLS13_AES_256_GCM_SHA384"`.
  *
  * - Lifetime: borrowed from `output`.
+ * - Thread safety: any thread; the output is immutable.
  */
 const char *imstls_output_cipher_suite(const imstls_output *output);
 
@@ -1646,6 +1764,7 @@ const char *imstls_output_cipher_suite(const imstls_output *output);
  * resumption).
  *
  * - Lifetime: borrowed from `output`.
+ * - Thread safety: any thread; the output is immutable.
  */
 const char *imstls_output_kx_group(const imstls_output *output);
 
@@ -1655,6 +1774,7 @@ const char *imstls_output_kx_group(const imstls_output *output);
  * for other outputs.
  *
  * - Lifetime: borrowed from `output` — do **not** pass it to `imstls_error_free`.
+ * - Thread safety: any thread; the output is immutable.
  */
 const imstls_error *imstls_output_error(const imstls_output *output);
 

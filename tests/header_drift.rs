@@ -92,26 +92,47 @@ fn version_macros_come_from_cargo_toml() {
 #[test]
 fn the_header_hides_the_test_hooks_and_documents_every_function() {
     assert!(!FRESH.contains("imstls_test_panic"));
-    // Every prototype is preceded by a doc comment (cbindgen copies the rustdoc).
     let lines: Vec<&str> = FRESH.lines().collect();
+    let mut functions = 0;
     for (i, line) in lines.iter().enumerate() {
-        let is_prototype = (line.starts_with("imstls_")
-            || line.starts_with("const ")
-            || line.starts_with("void ")
-            || line.starts_with("bool ")
-            || line.starts_with("uint")
-            || line.starts_with("size_t ")
-            || line.starts_with("int64_t "))
-            && line.contains(" imstls_")
-            && line.contains('(');
-        if is_prototype {
+        // A prototype starts at column 0 with a return type and names an imstls_ function.
+        let Some(open) = line.find('(') else { continue };
+        let head = &line[..open];
+        let is_prototype = !line.starts_with([' ', '#', '/', '*', '}', 't', 'e'])
+            && head
+                .split_whitespace()
+                .last()
+                .is_some_and(|n| n.trim_start_matches('*').starts_with("imstls_"));
+        if !is_prototype {
+            continue;
+        }
+        functions += 1;
+        // Its documentation: the comment block right above it.
+        assert!(
+            i > 0 && lines[i - 1].trim_start().starts_with("*/"),
+            "undocumented function at header line {}: {line}",
+            i + 1
+        );
+        let start = (0..i)
+            .rev()
+            .find(|&k| lines[k].starts_with("/**"))
+            .expect("block start");
+        let doc = lines[start..i].join("\n");
+        assert!(
+            doc.contains("Thread safety"),
+            "no thread-safety note for: {line}"
+        );
+        if head.contains('*') {
             assert!(
-                i > 0 && lines[i - 1].trim_start().starts_with("*/"),
-                "undocumented function at header line {}: {line}",
-                i + 1
+                doc.contains("Lifetime") || doc.contains("Ownership") || doc.contains("borrowed"),
+                "a pointer-returning function must say who owns the result: {line}"
             );
         }
     }
+    assert!(
+        functions > 100,
+        "only {functions} prototypes found: is the check still looking?"
+    );
 }
 
 /// gcc/g++ or a clear failure (CI installs them; a silent pass would hide a broken header).

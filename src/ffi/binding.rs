@@ -85,12 +85,16 @@ fn text(
 }
 
 /// The flow the binding is on.
+///
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_flow(binding: *const imstls_binding) -> u64 {
     guard(|| arg(binding, "binding").map_or(0, |b| b.flow))
 }
 
 /// True when the UE is registered on this flow.
+///
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_registered(binding: *const imstls_binding) -> bool {
     guard(|| arg(binding, "binding").is_ok_and(|b| b.registered))
@@ -99,6 +103,7 @@ pub extern "C" fn imstls_binding_registered(binding: *const imstls_binding) -> b
 /// The P-CSCF candidate as configured, `host:port`.
 ///
 /// - Lifetime: borrowed from `binding`.
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_pcscf(binding: *const imstls_binding) -> *const c_char {
     guard(|| text(binding, |b| &b.pcscf))
@@ -108,6 +113,7 @@ pub extern "C" fn imstls_binding_pcscf(binding: *const imstls_binding) -> *const
 /// `"[2001:db8::1]:40000"`); `""` when unknown. Personal data.
 ///
 /// - Lifetime: borrowed from `binding`.
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_local_addr(binding: *const imstls_binding) -> *const c_char {
     guard(|| text(binding, |b| &b.local_addr))
@@ -116,6 +122,7 @@ pub extern "C" fn imstls_binding_local_addr(binding: *const imstls_binding) -> *
 /// The P-CSCF's address and port; `""` when unknown.
 ///
 /// - Lifetime: borrowed from `binding`.
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_remote_addr(binding: *const imstls_binding) -> *const c_char {
     guard(|| text(binding, |b| &b.remote_addr))
@@ -124,12 +131,15 @@ pub extern "C" fn imstls_binding_remote_addr(binding: *const imstls_binding) -> 
 /// The private identity. Personal data.
 ///
 /// - Lifetime: borrowed from `binding`.
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_impi(binding: *const imstls_binding) -> *const c_char {
     guard(|| text(binding, |b| &b.impi))
 }
 
 /// How many public identities the registration carries.
+///
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_impu_count(binding: *const imstls_binding) -> usize {
     guard(|| arg(binding, "binding").map_or(0, |b| b.impus.len()))
@@ -138,6 +148,7 @@ pub extern "C" fn imstls_binding_impu_count(binding: *const imstls_binding) -> u
 /// The `index`-th public identity; NULL when out of range. Personal data.
 ///
 /// - Lifetime: borrowed from `binding`.
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_impu(
     binding: *const imstls_binding,
@@ -154,6 +165,7 @@ pub extern "C" fn imstls_binding_impu(
 /// `"TLSv1.3"` or `"TLSv1.2"`.
 ///
 /// - Lifetime: borrowed from `binding`.
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_tls_version(binding: *const imstls_binding) -> *const c_char {
     guard(|| text(binding, |b| &b.tls_version))
@@ -162,6 +174,7 @@ pub extern "C" fn imstls_binding_tls_version(binding: *const imstls_binding) -> 
 /// The IANA cipher suite name.
 ///
 /// - Lifetime: borrowed from `binding`.
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_cipher_suite(binding: *const imstls_binding) -> *const c_char {
     guard(|| text(binding, |b| &b.cipher_suite))
@@ -170,12 +183,15 @@ pub extern "C" fn imstls_binding_cipher_suite(binding: *const imstls_binding) ->
 /// The key-exchange group (`""` on a TLS 1.2 resumption).
 ///
 /// - Lifetime: borrowed from `binding`.
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_kx_group(binding: *const imstls_binding) -> *const c_char {
     guard(|| text(binding, |b| &b.kx_group))
 }
 
 /// True when the TLS handshake resumed a session.
+///
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_resumed(binding: *const imstls_binding) -> bool {
     guard(|| arg(binding, "binding").is_ok_and(|b| b.resumed))
@@ -185,12 +201,15 @@ pub extern "C" fn imstls_binding_resumed(binding: *const imstls_binding) -> bool
 /// `""` when absent or after a resumed handshake.
 ///
 /// - Lifetime: borrowed from `binding`.
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_peer_subject(binding: *const imstls_binding) -> *const c_char {
     guard(|| text(binding, |b| &b.peer_subject))
 }
 
 /// How many subjectAltName entries the P-CSCF certificate has (0 after a resumption).
+///
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_peer_san_count(binding: *const imstls_binding) -> usize {
     guard(|| arg(binding, "binding").map_or(0, |b| b.peer_sans.len()))
@@ -199,6 +218,7 @@ pub extern "C" fn imstls_binding_peer_san_count(binding: *const imstls_binding) 
 /// The `index`-th subjectAltName (`sip:` URI, DNS name or IP); NULL when out of range.
 ///
 /// - Lifetime: borrowed from `binding`.
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_peer_san(
     binding: *const imstls_binding,
@@ -213,6 +233,8 @@ pub extern "C" fn imstls_binding_peer_san(
 }
 
 /// The P-CSCF certificate's notAfter, seconds since the Unix epoch (0 when unknown).
+///
+/// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_peer_not_after(binding: *const imstls_binding) -> i64 {
     guard(|| arg(binding, "binding").map_or(0, |b| b.peer_not_after))

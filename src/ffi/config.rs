@@ -156,6 +156,7 @@ pub extern "C" fn imstls_config_builder_add_pcscf(
 /// candidate is an IP address and the certificate names the FQDN.
 ///
 /// - `fqdn`: NUL-terminated UTF-8, borrowed for the call. Validated by `build`.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_server_name(
     builder: *mut imstls_config_builder,
@@ -168,6 +169,7 @@ pub extern "C" fn imstls_config_builder_set_server_name(
 /// trust anchor the Mozilla roots (webpki-roots) are used.
 ///
 /// - `pem`, `len`: borrowed for the call (copied).
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_add_trust_anchors_pem(
     builder: *mut imstls_config_builder,
@@ -185,6 +187,7 @@ pub extern "C" fn imstls_config_builder_add_trust_anchors_pem(
 /// Adds one DER-encoded trust anchor from memory.
 ///
 /// - `der`, `len`: borrowed for the call (copied).
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_add_trust_anchors_der(
     builder: *mut imstls_config_builder,
@@ -203,6 +206,7 @@ pub extern "C" fn imstls_config_builder_add_trust_anchors_der(
 /// certificate). The file is read by `build` (`IMSTLS_CONFIG_FILE` if it cannot be).
 ///
 /// - `path`: NUL-terminated UTF-8, borrowed for the call.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_add_trust_anchors_file(
     builder: *mut imstls_config_builder,
@@ -219,6 +223,7 @@ pub extern "C" fn imstls_config_builder_add_trust_anchors_file(
 /// Adds certificate revocation lists from PEM in memory (supplied, never fetched).
 ///
 /// - `pem`, `len`: borrowed for the call (copied).
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_add_crls_pem(
     builder: *mut imstls_config_builder,
@@ -236,6 +241,7 @@ pub extern "C" fn imstls_config_builder_add_crls_pem(
 /// Adds CRLs from a file (PEM or one DER CRL), read by `build`.
 ///
 /// - `path`: NUL-terminated UTF-8, borrowed for the call.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_add_crls_file(
     builder: *mut imstls_config_builder,
@@ -253,6 +259,7 @@ pub extern "C" fn imstls_config_builder_add_crls_file(
 /// match one of them (checked in addition to the chain and the name).
 ///
 /// - `base64`: NUL-terminated UTF-8, borrowed for the call. Validated by `build`.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_add_spki_pin(
     builder: *mut imstls_config_builder,
@@ -263,6 +270,8 @@ pub extern "C" fn imstls_config_builder_add_spki_pin(
 
 /// Which TLS versions to offer: an `imstls_tls_versions` value (others →
 /// `IMSTLS_INVALID_ARGUMENT`).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_tls_versions(
     builder: *mut imstls_config_builder,
@@ -289,6 +298,7 @@ pub extern "C" fn imstls_config_builder_set_tls_versions(
 /// among them (TS 33.210 §6.2; checked by `build`).
 ///
 /// - `names`: `count` NUL-terminated UTF-8 strings, borrowed for the call.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_kx_groups(
     builder: *mut imstls_config_builder,
@@ -307,6 +317,8 @@ pub extern "C" fn imstls_config_builder_set_kx_groups(
 }
 
 /// Accepts wildcard certificates (`*.example.net`), which RFC 5922 forbids (default false).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_allow_wildcard_certificates(
     builder: *mut imstls_config_builder,
@@ -316,6 +328,8 @@ pub extern "C" fn imstls_config_builder_set_allow_wildcard_certificates(
 }
 
 /// What to do on a P-CSCF CertificateRequest: an `imstls_certificate_request_policy` value.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_certificate_request_policy(
     builder: *mut imstls_config_builder,
@@ -341,6 +355,8 @@ pub extern "C" fn imstls_config_builder_set_certificate_request_policy(
 }
 
 /// TLS session lifetime for resumption, in milliseconds (default 3 600 000; at most 24 h).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_session_lifetime_ms(
     builder: *mut imstls_config_builder,
@@ -354,6 +370,8 @@ pub extern "C" fn imstls_config_builder_set_session_lifetime_ms(
 }
 
 /// Enables or disables TLS session resumption (default enabled).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_resumption(
     builder: *mut imstls_config_builder,
@@ -363,6 +381,8 @@ pub extern "C" fn imstls_config_builder_set_resumption(
 }
 
 /// TCP connect timeout in milliseconds (default 10 000, at most 600 000).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_connect_timeout_ms(
     builder: *mut imstls_config_builder,
@@ -376,6 +396,8 @@ pub extern "C" fn imstls_config_builder_set_connect_timeout_ms(
 }
 
 /// TLS handshake timeout in milliseconds (default 15 000, at most 600 000).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_handshake_timeout_ms(
     builder: *mut imstls_config_builder,
@@ -390,6 +412,8 @@ pub extern "C" fn imstls_config_builder_set_handshake_timeout_ms(
 
 /// How long a REGISTER may stay unanswered, in milliseconds (default 32 000 = SIP Timer F;
 /// TS 33.203 O.3.1.4).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_registration_timeout_ms(
     builder: *mut imstls_config_builder,
@@ -405,6 +429,8 @@ pub extern "C" fn imstls_config_builder_set_registration_timeout_ms(
 /// RFC 5626 keep-alive: CRLF pings once registered (default on), the battery-saving interval
 /// (672–840 s instead of 95–120 s when the P-CSCF gives no Flow-Timer), and how long to wait
 /// for the pong (default 10 000 ms).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_keepalive(
     builder: *mut imstls_config_builder,
@@ -425,6 +451,8 @@ pub extern "C" fn imstls_config_builder_set_keepalive(
 
 /// RFC 5626 §4.5 back-off constants in milliseconds: base time when every candidate failed
 /// (default 30 000), otherwise (default 90 000), and the cap (default 1 800 000).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_backoff(
     builder: *mut imstls_config_builder,
@@ -444,6 +472,8 @@ pub extern "C" fn imstls_config_builder_set_backoff(
 }
 
 /// Largest SIP message accepted or sent, in bytes (default 131 072; 1 KiB ..= 16 MiB).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_max_sip_message_size(
     builder: *mut imstls_config_builder,
@@ -453,6 +483,8 @@ pub extern "C" fn imstls_config_builder_set_max_sip_message_size(
 }
 
 /// How many 401/407 challenges one registration procedure may receive (default 3).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_max_challenges(
     builder: *mut imstls_config_builder,
@@ -463,6 +495,8 @@ pub extern "C" fn imstls_config_builder_set_max_challenges(
 
 /// Seeds the engine's jitter, for reproducible tests (default: from the crypto provider's
 /// secure random source).
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_random_seed(
     builder: *mut imstls_config_builder,
@@ -478,6 +512,7 @@ pub extern "C" fn imstls_config_builder_set_random_seed(
 ///   fault in `imstls_config_builder_last_error` (`*out_config` untouched).
 /// - Ownership: the configuration is yours; free it with `imstls_config_free`.
 /// - Next: `imstls_ue_new` (sans-IO) or `imstls_driver_new` (managed socket).
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_build(
     builder: *const imstls_config_builder,
@@ -495,6 +530,8 @@ pub extern "C" fn imstls_config_builder_build(
 
 /// The builder's last failure (a copy in `*out_error`, free it with `imstls_error_free`);
 /// `IMSTLS_NOT_AVAILABLE` when nothing failed yet.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_last_error(
     builder: *const imstls_config_builder,
@@ -505,6 +542,8 @@ pub extern "C" fn imstls_config_builder_last_error(
 
 /// Sends the log records of calls on this builder (e.g. trust-anchor loading) to `callback`;
 /// see `imstls_log_callback`. NULL or `IMSTLS_LOG_OFF` turns logging off.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_config_builder_set_log_callback(
     builder: *mut imstls_config_builder,
@@ -536,6 +575,8 @@ pub extern "C" fn imstls_config_clone(
 }
 
 /// How many P-CSCF candidates the configuration holds (0 for NULL).
+///
+/// - Thread safety: any thread; the configuration is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_config_candidate_count(config: *const imstls_config) -> usize {
     guard(|| arg(config, "config").map_or(0, |c| c.config.candidates().len()))

@@ -234,6 +234,7 @@ pub extern "C" fn imstls_error_result(error: *const imstls_error) -> imstls_resu
 /// A one-line English description, without personal data (no IMPI/IMPU, no SIP content).
 ///
 /// - Lifetime: borrowed from `error`, valid until the error is freed.
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_message(error: *const imstls_error) -> *const c_char {
     guard(|| error_str(error, |e| &e.message))
@@ -264,6 +265,7 @@ pub extern "C" fn imstls_error_copy_message(
 /// is not a TLS failure.
 ///
 /// - Lifetime: borrowed from `error`.
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_tls_failure(error: *const imstls_error) -> *const c_char {
     guard(|| error_str(error, |e| &e.tls_failure))
@@ -275,6 +277,7 @@ pub extern "C" fn imstls_error_tls_failure(error: *const imstls_error) -> *const
 /// `"revoked"`, `"revocation_status_unknown"`, `"malformed"`, `"other"`; `""` otherwise.
 ///
 /// - Lifetime: borrowed from `error`.
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_certificate_failure(error: *const imstls_error) -> *const c_char {
     guard(|| error_str(error, |e| &e.certificate))
@@ -285,6 +288,8 @@ pub extern "C" fn imstls_error_certificate_failure(error: *const imstls_error) -
 ///
 /// - Returns `IMSTLS_OK`, or `IMSTLS_NOT_AVAILABLE` when no alert was sent (`*alert`
 ///   untouched).
+///
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_alert_sent(
     error: *const imstls_error,
@@ -294,6 +299,8 @@ pub extern "C" fn imstls_error_alert_sent(
 }
 
 /// The fatal TLS alert the peer sent, as its number; see `imstls_error_alert_sent`.
+///
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_alert_received(
     error: *const imstls_error,
@@ -322,6 +329,7 @@ fn alert_out(
 /// `"unknown_ca"`, ...); `""` when none.
 ///
 /// - Lifetime: borrowed from `error`.
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_alert_sent_name(error: *const imstls_error) -> *const c_char {
     guard(|| error_str(error, |e| &e.alert_sent_name))
@@ -330,6 +338,7 @@ pub extern "C" fn imstls_error_alert_sent_name(error: *const imstls_error) -> *c
 /// The RFC 8446 name of the alert the peer sent; `""` when none.
 ///
 /// - Lifetime: borrowed from `error`.
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_alert_received_name(error: *const imstls_error) -> *const c_char {
     guard(|| error_str(error, |e| &e.alert_received_name))
@@ -339,12 +348,15 @@ pub extern "C" fn imstls_error_alert_received_name(error: *const imstls_error) -
 /// 5922); `""` otherwise.
 ///
 /// - Lifetime: borrowed from `error`.
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_expected_name(error: *const imstls_error) -> *const c_char {
     guard(|| error_str(error, |e| &e.expected_name))
 }
 
 /// For a `"name_mismatch"` certificate failure: how many names the certificate presented.
+///
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_presented_name_count(error: *const imstls_error) -> usize {
     guard(|| arg(error, "error").map_or(0, |e| e.presented_names.len()))
@@ -354,6 +366,7 @@ pub extern "C" fn imstls_error_presented_name_count(error: *const imstls_error) 
 /// `index` is out of range.
 ///
 /// - Lifetime: borrowed from `error`.
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_presented_name(
     error: *const imstls_error,
@@ -371,6 +384,7 @@ pub extern "C" fn imstls_error_presented_name(
 /// (`"pcscf"`, `"server_name"`, `"trust_anchors"`, `"kx_groups"`, ...); `""` otherwise.
 ///
 /// - Lifetime: borrowed from `error`.
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_config_field(error: *const imstls_error) -> *const c_char {
     guard(|| error_str(error, |e| &e.config_field))
@@ -378,6 +392,8 @@ pub extern "C" fn imstls_error_config_field(error: *const imstls_error) -> *cons
 
 /// For `IMSTLS_REGISTRATION_FAILED`: the SIP status the registrar answered (e.g. 403); 0 when
 /// there was none (a timeout).
+///
+/// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_sip_status(error: *const imstls_error) -> u16 {
     guard(|| arg(error, "error").map_or(0, |e| e.sip_status))

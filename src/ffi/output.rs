@@ -416,12 +416,16 @@ fn text(
 }
 
 /// What the output asks of you (`IMSTLS_OUTPUT_NONE` for NULL).
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_kind(output: *const imstls_output) -> imstls_output_type {
     guard(|| arg(output, "output").map_or(imstls_output_type::IMSTLS_OUTPUT_NONE, |o| o.kind))
 }
 
 /// Which event this is (`IMSTLS_EVENT_NONE` unless the kind is `IMSTLS_OUTPUT_EVENT`).
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_event(output: *const imstls_output) -> imstls_event_kind {
     guard(|| arg(output, "output").map_or(imstls_event_kind::IMSTLS_EVENT_NONE, |o| o.event))
@@ -431,18 +435,23 @@ pub extern "C" fn imstls_output_event(output: *const imstls_output) -> imstls_ev
 /// same as the Rust `Event::code()` and the `ue` CLI's JSON; `""` for non-events.
 ///
 /// - Lifetime: borrowed from `output`.
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_event_name(output: *const imstls_output) -> *const c_char {
     guard(|| text(output, |o| &o.event_name))
 }
 
 /// The flow the output is about (flows count from 1); 0 when none (e.g. BACKING_OFF).
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_flow(output: *const imstls_output) -> u64 {
     guard(|| field(output, |o| o.flow))
 }
 
 /// CONNECT and CONNECTING: the index of the P-CSCF candidate (configuration order).
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_candidate(output: *const imstls_output) -> u32 {
     guard(|| field(output, |o| o.candidate))
@@ -452,12 +461,15 @@ pub extern "C" fn imstls_output_candidate(output: *const imstls_output) -> u32 {
 /// literal without brackets.
 ///
 /// - Lifetime: borrowed from `output`.
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_host(output: *const imstls_output) -> *const c_char {
     guard(|| text(output, |o| &o.host))
 }
 
 /// CONNECT and CONNECTING: the TCP port.
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_port(output: *const imstls_output) -> u16 {
     guard(|| field(output, |o| o.port))
@@ -468,6 +480,8 @@ pub extern "C" fn imstls_output_port(output: *const imstls_output) -> u16 {
 ///
 /// - Lifetime: `*data` is borrowed from `output`, valid until `imstls_output_free` (the
 ///   bytes are zeroized then). No copy is made; see `imstls_output_copy_data` for one.
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_data(
     output: *const imstls_output,
@@ -492,6 +506,8 @@ pub extern "C" fn imstls_output_data(
 /// - Returns `IMSTLS_OK` with `*needed` = bytes copied, or `IMSTLS_BUFFER_TOO_SMALL` with
 ///   `*needed` = the size required (`buf` untouched; `buf` may be NULL with `capacity` 0 to
 ///   ask).
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_copy_data(
     output: *const imstls_output,
@@ -515,12 +531,15 @@ pub extern "C" fn imstls_output_copy_data(
 /// state abandoned; REKEYED → `"key_update"`/`"new_flow"`. `""` otherwise.
 ///
 /// - Lifetime: borrowed from `output`.
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_reason(output: *const imstls_output) -> *const c_char {
     guard(|| text(output, |o| &o.reason))
 }
 
 /// REGISTER_NOW: which REGISTER to build.
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_register_reason(
     output: *const imstls_output,
@@ -535,6 +554,7 @@ pub extern "C" fn imstls_output_register_reason(
 /// One line of English describing the event, without personal data (fit for a log).
 ///
 /// - Lifetime: borrowed from `output`.
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_detail(output: *const imstls_output) -> *const c_char {
     guard(|| text(output, |o| &o.detail))
@@ -544,12 +564,15 @@ pub extern "C" fn imstls_output_detail(output: *const imstls_output) -> *const c
 /// `"TS 33.203 O.3.1.2"` — the conformance log a test lab reads.
 ///
 /// - Lifetime: borrowed from `output`.
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_clause(output: *const imstls_output) -> *const c_char {
     guard(|| text(output, |o| &o.clause))
 }
 
 /// REGISTRATION_FAILED: the SIP status the stack reported; 0 when none (a timeout).
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_sip_status(output: *const imstls_output) -> u16 {
     guard(|| field(output, |o| o.sip_status))
@@ -557,24 +580,32 @@ pub extern "C" fn imstls_output_sip_status(output: *const imstls_output) -> u16 
 
 /// CONNECTING: the attempt number within the procedure (1 first); BACKING_OFF: the
 /// consecutive failures so far.
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_attempt(output: *const imstls_output) -> u32 {
     guard(|| field(output, |o| o.attempt))
 }
 
 /// BACKING_OFF: how long imstls waits before the next attempt, in milliseconds.
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_delay_ms(output: *const imstls_output) -> u64 {
     guard(|| field(output, |o| o.delay_ms))
 }
 
 /// REGISTERED: the granted expiry, in seconds.
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_expires_s(output: *const imstls_output) -> u64 {
     guard(|| field(output, |o| o.expires_s))
 }
 
 /// REGISTERED: when the refresh will be due, in seconds from now (TS 24.229 §5.1.1.4.1).
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_refresh_in_s(output: *const imstls_output) -> u64 {
     guard(|| field(output, |o| o.refresh_in_s))
@@ -582,18 +613,24 @@ pub extern "C" fn imstls_output_refresh_in_s(output: *const imstls_output) -> u6
 
 /// `IMSTLS_FLAG_*` bits: STALE (CHALLENGED), WAS_REGISTERED (CONNECTION_LOST), RETRYING
 /// (REGISTRATION_FAILED), RESUMED (TLS_ESTABLISHED), ABORTED (CLIENT_CERTIFICATE_REQUESTED).
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_flags(output: *const imstls_output) -> u32 {
     guard(|| field(output, |o| o.flags))
 }
 
 /// SUPERSEDED: TLS sessions and tickets of the abandoned procedure that were purged (O.4.1).
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_purged_sessions(output: *const imstls_output) -> usize {
     guard(|| field(output, |o| o.purged_sessions))
 }
 
 /// SUPERSEDED: queued bytes (outgoing and partly received) that were dropped.
+///
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_dropped_bytes(output: *const imstls_output) -> usize {
     guard(|| field(output, |o| o.dropped_bytes))
@@ -602,6 +639,7 @@ pub extern "C" fn imstls_output_dropped_bytes(output: *const imstls_output) -> u
 /// TLS_ESTABLISHED: `"TLSv1.3"` or `"TLSv1.2"`.
 ///
 /// - Lifetime: borrowed from `output`.
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_tls_version(output: *const imstls_output) -> *const c_char {
     guard(|| text(output, |o| &o.tls_version))
@@ -610,6 +648,7 @@ pub extern "C" fn imstls_output_tls_version(output: *const imstls_output) -> *co
 /// TLS_ESTABLISHED: the IANA cipher suite name, e.g. `"TLS13_AES_256_GCM_SHA384"`.
 ///
 /// - Lifetime: borrowed from `output`.
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_cipher_suite(output: *const imstls_output) -> *const c_char {
     guard(|| text(output, |o| &o.cipher_suite))
@@ -619,6 +658,7 @@ pub extern "C" fn imstls_output_cipher_suite(output: *const imstls_output) -> *c
 /// resumption).
 ///
 /// - Lifetime: borrowed from `output`.
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_kx_group(output: *const imstls_output) -> *const c_char {
     guard(|| text(output, |o| &o.kx_group))
@@ -629,6 +669,7 @@ pub extern "C" fn imstls_output_kx_group(output: *const imstls_output) -> *const
 /// for other outputs.
 ///
 /// - Lifetime: borrowed from `output` — do **not** pass it to `imstls_error_free`.
+/// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_error(output: *const imstls_output) -> *const imstls_error {
     guard(|| {
