@@ -311,3 +311,73 @@ fn closure(error: &io::Error) -> TransportClosure {
         _ => TransportClosure::Error(error.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn step_until_input(socket: &mut FlowSocket) -> SocketInput {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(input) = socket.step(Instant::now()) {
+                return input;
+            }
+            assert!(Instant::now() < deadline, "no progress");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn every_address_is_tried_until_one_connects() {
+        let v6 = TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+        let refused = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let addrs = vec![refused, v6.local_addr().expect("addr")];
+        let mut socket =
+            FlowSocket::connect(FlowId(1), addrs, Instant::now(), Duration::from_secs(10))
+                .expect("a connect attempt starts");
+        match step_until_input(&mut socket) {
+            SocketInput::Connected { remote, local } => {
+                assert_eq!(remote, Some(v6.local_addr().expect("addr")));
+                assert!(local.is_some_and(|a| a.is_ipv6()));
+            }
+            other => panic!("expected a connection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn when_every_address_refuses_the_last_error_is_reported() {
+        let refused = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let result = FlowSocket::connect(
+            FlowId(1),
+            vec![refused, refused],
+            Instant::now(),
+            Duration::from_secs(10),
+        );
+        let mut socket = match result {
+            Ok(socket) => socket,
+            Err(reason) => return assert_eq!(reason, TransportError::Refused),
+        };
+        match step_until_input(&mut socket) {
+            SocketInput::ConnectFailed(reason) => assert_eq!(reason, TransportError::Refused),
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_resolve_and_literals_do_not_need_to() {
+        let ip = resolve(&Host::Ip("::1".parse().expect("ip")), 5061).expect("literal");
+        assert_eq!(ip, vec!["[::1]:5061".parse::<SocketAddr>().expect("addr")]);
+        assert!(!resolve(&Host::Name("localhost".into()), 5061)
+            .expect("localhost")
+            .is_empty());
+        assert_eq!(
+            resolve(&Host::Name("does-not-exist.invalid".into()), 5061),
+            Err(TransportError::Unreachable)
+        );
+    }
+}
