@@ -128,6 +128,8 @@ pub enum DriverError {
     WrongMode(ConnectMode),
     /// A system call failed, or a handed-in descriptor is unusable.
     Io(io::Error),
+    /// The configuration cannot make an engine (e.g. no random seed from the provider).
+    Config(ConfigError),
 }
 
 impl fmt::Display for DriverError {
@@ -137,6 +139,7 @@ impl fmt::Display for DriverError {
             Self::NoPendingConnect(flow) => write!(f, "{flow} is not waiting for a socket"),
             Self::WrongMode(mode) => write!(f, "not possible in connect mode {mode:?}"),
             Self::Io(e) => write!(f, "{e}"),
+            Self::Config(e) => write!(f, "{e}"),
         }
     }
 }

@@ -105,6 +105,7 @@ impl From<DriverError> for Failure {
                 format!("not possible in connect mode {mode:?}"),
             ),
             DriverError::Io(e) => Failure::io("socket", &e),
+            DriverError::Config(e) => e.into(),
         }
     }
 }
