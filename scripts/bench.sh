@@ -97,7 +97,7 @@ for provider in aws-lc-rs ring; do
         features=(--features aws-lc-rs)
     fi
     dir="$SIZE_DIR/$provider"
-    seconds=""
+    seconds="-"
     if [ "$CLEAN_BUILD" = 1 ]; then
         rm -rf "$dir"
         log "clean release build with $provider"
@@ -243,7 +243,7 @@ w("| provider | features | `.so` | `.so` stripped | `.a` | `.a` stripped | expor
 w("|---|---|---|---|---|---|---|---|")
 for provider, so, so_s, a, a_s, exports, secs in rows:
     feats = "`--no-default-features --features ring`" if provider == "ring" else "default (`aws-lc-rs`)"
-    build = f"{secs} s" if secs else "—"
+    build = f"{secs} s" if secs not in ("", "-") else "—"
     w(f"| {provider} | {feats} | {mib(so)} | **{mib(so_s)}** | {mib(a)} | **{mib(a_s)}** | {exports} | {build} |")
 w("")
 if len(rows) == 2:
