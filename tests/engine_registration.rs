@@ -1175,3 +1175,26 @@ fn a_late_answer_to_a_refresh_overtaken_by_deregistration_is_accepted() {
     assert_eq!(w.ue.registration_challenged(w.now, false), Ok(()));
     assert_eq!(w.state(), UeState::Deregistering);
 }
+
+#[test]
+fn a_registration_reported_before_any_pcscf_data_is_a_proven_flow() {
+    // A stack that reads the socket itself may report the 200 OK before imstls saw a byte.
+    let mut w = world();
+    w.stack_mode = StackMode::Silent;
+    w.start_registration();
+    assert_eq!(w.state(), UeState::AwaitingRegister);
+    let register = {
+        w.ua.new_registration();
+        w.ua.next_register()
+    };
+    w.ue.send_sip(w.now, &register).unwrap();
+    w.ue.registration_succeeded(w.now, S(3600), None).unwrap();
+    let flow = w.ue.current_flow().unwrap();
+    // Then the flow breaks: a lost registration, not a failed handshake attempt.
+    w.ue.receive(w.now, flow, b"\x17\x03\x03\x00\x05garbage")
+        .unwrap();
+    w.check_invariants = true;
+    w.pump();
+    assert_eq!(w.count("connection_lost"), 1, "{:?}", w.codes());
+    assert!(w.ue.check_invariants().is_ok());
+}

@@ -740,9 +740,7 @@ impl Ue {
                 self.process_plaintext();
                 if self.flow_tls().is_some_and(TlsFlow::is_closed) {
                     // close_notify from the P-CSCF; before any data it ends the attempt.
-                    if matches!(self.state, State::Handshaking { .. })
-                        || !self.flow_tls().is_some_and(TlsFlow::has_received_data)
-                    {
+                    if matches!(self.state, State::Handshaking { .. }) || self.flow_unproven() {
                         let failure =
                             TlsFailure::new(TlsFailureKind::UnexpectedEof, TlsPhase::Handshake);
                         self.emit(Event::TlsFailed { flow, failure });
@@ -775,8 +773,7 @@ impl Ue {
             self.attempt_failed();
             return Ok(());
         }
-        let handshaking = matches!(self.state, State::Handshaking { .. })
-            || !self.flow_tls().is_some_and(TlsFlow::has_received_data);
+        let handshaking = matches!(self.state, State::Handshaking { .. }) || self.flow_unproven();
         let tls_closure = self
             .flow
             .as_mut()
@@ -892,6 +889,15 @@ impl Ue {
 
     fn flow_tls(&self) -> Option<&TlsFlow> {
         self.flow.as_ref().and_then(|f| f.tls.as_ref())
+    }
+
+    /// True while the flow has not proved itself: no data arrived yet and the stack has not
+    /// reported a registration on it (a stack may do so before any byte of the 200 OK reached
+    /// imstls, e.g. when it reads the socket itself). TLS 1.3 can fail after the handshake
+    /// looks complete; until the flow is proven such a failure ends the attempt.
+    fn flow_unproven(&self) -> bool {
+        !matches!(self.state, State::Registered | State::Deregistering { .. })
+            && !self.flow_tls().is_some_and(TlsFlow::has_received_data)
     }
 
     fn check_flow(&self, flow: FlowId) -> Result<(), UeError> {
@@ -1180,7 +1186,7 @@ impl Ue {
         }
         // Before any data arrived the flow has not proved itself: a late TLS 1.3 failure is a
         // handshake failure, not a lost connection.
-        let unproven = !self.flow_tls().is_some_and(TlsFlow::has_received_data);
+        let unproven = self.flow_unproven();
         if failure.is_permanent() {
             self.emit(Event::TlsFailed { flow, failure });
             self.fail_permanently(FailureReason::Tls, None);
