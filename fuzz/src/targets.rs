@@ -189,6 +189,11 @@ pub fn engine(data: &[u8]) {
             })
             .clone()
     });
+    // A fresh session cache per input, so that no input depends on the ones before it and
+    // every finding replays on its own.
+    let mut fresh = (*server).clone();
+    fresh.session_storage = rustls::server::ServerSessionMemoryCache::new(64);
+    let server = Arc::new(fresh);
     let now = Instant::now();
     let mut s = Session {
         ue: Ue::new(ue_config(), now).expect("engine"),

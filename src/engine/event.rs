@@ -416,6 +416,30 @@ pub enum Event {
 }
 
 impl Event {
+    /// The flow the event is about, if any.
+    pub fn flow(&self) -> Option<FlowId> {
+        match self {
+            Self::Connecting { flow, .. }
+            | Self::ConnectFailed { flow, .. }
+            | Self::TlsEstablished { flow, .. }
+            | Self::ClientCertificateRequested { flow, .. }
+            | Self::CertificateRejected { flow, .. }
+            | Self::TlsFailed { flow, .. }
+            | Self::RegisterNow { flow, .. }
+            | Self::Registering { flow, .. }
+            | Self::Challenged { flow, .. }
+            | Self::Registered { flow, .. }
+            | Self::ConnectionLost { flow, .. }
+            | Self::SipReceived { flow, .. }
+            | Self::KeepAliveSent { flow }
+            | Self::PongReceived { flow }
+            | Self::PingAnswered { flow }
+            | Self::Rekeyed { flow, .. } => Some(*flow),
+            Self::Superseded { abandoned } => abandoned.flow,
+            Self::BackingOff { .. } | Self::RegistrationFailed { .. } | Self::Deregistered => None,
+        }
+    }
+
     /// Stable snake_case name (the `event` field of the CLI's JSON lines).
     pub fn code(&self) -> &'static str {
         match self {
@@ -572,8 +596,10 @@ impl fmt::Display for Event {
     }
 }
 
-/// A conformance-log entry: what happened, when, and under which clause. No personal data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A conformance-log entry: what happened, when, on which flow and under which clause. Kept
+/// compact (no formatted text) so that a long-lived UE's log costs little; the full event went
+/// to the caller through [`crate::Ue::poll_output`]. No personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConformanceEntry {
     /// When.
     pub at: Instant,
@@ -581,8 +607,8 @@ pub struct ConformanceEntry {
     pub event: &'static str,
     /// [`Event::clause`].
     pub clause: &'static str,
-    /// [`Event`]'s display line.
-    pub detail: String,
+    /// [`Event::flow`].
+    pub flow: Option<FlowId>,
 }
 
 /// The binding the P-CSCF keeps for this UE (O.2.2), for diagnostics. Contains personal

@@ -39,8 +39,8 @@ use crate::sip::{parse_one_message, Frame, SipFramer};
 use crate::tls::{Closure, TlsFailure, TlsFailureKind, TlsFlow, TlsPhase};
 use timing::{backoff_window, keepalive_window, refresh_delay, Jitter};
 
-/// Keep this many conformance-log entries.
-const CONFORMANCE_LOG_LEN: usize = 512;
+/// Keep this many conformance-log entries (about 6 KiB).
+const CONFORMANCE_LOG_LEN: usize = 128;
 /// CRLF CRLF: an RFC 5626 §3.5.1 ping.
 const PING: &[u8] = b"\r\n\r\n";
 /// CRLF: an RFC 5626 §3.5.1 pong.
@@ -284,9 +284,15 @@ impl Ue {
     /// The next thing to do. Call after every input until it returns
     /// [`Output::Timeout`].
     pub fn poll_output(&mut self) -> Output {
-        self.outputs
-            .pop_front()
-            .unwrap_or_else(|| Output::Timeout(self.next_timeout()))
+        match self.outputs.pop_front() {
+            Some(output) => output,
+            None => {
+                // A burst (a handshake, a supersede) must not pin its peak capacity on an
+                // idle UE for the rest of its life.
+                self.outputs.shrink_to(8);
+                Output::Timeout(self.next_timeout())
+            }
+        }
     }
 
     // ----- stack inputs -----------------------------------------------------------------
@@ -916,7 +922,7 @@ impl Ue {
             at: self.now,
             event: event.code(),
             clause: event.clause(),
-            detail: event.to_string(),
+            flow: event.flow(),
         });
         self.outputs.push_back(Output::Event(event));
     }
