@@ -27,7 +27,8 @@
 //! the state return a [`UeError`] and change nothing; network and peer failures are never
 //! errors of an input, they arrive as events naming the clause that caused them.
 //!
-//! Prefer not to own the socket? The C API (and a Rust driver) can manage it for you.
+//! Prefer not to own the socket? [`driver::Driver`] (and the C API's `imstls_driver`) manage a
+//! non-blocking socket for you and expose its fd and next timeout for your event loop.
 //!
 //! ```
 //! use std::time::Instant;
@@ -72,6 +73,7 @@
 //! - [`session`]: the TLS session store (lifetime, per-P-CSCF keys, purge).
 //! - [`name`]: RFC 5922 P-CSCF identity matching; [`x509`]: the SAN/SPKI reader it uses.
 //! - [`sip`]: SIP stream framing and CRLF keep-alives.
+//! - [`driver`]: the managed-socket driver; `include/imstls.h`: the C API over all of it.
 //!
 //! `docs/CONFORMANCE.md` maps every Annex O clause to the code and the test that proves it.
 #![deny(unsafe_code)]
