@@ -66,6 +66,39 @@ pub fn build_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Builds `examples/c/ue.c` (the C twin of the `ue` CLI) against the shared library, linked
+/// through its soname `libimstls.so.0` as an installed application would be.
+pub fn build_c_ue(variant: &str) -> PathBuf {
+    let dir = build_dir(variant);
+    // The loader looks for the soname: give it one next to the binary.
+    let libdir = dir.join("lib");
+    std::fs::create_dir_all(&libdir).expect("lib dir");
+    let link = libdir.join("libimstls.so.0");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(cdylib(), &link).expect("soname symlink");
+    let repo = repo();
+    let mut objects = Vec::new();
+    for source in ["examples/c/ue.c", "examples/c/mini_ua.c"] {
+        let path = repo.join(source);
+        let object = dir
+            .join(path.file_name().expect("name"))
+            .with_extension("o");
+        compile(&path, &object, &[]);
+        objects.push(object);
+    }
+    let binary = dir.join("ue");
+    run(Command::new(require("gcc", "gcc"))
+        .args(&objects)
+        .arg("-L")
+        .arg(cdylib().parent().expect("profile dir"))
+        .arg("-limstls")
+        .arg("-lm")
+        .arg(format!("-Wl,-rpath,{}", libdir.display()))
+        .arg("-o")
+        .arg(&binary));
+    binary
+}
+
 /// A tool the C tests need, or a failure that says what to install — never a silent pass.
 pub fn require(tool: &str, package: &str) -> PathBuf {
     match Command::new(tool).arg("--version").output() {

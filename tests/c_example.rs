@@ -19,36 +19,7 @@ use support::*;
 /// The example binary, built once per test process.
 fn example() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let dir = build_dir("example");
-        // The loader looks for the soname: give it one next to the binary.
-        let libdir = dir.join("lib");
-        std::fs::create_dir_all(&libdir).expect("lib dir");
-        let link = libdir.join("libimstls.so.0");
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(cdylib(), &link).expect("soname symlink");
-        let repo = repo();
-        let mut objects = Vec::new();
-        for source in ["examples/c/ue.c", "examples/c/mini_ua.c"] {
-            let path = repo.join(source);
-            let object = dir
-                .join(path.file_name().expect("name"))
-                .with_extension("o");
-            compile(&path, &object, &[]);
-            objects.push(object);
-        }
-        let binary = dir.join("ue");
-        run(Command::new(require("gcc", "gcc"))
-            .args(&objects)
-            .arg("-L")
-            .arg(cdylib().parent().expect("profile dir"))
-            .arg("-limstls")
-            .arg("-lm")
-            .arg(format!("-Wl,-rpath,{}", libdir.display()))
-            .arg("-o")
-            .arg(&binary));
-        binary
-    })
+    BINARY.get_or_init(|| build_c_ue("example"))
 }
 
 fn ue(args: &[&str]) -> Output {
