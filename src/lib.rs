@@ -83,6 +83,8 @@ pub mod config;
 pub mod driver;
 pub mod engine;
 mod ffi;
+#[doc(hidden)]
+pub use ffi::fuzz::ffi_bytes as __fuzz_ffi_bytes;
 pub mod name;
 mod profile;
 pub mod session;

@@ -137,6 +137,11 @@ fn config() {
 }
 
 #[test]
+fn ffi() {
+    smoke("ffi", targets::ffi, 2_000);
+}
+
+#[test]
 fn x509() {
     smoke("x509", targets::x509, 20_000);
 }

@@ -342,3 +342,9 @@ pub fn x509(data: &[u8]) {
         let _ = imstls::name::check_identity(&ip, &info.subject_alt_names, allow);
     }
 }
+
+/// The C ABI fed untrusted bytes as a C caller would pass them (body in `src/ffi/fuzz.rs`, so
+/// that every pointer handed to an export is built inside the crate's FFI layer).
+pub fn ffi(data: &[u8]) {
+    imstls::__fuzz_ffi_bytes(data);
+}

@@ -32,6 +32,8 @@ mod clock;
 mod config;
 mod driver;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod handle;
 mod log;
 mod output;
