@@ -254,6 +254,18 @@ public final class JniTests {
             return null;
         }
 
+        /** The event names so far, for a failure message. */
+        String trail() {
+            StringBuilder b = new StringBuilder();
+            for (Event e : events) {
+                b.append(e.name()).append(e.reason().isEmpty() ? "" : "(" + e.reason() + ")")
+                        .append(' ');
+            }
+            return b.toString();
+        }
+
+        /** A flow proves healthy with its first pong (RFC 5626 section 4.5); only then is a
+         * loss retried at once instead of after a back-off. */
         boolean sawRegisterNow(RegisterReason reason) {
             for (Event e : events) {
                 if (e.kind() == EventKind.REGISTER_NOW && e.registerReason() == reason) {
@@ -290,6 +302,9 @@ public final class JniTests {
             long end = System.nanoTime() / 1000000L + BOUND_MS;
             while (!condition.holds() && System.nanoTime() / 1000000L < end) {
                 link.step(100, this::react);
+            }
+            if (!condition.holds()) {
+                System.out.println("    events: " + trail());
             }
             return condition.holds();
         }
@@ -356,6 +371,9 @@ public final class JniTests {
                 while ((e = driver.pollEvent()) != null) {
                     react(e);
                 }
+            }
+            if (!condition.holds()) {
+                System.out.println("    events: " + trail());
             }
             return condition.holds();
         }
@@ -521,6 +539,9 @@ public final class JniTests {
             s.start();
             check(s.until(() -> s.registered), "registered");
             long firstFlow = s.ue.currentFlow();
+            // A flow proves healthy with its first pong (RFC 5626 section 4.5): only then is
+            // its loss retried at once rather than after a back-off.
+            check(s.until(() -> s.count(EventKind.PONG_RECEIVED) > 0), "the first pong");
 
             killConnections();
             check(s.until(() -> s.count(EventKind.CONNECTION_LOST) > 0), "the loss is seen");
@@ -615,6 +636,7 @@ public final class JniTests {
             check(s.driver.fd() >= 0, "the driver has a descriptor");
             check(s.driver.fd() != DesktopSockets.fdOf(s.channels.get(0)),
                     "BORROW: the driver works on a duplicate");
+            check(s.until(() -> s.count(EventKind.PONG_RECEIVED) > 0), "the first pong");
             Binding b = s.driver.binding();
             // A JDK SocketChannel is dual-stack: the peer reads as ::ffff:127.0.0.1.
             String remote = b == null ? "" : b.remoteAddr();
