@@ -265,6 +265,10 @@ fn common_name(name: &[u8]) -> Result<Option<String>, X509Error> {
 
 fn read_time(reader: &mut Reader<'_>) -> Result<i64, X509Error> {
     let (tag, value, _) = reader.read_any()?;
+    // Only ASCII may be sliced by byte index below; anything else is malformed anyway.
+    if !value.is_ascii() {
+        return Err(X509Error("bad time"));
+    }
     let text = std::str::from_utf8(value).map_err(|_| X509Error("bad time"))?;
     let (year, rest) = match tag {
         TAG_UTC_TIME if text.len() == 13 => {
@@ -346,6 +350,14 @@ mod tests {
         assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
         let t = days_from_civil(2026, 11, 28) * 86_400 + 3_723;
         assert_eq!(format_utc(t), "2026-11-28T01:02:03Z");
+    }
+
+    #[test]
+    fn a_non_ascii_validity_time_is_an_error_not_a_panic() {
+        // A UTCTime of 13 bytes whose 4th byte starts a multi-byte UTF-8 character (found by
+        // libFuzzer: slicing the text at byte 4 panicked).
+        let mut reader = Reader::new(b"\x17\x0d112\xe9\xa6\xad4738Z\x00\x00");
+        assert_eq!(read_time(&mut reader), Err(X509Error("bad time")));
     }
 
     #[test]
