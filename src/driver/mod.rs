@@ -21,8 +21,10 @@
 //!
 //! ## The clock
 //!
-//! The driver reads the monotonic clock itself ([`Instant::now`]) for inputs;
-//! [`Driver::process`] takes `now` so that a loop can pass the instant it woke at.
+//! The driver reads the clock itself for inputs: [`now`], which on Linux and Android follows
+//! `CLOCK_BOOTTIME` so that time spent suspended (Doze) counts towards keep-alive, refresh and
+//! expiry deadlines. [`Driver::process`] takes `now` so that a loop can pass the instant it
+//! woke at: take it from [`now`] too.
 //!
 //! ## Sockets the application creates (Android `Network.bindSocket`)
 //!
@@ -58,6 +60,7 @@
 //! # }
 //! ```
 
+mod clock;
 mod socket;
 mod waker;
 
@@ -76,6 +79,7 @@ use crate::engine::{
 };
 use crate::ffi::sys;
 
+pub use clock::now;
 use socket::{resolve, FlowSocket, Origin, SocketInput};
 use waker::WakePipe;
 pub use waker::Waker;
@@ -203,7 +207,7 @@ impl fmt::Debug for Driver {
 impl Driver {
     /// A driver with a new engine in [`UeState::Idle`], connecting by itself.
     pub fn new(config: UeConfig) -> Result<Self, DriverError> {
-        let ue = Ue::new(config, Instant::now())
+        let ue = Ue::new(config, clock::now())
             .map_err(|e: ConfigError| DriverError::Io(io::Error::other(e.to_string())))?;
         Self::with_ue(ue)
     }
@@ -251,7 +255,7 @@ impl Driver {
 
     /// [`Ue::start_registration`], then connects.
     pub fn start_registration(&mut self, identity: Identity) -> Result<(), DriverError> {
-        let now = Instant::now();
+        let now = clock::now();
         self.ue.start_registration(now, identity)?;
         self.pump(now);
         Ok(())
@@ -259,7 +263,7 @@ impl Driver {
 
     /// [`Ue::send_sip`]; the TLS records are written at once when the socket takes them.
     pub fn send_sip(&mut self, message: &[u8]) -> Result<(), DriverError> {
-        let now = Instant::now();
+        let now = clock::now();
         self.ue.send_sip(now, message)?;
         self.pump(now);
         Ok(())
@@ -267,7 +271,7 @@ impl Driver {
 
     /// [`Ue::registration_challenged`].
     pub fn registration_challenged(&mut self, stale: bool) -> Result<(), DriverError> {
-        let now = Instant::now();
+        let now = clock::now();
         self.ue.registration_challenged(now, stale)?;
         self.pump(now);
         Ok(())
@@ -279,7 +283,7 @@ impl Driver {
         expires: Duration,
         flow_timer: Option<Duration>,
     ) -> Result<(), DriverError> {
-        let now = Instant::now();
+        let now = clock::now();
         self.ue.registration_succeeded(now, expires, flow_timer)?;
         self.pump(now);
         Ok(())
@@ -291,7 +295,7 @@ impl Driver {
         status: u16,
         retry_after: Option<Duration>,
     ) -> Result<(), DriverError> {
-        let now = Instant::now();
+        let now = clock::now();
         self.ue.registration_failed(now, status, retry_after)?;
         self.pump(now);
         Ok(())
@@ -299,7 +303,7 @@ impl Driver {
 
     /// [`Ue::deregister`].
     pub fn deregister(&mut self) -> Result<(), DriverError> {
-        let now = Instant::now();
+        let now = clock::now();
         self.ue.deregister(now)?;
         self.pump(now);
         Ok(())
@@ -307,7 +311,7 @@ impl Driver {
 
     /// [`Ue::network_changed`]: the socket is closed and a new flow starts.
     pub fn network_changed(&mut self) -> Result<(), DriverError> {
-        let now = Instant::now();
+        let now = clock::now();
         self.ue.network_changed(now)?;
         self.pump(now);
         Ok(())
@@ -315,7 +319,7 @@ impl Driver {
 
     /// [`Ue::rekey`].
     pub fn rekey(&mut self) -> Result<(), DriverError> {
-        let now = Instant::now();
+        let now = clock::now();
         self.ue.rekey(now)?;
         self.pump(now);
         Ok(())
@@ -332,7 +336,7 @@ impl Driver {
     /// The driver owns it from now on and closes it when the flow ends. On error the
     /// descriptor is closed (it was moved in).
     pub fn adopt(&mut self, flow: FlowId, fd: OwnedFd) -> Result<(), DriverError> {
-        self.adopt_socket(flow, fd, Instant::now())
+        self.adopt_socket(flow, fd, clock::now())
     }
 
     /// Like [`adopt`](Self::adopt), but the application keeps its descriptor: the driver
@@ -340,7 +344,7 @@ impl Driver {
     /// down (so the peer sees the close) and closes only its duplicate.
     pub fn adopt_borrowed(&mut self, flow: FlowId, fd: BorrowedFd<'_>) -> Result<(), DriverError> {
         let duplicate = fd.try_clone_to_owned()?;
-        self.adopt_socket(flow, duplicate, Instant::now())
+        self.adopt_socket(flow, duplicate, clock::now())
     }
 
     fn adopt_socket(&mut self, flow: FlowId, fd: OwnedFd, now: Instant) -> Result<(), DriverError> {
@@ -367,7 +371,7 @@ impl Driver {
         if self.pending_connect.as_ref().map(|r| r.flow) != Some(flow) {
             return Err(DriverError::NoPendingConnect(flow));
         }
-        let now = Instant::now();
+        let now = clock::now();
         self.pending_connect = None;
         self.ue.connect_failed(now, flow, reason)?;
         self.pump(now);
@@ -441,7 +445,7 @@ impl Driver {
     /// The wait that fits now: the socket with its interest, the waker, and the time until
     /// the next timeout (at most `max_wait`; zero when events are waiting).
     pub fn prepare_wait(&self, max_wait: Duration) -> WaitPlan {
-        let now = Instant::now();
+        let now = clock::now();
         let mut waits = vec![sys::Wait {
             fd: self.pipe.fd(),
             readable: true,
@@ -473,12 +477,12 @@ impl Driver {
     /// [`Waker`] is woken, then [`process`](Self::process)es. Returns at once when events
     /// are waiting. Drain [`poll_event`](Self::poll_event) afterwards.
     pub fn run(&mut self, max_wait: Duration) -> io::Result<()> {
-        self.process(Instant::now());
+        self.process(clock::now());
         if self.has_events() {
             return Ok(());
         }
         self.prepare_wait(max_wait).wait()?;
-        self.process(Instant::now());
+        self.process(clock::now());
         Ok(())
     }
 

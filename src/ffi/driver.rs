@@ -434,7 +434,7 @@ pub extern "C" fn imstls_driver_timeout_ms(
             let slot = out(out_ms, "out_ms")?;
             Ok(match locked.inner.next_timeout() {
                 Some(at) => {
-                    slot.write(millis_until(at, Instant::now()));
+                    slot.write(millis_until(at, crate::driver::now()));
                     imstls_result::IMSTLS_OK
                 }
                 None => imstls_result::IMSTLS_NOT_AVAILABLE,
@@ -452,7 +452,7 @@ pub extern "C" fn imstls_driver_timeout_ms(
 pub extern "C" fn imstls_driver_process(driver: *mut imstls_driver) -> imstls_result {
     guard(|| {
         with(driver.cast_const(), "driver", |locked, _| {
-            locked.inner.process(Instant::now());
+            locked.inner.process(crate::driver::now());
             Ok(())
         })
     })
@@ -475,7 +475,7 @@ pub extern "C" fn imstls_driver_run(driver: *mut imstls_driver, max_wait_ms: u32
     guard(|| {
         let driver = driver.cast_const();
         let plan = call(driver, "driver", |locked, _| {
-            locked.inner.process(Instant::now());
+            locked.inner.process(crate::driver::now());
             Ok(locked
                 .inner
                 .prepare_wait(Duration::from_millis(max_wait_ms.into())))
@@ -491,7 +491,7 @@ pub extern "C" fn imstls_driver_run(driver: *mut imstls_driver, max_wait_ms: u32
         };
         let result = with(driver, "driver", |locked, _| {
             waited.map_err(|e| Failure::io("poll", &e))?;
-            locked.inner.process(Instant::now());
+            locked.inner.process(crate::driver::now());
             Ok(())
         });
         match result {

@@ -189,3 +189,29 @@ fn is_stream_socket(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
     Ok(kind == libc::SOCK_STREAM)
 }
+
+/// Nanoseconds of `CLOCK_BOOTTIME`: monotonic, and unlike `CLOCK_MONOTONIC` (what `Instant`
+/// reads on Linux) it keeps counting while the device is suspended. `None` where the clock
+/// does not exist.
+pub(crate) fn boottime_ns() -> Option<u64> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime(2) writes one timespec into `ts`, which is valid and
+        // exclusively borrowed for the call; the return value is checked.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        if rc != 0 {
+            return None;
+        }
+        let secs = u64::try_from(ts.tv_sec).ok()?;
+        let nanos = u64::try_from(ts.tv_nsec).ok()?;
+        secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        None
+    }
+}
