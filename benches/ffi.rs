@@ -82,11 +82,18 @@ fn build_c_programs() -> Result<(PathBuf, PathBuf), Error> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // target/<profile>/deps/ffi-<hash> → target/<profile>
     let exe = std::env::current_exe()?;
-    let dir = exe
+    let profile = exe
         .parent()
         .and_then(Path::parent)
         .ok_or("no target directory")?
         .to_path_buf();
+    // `cargo bench` leaves the C libraries in deps/ only; `cargo build` also copies them up.
+    let deps = profile.join("deps");
+    let dir = if deps.join("libimstls.so").exists() {
+        deps
+    } else {
+        profile
+    };
     let source = root.join("benches/ffi_loop.c");
     let include = root.join("include");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());

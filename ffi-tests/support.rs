@@ -37,24 +37,36 @@ pub fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-pub fn staticlib() -> PathBuf {
-    let lib = profile_dir().join("libimstls.a");
+/// The directory holding the `libimstls.a` and `libimstls.so` of this build.
+///
+/// `cargo test` leaves the non-Rust crate types in `target/<profile>/deps/`; only `cargo build`
+/// also copies them up to `target/<profile>/`, where a copy may be stale. So `deps/` first.
+pub fn library_dir() -> PathBuf {
+    let profile = profile_dir();
+    let deps = profile.join("deps");
+    if deps.join("libimstls.so").exists() {
+        deps
+    } else {
+        profile
+    }
+}
+
+fn built_library(file: &str) -> PathBuf {
+    let lib = library_dir().join(file);
     assert!(
         lib.exists(),
-        "{} is missing: cargo builds it with the tests",
-        lib.display()
+        "{file} is missing from {} and its deps/: cargo builds it with the tests",
+        profile_dir().display()
     );
     lib
 }
 
+pub fn staticlib() -> PathBuf {
+    built_library("libimstls.a")
+}
+
 pub fn cdylib() -> PathBuf {
-    let lib = profile_dir().join("libimstls.so");
-    assert!(
-        lib.exists(),
-        "{} is missing: cargo builds it with the tests",
-        lib.display()
-    );
-    lib
+    built_library("libimstls.so")
 }
 
 /// Where compiled C programs go (a different directory per test and variant).

@@ -51,6 +51,8 @@ if [ "$build" = 1 ]; then
     (cd "$root" && cargo build --lib $cargo_flags --target-dir "$target_dir")
 fi
 built=$target_dir/$profile
+# `cargo test` leaves the C libraries in deps/ only; `cargo build` copies them up as well.
+[ -f "$built/deps/libimstls.so" ] && built=$built/deps
 for f in libimstls.a libimstls.so; do
     [ -f "$built/$f" ] || { echo "install-c.sh: $built/$f is missing (build first)" >&2; exit 1; }
 done

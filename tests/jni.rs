@@ -26,7 +26,7 @@ use imstls::AlertDescription;
 use imstls_testkit::{
     Observation, SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD,
 };
-use support::{build_dir, cdylib, compile, profile_dir, repo, require, run, say, start_sims};
+use support::{build_dir, cdylib, compile, library_dir, repo, require, run, say, start_sims};
 
 /// Fewer passed checks than this means JVM cases were skipped.
 const MIN_CHECKS: u32 = 150;
@@ -127,7 +127,7 @@ fn built() -> &'static Built {
             "imstls_jni",
             &[
                 "-L".into(),
-                profile_dir().display().to_string(),
+                library_dir().display().to_string(),
                 "-limstls".into(),
                 format!("-Wl,-rpath,{}", libdir.display()),
                 "-Wl,--no-undefined".into(),
