@@ -374,7 +374,7 @@ fn report(r: &Report<'_>) {
         "Where an imstls UE's bytes go: its own TLS profile ({} for a fresh `Ue`, inline \
          size included, before any flow); with resumption, {:.1} session tickets holding {} \
          (a bare client keeps the same tickets, but in the one cache of its shared config); \
-         the conformance log: {:.0} entries, {} (entries + detail strings; the ring buffer's \
+         the conformance log: {:.0} entries, {} (compact fixed-size entries; the ring buffer's \
          spare capacity comes on top) just after registering, and {:.0} entries, {} after \
          24 h ({} UEs aged). One `UeConfig` (trust anchors, chain verifier, provider; shared \
          by every UE) adds {} once per process.\n",
