@@ -259,30 +259,46 @@ fn main() -> Result<(), Error> {
         drop(uas);
     }
 
-    // 3. UEs that sat registered for a simulated day (default config).
-    progress!("ageing {aged} imstls UEs by 24 h of simulated time");
-    let mut cores = Vec::with_capacity(aged);
-    let mut uas = Vec::with_capacity(aged);
-    let mut ues = Vec::with_capacity(aged);
-    for i in 0..aged {
-        let mut core = factory.connection()?;
-        let mut ua = Ua::new(subscriber(i));
-        let mut ue = Ue::new(config.clone(), Instant::now())?;
-        register_in_memory(&mut ue, &mut ua, &mut core)?;
-        age_in_memory(&mut ue, &mut ua, &mut core, Duration::from_secs(24 * 3600))?;
-        ues.push(ue);
-        cores.push(core);
-        uas.push(ua);
+    // 3. UEs that sat registered for a simulated day: default config, then without the
+    //    conformance log (what a handset that never reads it would choose).
+    let no_log = builder().conformance_log_entries(0).build()?;
+    let mut old_log = (0.0, 0.0);
+    for (config, name) in [
+        (
+            &config,
+            "imstls `Ue`, default config, after 24 h registered (simulated clock)",
+        ),
+        (
+            &no_log,
+            "imstls `Ue`, conformance log off, after 24 h registered (simulated clock)",
+        ),
+    ] {
+        progress!("ageing {aged} imstls UEs by 24 h of simulated time: {name}");
+        let mut cores = Vec::with_capacity(aged);
+        let mut uas = Vec::with_capacity(aged);
+        let mut ues = Vec::with_capacity(aged);
+        for i in 0..aged {
+            let mut core = factory.connection()?;
+            let mut ua = Ua::new(subscriber(i));
+            let mut ue = Ue::new(config.clone(), Instant::now())?;
+            register_in_memory(&mut ue, &mut ua, &mut core)?;
+            age_in_memory(&mut ue, &mut ua, &mut core, Duration::from_secs(24 * 3600))?;
+            ues.push(ue);
+            cores.push(core);
+            uas.push(ua);
+        }
+        if config.conformance_log_entries() > 0 {
+            old_log = log_size(&ues);
+        }
+        let (bytes, allocations) = freed_per_client(ues);
+        rows.push(Row {
+            name,
+            bytes,
+            allocations,
+        });
+        drop(cores);
+        drop(uas);
     }
-    let old_log = log_size(&ues);
-    let (bytes, allocations) = freed_per_client(ues);
-    rows.push(Row {
-        name: "imstls `Ue`, default config, after 24 h registered (simulated clock)",
-        bytes,
-        allocations,
-    });
-    drop(cores);
-    drop(uas);
 
     // The shared configuration itself, once per process.
     let before = live();
@@ -357,6 +373,11 @@ fn report(r: &Report<'_>) {
         (
             "imstls after 24 h / bare, resumption on",
             &rows[5],
+            &rows[4],
+        ),
+        (
+            "imstls after 24 h, conformance log off / bare, resumption on",
+            &rows[6],
             &rows[4],
         ),
     ] {

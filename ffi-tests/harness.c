@@ -126,6 +126,7 @@ static imstls_config *make_config(const char *pcscf) {
     CHECK_OK(imstls_config_builder_set_keepalive(b, true, false, 10000));
     CHECK_OK(imstls_config_builder_set_backoff(b, 200, 200, 1000));
     CHECK_OK(imstls_config_builder_set_random_seed(b, 7));
+    CHECK_OK(imstls_config_builder_set_conformance_log_entries(b, 16));
     CHECK_OK(imstls_config_builder_build(b, &config));
     imstls_config_builder_free(b);
     return config;
@@ -980,6 +981,14 @@ static void misuse_utf8_and_arguments(void) {
 
     CHECK_OK(imstls_config_builder_new(&b));
     CHECK_OK(imstls_config_builder_add_pcscf(b, "127.0.0.1:9"));
+    CHECK_OK(imstls_config_builder_set_conformance_log_entries(b, 100000));
+    CHECK_RESULT(imstls_config_builder_build(b, &config), IMSTLS_INVALID_CONFIG);
+    if (CHECK_OK(imstls_config_builder_last_error(b, &e))) {
+        CHECK(strcmp(imstls_error_config_field(e), "conformance_log_entries") == 0);
+        CHECK(strstr(imstls_error_message(e), "4096") != NULL);
+        imstls_error_free(e);
+    }
+    CHECK_OK(imstls_config_builder_set_conformance_log_entries(b, 0));
     CHECK_OK(imstls_config_builder_build(b, &config));
     imstls_config_builder_free(b);
     imstls_ue *ue = NULL;

@@ -1136,6 +1136,17 @@ imstls_result imstls_config_builder_set_max_challenges(imstls_config_builder *bu
                                                        uint32_t count);
 
 /**
+ * How many of its latest events each UE keeps in its conformance log (default 128, at most
+ * 4096; 0 keeps none). The log is readable from Rust only today: a C stack saves about
+ * 8 KiB per long-running UE with 0. Out of range: `imstls_config_builder_build` fails with
+ * `IMSTLS_INVALID_CONFIG` naming `conformance_log_entries`.
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
+ */
+imstls_result imstls_config_builder_set_conformance_log_entries(imstls_config_builder *builder,
+                                                                size_t entries);
+
+/**
  * Seeds the engine's jitter, for reproducible tests (default: from the crypto provider's
  * secure random source).
  *

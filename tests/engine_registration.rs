@@ -115,6 +115,25 @@ fn every_event_is_logged_with_its_clause() {
         .all(|e| e.flow.is_none()));
 }
 
+#[test]
+fn the_conformance_log_keeps_the_configured_number_of_latest_entries() {
+    let mut w = World::new(base_config(&pki()).conformance_log_entries(4));
+    w.register();
+    assert!(w.events.len() > 4);
+    let log: Vec<_> = w.ue.conformance_log().map(|e| e.event).collect();
+    let latest: Vec<_> = w.events[w.events.len() - 4..]
+        .iter()
+        .map(|(_, e)| e.code())
+        .collect();
+    assert_eq!(log, latest);
+
+    // 0: no log at all, and the engine works the same.
+    let mut w = World::new(base_config(&pki()).conformance_log_entries(0));
+    w.register();
+    assert_eq!(w.state(), UeState::Registered);
+    assert_eq!(w.ue.conformance_log().count(), 0);
+}
+
 // ----- invariant 2: REGISTER first ------------------------------------------------------
 
 #[test]

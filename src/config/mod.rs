@@ -26,6 +26,12 @@ use crate::profile;
 /// Longest TLS session lifetime TLS allows (RFC 5246 §F.1.4 / RFC 8446 §4.6.1): 24 h.
 pub const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(86_400);
 
+/// Conformance-log entries kept per UE unless configured.
+pub const DEFAULT_CONFORMANCE_LOG_ENTRIES: usize = 128;
+
+/// Most conformance-log entries a UE may keep.
+pub const MAX_CONFORMANCE_LOG_ENTRIES: usize = 4096;
+
 /// Which TLS versions the UE offers. TLS 1.0 and 1.1 are never offered (TS 33.210 §6.2,
 /// RFC 8996); rustls cannot speak them anyway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -220,6 +226,15 @@ pub enum ConfigError {
         /// Largest allowed.
         max: usize,
     },
+    /// A count is out of its allowed range.
+    CountOutOfRange {
+        /// Which field.
+        field: &'static str,
+        /// Smallest allowed.
+        min: usize,
+        /// Largest allowed.
+        max: usize,
+    },
     /// rustls refused the TLS configuration (should not happen with a valid profile).
     Tls {
         /// rustls's reason.
@@ -239,7 +254,8 @@ impl ConfigError {
             | Self::Io { field, .. }
             | Self::ZeroDuration { field }
             | Self::DurationTooLong { field, .. }
-            | Self::SizeOutOfRange { field, .. } => field,
+            | Self::SizeOutOfRange { field, .. }
+            | Self::CountOutOfRange { field, .. } => field,
             Self::EmptyTrustStore => "trust_anchors",
             Self::InvalidPin { .. } => "pins",
             Self::UnknownTlsVersion { .. } | Self::ObsoleteTlsVersion { .. } => "tls_versions",
@@ -289,6 +305,7 @@ impl fmt::Display for ConfigError {
             Self::SizeOutOfRange { min, max, .. } => {
                 write!(f, "must be between {min} and {max} bytes")
             }
+            Self::CountOutOfRange { min, max, .. } => write!(f, "must be between {min} and {max}"),
             Self::Tls { reason } => write!(f, "rustls refused the profile: {reason}"),
         }
     }
@@ -363,6 +380,7 @@ pub(crate) struct ConfigInner {
     pub backoff: Backoff,
     pub max_sip_message_size: usize,
     pub max_challenges: u32,
+    pub conformance_log_entries: usize,
     pub random_seed: Option<u64>,
     pub provider: Arc<CryptoProvider>,
     pub chain_verifier: Arc<WebPkiServerVerifier>,
@@ -458,6 +476,11 @@ impl UeConfig {
         self.inner.max_sip_message_size
     }
 
+    /// How many entries each UE's conformance log keeps (0: no log).
+    pub fn conformance_log_entries(&self) -> usize {
+        self.inner.conformance_log_entries
+    }
+
     /// Policy for a P-CSCF CertificateRequest.
     pub fn certificate_request_policy(&self) -> CertificateRequestPolicy {
         self.inner.certificate_request_policy
@@ -485,6 +508,7 @@ pub struct UeConfigBuilder {
     backoff: Backoff,
     max_sip_message_size: Option<usize>,
     max_challenges: Option<u32>,
+    conformance_log_entries: Option<usize>,
     random_seed: Option<u64>,
     time_provider: Option<Arc<dyn TimeProvider>>,
 }
@@ -615,6 +639,15 @@ impl UeConfigBuilder {
         self
     }
 
+    /// How many of its latest events each UE keeps in its conformance log, with the clause
+    /// behind each (default 128, at most 4096; 0 turns the log off). Each entry is a small
+    /// fixed-size record (no text), so the default costs about 8 KiB per long-running UE; a
+    /// handset that never reads the log can save that memory.
+    pub fn conformance_log_entries(mut self, entries: usize) -> Self {
+        self.conformance_log_entries = Some(entries);
+        self
+    }
+
     /// Seeds the engine's jitter generator, for reproducible tests. Without it the seed
     /// comes from the crypto provider's secure random source.
     pub fn random_seed(mut self, seed: u64) -> Self {
@@ -709,6 +742,16 @@ impl UeConfigBuilder {
             Duration::ZERO,
             Some(Duration::from_secs(86_400)),
         )?;
+        let conformance_log_entries = self
+            .conformance_log_entries
+            .unwrap_or(DEFAULT_CONFORMANCE_LOG_ENTRIES);
+        if conformance_log_entries > MAX_CONFORMANCE_LOG_ENTRIES {
+            return Err(ConfigError::CountOutOfRange {
+                field: "conformance_log_entries",
+                min: 0,
+                max: MAX_CONFORMANCE_LOG_ENTRIES,
+            });
+        }
         let max_sip_message_size = self.max_sip_message_size.unwrap_or(128 * 1024);
         if !(1024..=16 * 1024 * 1024).contains(&max_sip_message_size) {
             return Err(ConfigError::SizeOutOfRange {
@@ -756,6 +799,7 @@ impl UeConfigBuilder {
                 backoff: self.backoff,
                 max_sip_message_size,
                 max_challenges: self.max_challenges.unwrap_or(3),
+                conformance_log_entries,
                 random_seed: self.random_seed,
                 provider,
                 chain_verifier,
@@ -917,6 +961,21 @@ mod tests {
     fn message_size_is_bounded() {
         let err = base().max_sip_message_size(10).build().unwrap_err();
         assert_eq!(err.field(), "max_sip_message_size");
+        let err = base().conformance_log_entries(5000).build().unwrap_err();
+        assert_eq!(err.field(), "conformance_log_entries");
+        assert!(err.to_string().contains("between 0 and 4096"), "{err}");
+        assert_eq!(
+            base()
+                .conformance_log_entries(0)
+                .build()
+                .unwrap()
+                .conformance_log_entries(),
+            0
+        );
+        assert_eq!(
+            base().build().unwrap().conformance_log_entries(),
+            DEFAULT_CONFORMANCE_LOG_ENTRIES
+        );
     }
 
     #[test]

@@ -39,8 +39,6 @@ use crate::sip::{parse_one_message, Frame, SipFramer};
 use crate::tls::{Closure, TlsFailure, TlsFailureKind, TlsFlow, TlsPhase};
 use timing::{backoff_window, keepalive_window, refresh_delay, Jitter};
 
-/// Keep this many conformance-log entries (about 6 KiB).
-const CONFORMANCE_LOG_LEN: usize = 128;
 /// CRLF CRLF: an RFC 5626 §3.5.1 ping.
 const PING: &[u8] = b"\r\n\r\n";
 /// CRLF: an RFC 5626 §3.5.1 pong.
@@ -259,7 +257,9 @@ impl Ue {
         })
     }
 
-    /// The last events with their clauses (no personal data).
+    /// The last events with their clauses (no personal data), oldest first; as many as
+    /// [`UeConfigBuilder::conformance_log_entries`](crate::config::UeConfigBuilder::conformance_log_entries)
+    /// allows.
     pub fn conformance_log(&self) -> impl Iterator<Item = &ConformanceEntry> {
         self.log.iter()
     }
@@ -915,15 +915,19 @@ impl Ue {
 
     fn emit(&mut self, event: Event) {
         debug!("[{}] {}", event.clause(), event);
-        if self.log.len() == CONFORMANCE_LOG_LEN {
-            self.log.pop_front();
+        // Bounded by the configuration; 0 keeps no log at all.
+        let keep = self.config.inner.conformance_log_entries;
+        if keep > 0 {
+            if self.log.len() >= keep {
+                self.log.pop_front();
+            }
+            self.log.push_back(ConformanceEntry {
+                at: self.now,
+                event: event.code(),
+                clause: event.clause(),
+                flow: event.flow(),
+            });
         }
-        self.log.push_back(ConformanceEntry {
-            at: self.now,
-            event: event.code(),
-            clause: event.clause(),
-            flow: event.flow(),
-        });
         self.outputs.push_back(Output::Event(event));
     }
 

@@ -493,6 +493,20 @@ pub extern "C" fn imstls_config_builder_set_max_challenges(
     guard(|| update(builder, |b| Ok(b.max_challenges(count))))
 }
 
+/// How many of its latest events each UE keeps in its conformance log (default 128, at most
+/// 4096; 0 keeps none). The log is readable from Rust only today: a C stack saves about
+/// 8 KiB per long-running UE with 0. Out of range: `imstls_config_builder_build` fails with
+/// `IMSTLS_INVALID_CONFIG` naming `conformance_log_entries`.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_config_builder_set_conformance_log_entries(
+    builder: *mut imstls_config_builder,
+    entries: usize,
+) -> imstls_result {
+    guard(|| update(builder, |b| Ok(b.conformance_log_entries(entries))))
+}
+
 /// Seeds the engine's jitter, for reproducible tests (default: from the crypto provider's
 /// secure random source).
 ///

@@ -386,6 +386,13 @@ static jint n_builder_set_max_challenges(JNIEnv *env, jclass c, jlong b, jint v)
     return (jint)imstls_config_builder_set_max_challenges(PTR(imstls_config_builder, b), (uint32_t)v);
 }
 
+static jint n_builder_set_conformance_log_entries(JNIEnv *env, jclass c, jlong b, jlong v) {
+    (void)env;
+    (void)c;
+    return (jint)imstls_config_builder_set_conformance_log_entries(PTR(imstls_config_builder, b),
+                                                                   (size_t)v);
+}
+
 static jint n_builder_build(JNIEnv *env, jclass c, jlong b, jlongArray out) {
     (void)c;
     OUT_POINTER(imstls_config_builder_build(PTR(imstls_config_builder, b), &value_), imstls_config, out);
@@ -936,6 +943,7 @@ static const JNINativeMethod METHODS[] = {
     M("builderSetBackoff", "(" J J J J ")" I, n_builder_set_backoff),
     M("builderSetMaxSipMessageSize", "(" J J ")" I, n_builder_set_max_sip_message_size),
     M("builderSetMaxChallenges", "(" J I ")" I, n_builder_set_max_challenges),
+    M("builderSetConformanceLogEntries", "(" J J ")" I, n_builder_set_conformance_log_entries),
     M("builderSetRandomSeed", "(" J J ")" I, n_builder_set_random_seed),
     M("builderBuild", "(" J LONGS ")" I, n_builder_build),
     M("builderLastError", "(" J LONGS ")" I, n_builder_last_error),

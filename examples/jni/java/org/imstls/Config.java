@@ -274,6 +274,16 @@ public final class Config {
             return add(b -> Native.builderSetMaxChallenges(b, v));
         }
 
+        /**
+         * How many of its latest events each UE keeps in its conformance log (default 128, at
+         * most 4096). The log is not readable from Java, so an app saves about 8 KiB per
+         * long-running UE with 0.
+         */
+        public Builder conformanceLogEntries(long entries) {
+            final long v = nonNegative(entries, "conformance log entries");
+            return add(b -> Native.builderSetConformanceLogEntries(b, v));
+        }
+
         /** Seeds the engine's jitter, for reproducible tests. */
         public Builder randomSeed(long seed) {
             return add(b -> Native.builderSetRandomSeed(b, seed));

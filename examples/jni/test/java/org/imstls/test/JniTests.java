@@ -417,6 +417,12 @@ public final class JniTests {
         f = expectCode(ResultCode.INVALID_CONFIG, () -> Config.builder().addPcscf("127.0.0.1:9")
                 .kxGroups("X25519").build(), "key exchange without P-256");
         checkEquals("kx_groups", f == null ? null : f.configField(), "field of kx groups");
+        f = expectCode(ResultCode.INVALID_CONFIG, () -> Config.builder().addPcscf("127.0.0.1:9")
+                .conformanceLogEntries(5000).build(), "a conformance log over 4096 entries");
+        checkEquals("conformance_log_entries", f == null ? null : f.configField(),
+                "field of the conformance log bound");
+        Config noLog = Config.builder().addPcscf("127.0.0.1:9").conformanceLogEntries(0).build();
+        checkEquals(1, noLog.candidateCount(), "a UE without conformance log");
         Config good = config(opt("pcscf"));
         checkEquals(1, good.candidateCount(), "candidate count");
     }
