@@ -961,6 +961,10 @@ mod tests {
     fn message_size_is_bounded() {
         let err = base().max_sip_message_size(10).build().unwrap_err();
         assert_eq!(err.field(), "max_sip_message_size");
+    }
+
+    #[test]
+    fn conformance_log_bound_is_checked_and_zero_turns_it_off() {
         let err = base().conformance_log_entries(5000).build().unwrap_err();
         assert_eq!(err.field(), "conformance_log_entries");
         assert!(err.to_string().contains("between 0 and 4096"), "{err}");
