@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Longest header block accepted (start line + headers + blank line).
 const MAX_HEADER_BLOCK: usize = 64 * 1024;
@@ -248,8 +248,8 @@ pub struct SipFramer {
     /// How far the search for the end of the header block has got (so a peer trickling
     /// bytes costs linear, not quadratic, time).
     scanned: usize,
-    /// The head of the message whose body is still arriving.
-    pending: Option<MessageHead>,
+    /// The total length of the message whose body is still arriving (its head is parsed).
+    pending: Option<usize>,
 }
 
 impl fmt::Debug for SipFramer {
@@ -300,8 +300,8 @@ impl SipFramer {
         if buf == b"\r" {
             return Ok(None);
         }
-        let total = match &self.pending {
-            Some(head) => head.total_len(),
+        let total = match self.pending {
+            Some(total) => total,
             None => {
                 if find_header_end(buf, self.scanned).is_none() {
                     if buf.len() > MAX_HEADER_BLOCK {
@@ -313,7 +313,7 @@ impl SipFramer {
                 let head =
                     parse_head(buf, self.max_message)?.expect("the header block is complete");
                 let total = head.total_len();
-                self.pending = Some(head);
+                self.pending = Some(total);
                 total
             }
         };
@@ -325,8 +325,18 @@ impl SipFramer {
         Ok(Some(Frame::Message(message)))
     }
 
+    /// Drops the first `n` bytes. Received plaintext (nonces, the stack's messages) must not
+    /// linger in spare capacity: an emptied buffer is released (zeroized on drop, and an
+    /// idle flow holds no receive buffer), a partly consumed one has its vacated tail wiped.
     fn consume(&mut self, n: usize) {
-        self.buffer.drain(..n);
+        if n >= self.buffer.len() {
+            self.buffer = Zeroizing::new(Vec::new());
+        } else {
+            let remaining = self.buffer.len() - n;
+            self.buffer.copy_within(n.., 0);
+            self.buffer[remaining..].zeroize();
+            self.buffer.truncate(remaining);
+        }
         self.scanned = 0;
         self.pending = None;
     }
@@ -364,6 +374,21 @@ mod tests {
             );
             assert_eq!(framer.buffered(), 0);
         }
+    }
+
+    #[test]
+    fn a_framer_that_has_delivered_everything_holds_no_buffer() {
+        let mut framer = SipFramer::new(4096);
+        let mut stream = REGISTER.to_vec();
+        stream.extend_from_slice(&REGISTER[..10]);
+        framer.push(&stream);
+        assert_eq!(frames(&mut framer).len(), 1);
+        // The partial second message moved to the front, intact.
+        assert_eq!(&framer.buffer[..], &REGISTER[..10]);
+        framer.push(&REGISTER[10..]);
+        assert_eq!(frames(&mut framer).len(), 1);
+        assert_eq!(framer.buffered(), 0);
+        assert_eq!(framer.buffer.capacity(), 0);
     }
 
     #[test]
