@@ -10,7 +10,7 @@
 //!   created;
 //! - the rustls session values themselves zeroize their secrets when dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -34,10 +34,11 @@ struct Stamped<T> {
     seq: u64,
 }
 
-#[derive(Default)]
 struct ServerEntry {
+    server: ServerName<'static>,
     kx_hint: Option<NamedGroup>,
-    tls12: Option<Stamped<Tls12ClientSessionValue>>,
+    // Boxed: most P-CSCFs speak TLS 1.3, and an empty slot should not cost its full size.
+    tls12: Option<Box<Stamped<Tls12ClientSessionValue>>>,
     tls13: VecDeque<Stamped<Tls13ClientSessionValue>>,
 }
 
@@ -54,7 +55,25 @@ impl ServerEntry {
 struct Inner {
     now: Instant,
     next_seq: u64,
-    servers: HashMap<ServerName<'static>, ServerEntry>,
+    // A handful of identities at most (bounded by MAX_SERVERS): a short Vec is smaller than
+    // a hash map and is searched without cloning the name.
+    servers: Vec<ServerEntry>,
+}
+
+impl Inner {
+    fn get_mut(&mut self, server: &ServerName<'_>) -> Option<&mut ServerEntry> {
+        self.servers.iter_mut().find(|e| e.server == *server)
+    }
+
+    /// Drops emptied identities and gives unused capacity back (an idle UE keeps little).
+    fn compact(&mut self) {
+        self.servers
+            .retain(|e| !e.is_empty() || e.kx_hint.is_some());
+        for entry in &mut self.servers {
+            entry.tls13.shrink_to_fit();
+        }
+        self.servers.shrink_to_fit();
+    }
 }
 
 /// The session store. Shared with rustls through an `Arc`; all methods take `&self`.
@@ -80,7 +99,7 @@ impl SessionStore {
             inner: Mutex::new(Inner {
                 now,
                 next_seq: 0,
-                servers: HashMap::new(),
+                servers: Vec::new(),
             }),
         }
     }
@@ -104,7 +123,7 @@ impl SessionStore {
     pub fn purge_since(&self, mark: StoreMark) -> usize {
         let mut inner = self.inner.lock();
         let mut removed = 0;
-        for entry in inner.servers.values_mut() {
+        for entry in &mut inner.servers {
             if entry.tls12.as_ref().is_some_and(|s| s.seq >= mark.0) {
                 entry.tls12 = None;
                 removed += 1;
@@ -113,24 +132,26 @@ impl SessionStore {
             entry.tls13.retain(|t| t.seq < mark.0);
             removed += before - entry.tls13.len();
         }
-        inner
-            .servers
-            .retain(|_, e| !e.is_empty() || e.kx_hint.is_some());
+        inner.compact();
         removed
     }
 
     /// Removes every session and ticket for one P-CSCF identity (O.3.1.1, O.3.1.2).
     pub fn purge_server(&self, server: &ServerName<'_>) -> usize {
         let mut inner = self.inner.lock();
-        let key = server.to_owned();
-        inner.servers.remove(&key).map_or(0, |e| e.len())
+        let removed = match inner.servers.iter().position(|e| e.server == *server) {
+            Some(at) => inner.servers.swap_remove(at).len(),
+            None => 0,
+        };
+        inner.compact();
+        removed
     }
 
     /// Removes everything.
     pub fn purge_all(&self) -> usize {
         let mut inner = self.inner.lock();
-        let removed = inner.servers.values().map(ServerEntry::len).sum();
-        inner.servers.clear();
+        let removed = inner.servers.iter().map(ServerEntry::len).sum();
+        inner.servers = Vec::new();
         removed
     }
 
@@ -140,7 +161,7 @@ impl SessionStore {
         let now = inner.now;
         inner
             .servers
-            .values()
+            .iter()
             .map(|e| {
                 usize::from(e.tls12.as_ref().is_some_and(|s| self.alive(s, now)))
                     + e.tls13.iter().filter(|t| self.alive(t, now)).count()
@@ -168,23 +189,38 @@ impl SessionStore {
     }
 
     fn entry<'a>(inner: &'a mut Inner, server: ServerName<'static>) -> &'a mut ServerEntry {
-        if !inner.servers.contains_key(&server) && inner.servers.len() >= MAX_SERVERS {
-            // Forget the identity with the oldest newest-entry.
-            let oldest = inner
-                .servers
-                .iter()
-                .min_by_key(|(_, e)| {
-                    e.tls13
-                        .back()
-                        .map(|t| t.seq)
-                        .max(e.tls12.as_ref().map(|s| s.seq))
-                })
-                .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                inner.servers.remove(&oldest);
+        let at = match inner.servers.iter().position(|e| e.server == server) {
+            Some(at) => at,
+            None => {
+                if inner.servers.len() >= MAX_SERVERS {
+                    // Forget the identity with the oldest newest-entry.
+                    let oldest = inner
+                        .servers
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, e)| {
+                            e.tls13
+                                .back()
+                                .map(|t| t.seq)
+                                .max(e.tls12.as_ref().map(|s| s.seq))
+                        })
+                        .map(|(at, _)| at);
+                    if let Some(oldest) = oldest {
+                        inner.servers.swap_remove(oldest);
+                    }
+                }
+                // One identity is the common case: no spare slots.
+                inner.servers.reserve_exact(1);
+                inner.servers.push(ServerEntry {
+                    server,
+                    kx_hint: None,
+                    tls12: None,
+                    tls13: VecDeque::new(),
+                });
+                inner.servers.len() - 1
             }
-        }
-        inner.servers.entry(server).or_default()
+        };
+        &mut inner.servers[at]
     }
 }
 
@@ -198,20 +234,21 @@ impl ClientSessionStore for SessionStore {
         let inner = self.inner.lock();
         inner
             .servers
-            .get(&server_name.to_owned())
+            .iter()
+            .find(|e| e.server == *server_name)
             .and_then(|e| e.kx_hint)
     }
 
     fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
         let mut inner = self.inner.lock();
         let stamped = Self::stamp(&mut inner, value);
-        Self::entry(&mut inner, server_name).tls12 = Some(stamped);
+        Self::entry(&mut inner, server_name).tls12 = Some(Box::new(stamped));
     }
 
     fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
         let mut inner = self.inner.lock();
         let now = inner.now;
-        let entry = inner.servers.get_mut(&server_name.to_owned())?;
+        let entry = inner.get_mut(server_name)?;
         match &entry.tls12 {
             Some(s) if self.alive(s, now) => Some(s.value.clone()),
             Some(_) => {
@@ -223,7 +260,7 @@ impl ClientSessionStore for SessionStore {
     }
 
     fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
-        if let Some(entry) = self.inner.lock().servers.get_mut(server_name) {
+        if let Some(entry) = self.inner.lock().get_mut(server_name) {
             entry.tls12 = None;
         }
     }
@@ -248,7 +285,7 @@ impl ClientSessionStore for SessionStore {
     ) -> Option<Tls13ClientSessionValue> {
         let mut inner = self.inner.lock();
         let now = inner.now;
-        let entry = inner.servers.get_mut(server_name)?;
+        let entry = inner.get_mut(server_name)?;
         // Newest first; expired tickets are dropped on the way.
         while let Some(ticket) = entry.tls13.pop_back() {
             if self.alive(&ticket, now) {
