@@ -442,76 +442,102 @@ impl Event {
 
     /// Stable snake_case name (the `event` field of the CLI's JSON lines).
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::Connecting { .. } => "connecting",
-            Self::ConnectFailed { .. } => "connect_failed",
-            Self::TlsEstablished { .. } => "tls_established",
-            Self::ClientCertificateRequested { .. } => "client_certificate_requested",
-            Self::CertificateRejected { .. } => "certificate_rejected",
-            Self::TlsFailed { .. } => "tls_failed",
-            Self::RegisterNow { .. } => "register_now",
-            Self::Registering { .. } => "registering",
-            Self::Challenged { .. } => "challenged",
-            Self::Registered { .. } => "registered",
-            Self::ConnectionLost { .. } => "connection_lost",
-            Self::BackingOff { .. } => "backoff",
-            Self::Superseded { .. } => "superseded",
-            Self::RegistrationFailed { .. } => "registration_failed",
-            Self::Deregistered => "deregistered",
-            Self::SipReceived { .. } => "sip_received",
-            Self::KeepAliveSent { .. } => "keepalive_sent",
-            Self::PongReceived { .. } => "pong_received",
-            Self::PingAnswered { .. } => "ping_answered",
-            Self::Rekeyed { .. } => "rekeyed",
-        }
+        self.kind().code
     }
 
     /// The clause of TS 33.203 Annex O (or the RFC / TS) that this event carries out.
     pub fn clause(&self) -> &'static str {
+        self.kind().clause
+    }
+
+    /// Code and clause as one `'static` pair, so the conformance log keeps one pointer per
+    /// entry.
+    pub(crate) fn kind(&self) -> &'static EventKind {
+        const fn k(code: &'static str, clause: &'static str) -> EventKind {
+            EventKind { code, clause }
+        }
         match self {
-            Self::Connecting { .. } => "TS 33.203 O.2.1 (Ports); RFC 5626 §4.2",
-            Self::ConnectFailed { .. } => "RFC 5626 §4.5",
-            Self::TlsEstablished { .. } => "TS 33.203 O.2.1",
-            Self::ClientCertificateRequested { .. } => "TS 33.203 O.2.1 (Authentication of the UE)",
-            Self::CertificateRejected { .. } => "TS 33.203 O.3.1.2",
-            Self::TlsFailed { .. } => "TS 33.203 O.2.1; RFC 8996",
-            Self::RegisterNow { reason, .. } => match reason {
-                RegisterReason::Initial => "TS 33.203 O.4.2",
-                RegisterReason::Challenge { stale: true } => "TS 33.203 O.3.1.3",
-                RegisterReason::Challenge { stale: false } => "TS 33.203 Annex N",
-                RegisterReason::Refresh => "TS 33.203 O.4.3; TS 24.229 §5.1.1.4.1",
-                RegisterReason::Recovery | RegisterReason::NetworkChanged => "TS 33.203 O.4.1",
-                RegisterReason::Rekey => "TS 33.203 O.4.1",
-                RegisterReason::Deregister => "TS 24.229 §5.1.1.6",
-            },
-            Self::Registering { .. } => "TS 33.203 O.4.2",
-            Self::Challenged { stale: true, .. } => "TS 33.203 O.3.1.3",
-            Self::Challenged { stale: false, .. } => "TS 33.203 Annex N",
-            Self::Registered { .. } => "TS 24.229 §5.1.1.4.1",
-            Self::ConnectionLost { .. } => "TS 33.203 O.4.1",
-            Self::BackingOff { .. } => "RFC 5626 §4.5",
-            Self::Superseded { .. } => "TS 33.203 O.4.1",
-            Self::RegistrationFailed { reason, .. } => match reason {
-                FailureReason::Rejected | FailureReason::TooManyChallenges => "TS 33.203 O.3.1.1",
-                FailureReason::Timeout => "TS 33.203 O.3.1.4",
-                FailureReason::Certificate => "TS 33.203 O.3.1.2",
-                FailureReason::Tls => "TS 33.203 O.2.1",
-            },
-            Self::Deregistered => "TS 24.229 §5.1.1.6",
-            Self::SipReceived { .. } => "TS 33.203 O.2.1 (Forwarding requests); RFC 5626 §5",
-            Self::KeepAliveSent { .. } | Self::PongReceived { .. } | Self::PingAnswered { .. } => {
-                "RFC 5626 §4.4.1"
+            Self::Connecting { .. } => {
+                &const { k("connecting", "TS 33.203 O.2.1 (Ports); RFC 5626 §4.2") }
             }
+            Self::ConnectFailed { .. } => &const { k("connect_failed", "RFC 5626 §4.5") },
+            Self::TlsEstablished { .. } => &const { k("tls_established", "TS 33.203 O.2.1") },
+            Self::ClientCertificateRequested { .. } => {
+                &const {
+                    k(
+                        "client_certificate_requested",
+                        "TS 33.203 O.2.1 (Authentication of the UE)",
+                    )
+                }
+            }
+            Self::CertificateRejected { .. } => {
+                &const { k("certificate_rejected", "TS 33.203 O.3.1.2") }
+            }
+            Self::TlsFailed { .. } => &const { k("tls_failed", "TS 33.203 O.2.1; RFC 8996") },
+            Self::RegisterNow { reason, .. } => match reason {
+                RegisterReason::Initial => &const { k("register_now", "TS 33.203 O.4.2") },
+                RegisterReason::Challenge { stale: true } => {
+                    &const { k("register_now", "TS 33.203 O.3.1.3") }
+                }
+                RegisterReason::Challenge { stale: false } => {
+                    &const { k("register_now", "TS 33.203 Annex N") }
+                }
+                RegisterReason::Refresh => {
+                    &const { k("register_now", "TS 33.203 O.4.3; TS 24.229 §5.1.1.4.1") }
+                }
+                RegisterReason::Recovery
+                | RegisterReason::NetworkChanged
+                | RegisterReason::Rekey => &const { k("register_now", "TS 33.203 O.4.1") },
+                RegisterReason::Deregister => &const { k("register_now", "TS 24.229 §5.1.1.6") },
+            },
+            Self::Registering { .. } => &const { k("registering", "TS 33.203 O.4.2") },
+            Self::Challenged { stale: true, .. } => &const { k("challenged", "TS 33.203 O.3.1.3") },
+            Self::Challenged { stale: false, .. } => {
+                &const { k("challenged", "TS 33.203 Annex N") }
+            }
+            Self::Registered { .. } => &const { k("registered", "TS 24.229 §5.1.1.4.1") },
+            Self::ConnectionLost { .. } => &const { k("connection_lost", "TS 33.203 O.4.1") },
+            Self::BackingOff { .. } => &const { k("backoff", "RFC 5626 §4.5") },
+            Self::Superseded { .. } => &const { k("superseded", "TS 33.203 O.4.1") },
+            Self::RegistrationFailed { reason, .. } => match reason {
+                FailureReason::Rejected | FailureReason::TooManyChallenges => {
+                    &const { k("registration_failed", "TS 33.203 O.3.1.1") }
+                }
+                FailureReason::Timeout => &const { k("registration_failed", "TS 33.203 O.3.1.4") },
+                FailureReason::Certificate => {
+                    &const { k("registration_failed", "TS 33.203 O.3.1.2") }
+                }
+                FailureReason::Tls => &const { k("registration_failed", "TS 33.203 O.2.1") },
+            },
+            Self::Deregistered => &const { k("deregistered", "TS 24.229 §5.1.1.6") },
+            Self::SipReceived { .. } => {
+                &const {
+                    k(
+                        "sip_received",
+                        "TS 33.203 O.2.1 (Forwarding requests); RFC 5626 §5",
+                    )
+                }
+            }
+            Self::KeepAliveSent { .. } => &const { k("keepalive_sent", "RFC 5626 §4.4.1") },
+            Self::PongReceived { .. } => &const { k("pong_received", "RFC 5626 §4.4.1") },
+            Self::PingAnswered { .. } => &const { k("ping_answered", "RFC 5626 §4.4.1") },
             Self::Rekeyed {
                 method: RekeyMethod::KeyUpdate,
                 ..
-            } => "TS 33.203 O.4.1; RFC 8446 §4.6.3",
+            } => &const { k("rekeyed", "TS 33.203 O.4.1; RFC 8446 §4.6.3") },
             Self::Rekeyed {
                 method: RekeyMethod::NewFlow,
                 ..
-            } => "TS 33.203 O.4.1",
+            } => &const { k("rekeyed", "TS 33.203 O.4.1") },
         }
     }
+}
+
+/// An event's stable code and clause (see [`Event::code`], [`Event::clause`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct EventKind {
+    pub(crate) code: &'static str,
+    pub(crate) clause: &'static str,
 }
 
 impl fmt::Display for Event {

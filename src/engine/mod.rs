@@ -14,6 +14,7 @@
 //! 4. a rejected P-CSCF certificate puts the fatal alert on the wire before the close
 //!    (O.3.1.2) and is never retried automatically.
 
+mod conformance;
 mod error;
 mod event;
 mod identity;
@@ -37,6 +38,7 @@ use crate::profile::TlsProfile;
 use crate::session::StoreMark;
 use crate::sip::{parse_one_message, Frame, SipFramer};
 use crate::tls::{Closure, TlsFailure, TlsFailureKind, TlsFlow, TlsPhase};
+use conformance::ConformanceLog;
 use timing::{backoff_window, keepalive_window, refresh_delay, Jitter};
 
 /// CRLF CRLF: an RFC 5626 §3.5.1 ping.
@@ -169,7 +171,7 @@ pub struct Ue {
     outputs: VecDeque<Output>,
     jitter: Jitter,
     next_flow: u64,
-    log: VecDeque<ConformanceEntry>,
+    log: ConformanceLog,
 }
 
 impl std::fmt::Debug for Ue {
@@ -201,6 +203,7 @@ impl Ue {
                 u64::from_le_bytes(bytes)
             }
         };
+        let log = ConformanceLog::new(now, config.inner.conformance_log_entries);
         Ok(Self {
             config,
             profile,
@@ -214,7 +217,7 @@ impl Ue {
             outputs: VecDeque::new(),
             jitter: Jitter::new(seed),
             next_flow: 1,
-            log: VecDeque::new(),
+            log,
         })
     }
 
@@ -260,8 +263,8 @@ impl Ue {
     /// The last events with their clauses (no personal data), oldest first; as many as
     /// [`UeConfigBuilder::conformance_log_entries`](crate::config::UeConfigBuilder::conformance_log_entries)
     /// allows.
-    pub fn conformance_log(&self) -> impl Iterator<Item = &ConformanceEntry> {
-        self.log.iter()
+    pub fn conformance_log(&self) -> impl Iterator<Item = ConformanceEntry> + '_ {
+        self.log.entries()
     }
 
     /// Consecutive failures counted for RFC 5626 §4.5.
@@ -285,13 +288,15 @@ impl Ue {
     /// [`Output::Timeout`].
     pub fn poll_output(&mut self) -> Output {
         match self.outputs.pop_front() {
-            Some(output) => output,
-            None => {
-                // A burst (a handshake, a supersede) must not pin its peak capacity on an
-                // idle UE for the rest of its life.
-                self.outputs.shrink_to(8);
-                Output::Timeout(self.next_timeout())
+            Some(output) => {
+                if self.outputs.is_empty() {
+                    // Drained: an idle UE keeps no queue (one allocation per burst costs
+                    // less than 600 bytes held by every idle UE; BENCHMARKS.md B4).
+                    self.outputs = VecDeque::new();
+                }
+                output
             }
+            None => Output::Timeout(self.next_timeout()),
         }
     }
 
@@ -915,19 +920,7 @@ impl Ue {
 
     fn emit(&mut self, event: Event) {
         debug!("[{}] {}", event.clause(), event);
-        // Bounded by the configuration; 0 keeps no log at all.
-        let keep = self.config.inner.conformance_log_entries;
-        if keep > 0 {
-            if self.log.len() >= keep {
-                self.log.pop_front();
-            }
-            self.log.push_back(ConformanceEntry {
-                at: self.now,
-                event: event.code(),
-                clause: event.clause(),
-                flow: event.flow(),
-            });
-        }
+        self.log.record(self.now, &event);
         self.outputs.push_back(Output::Event(event));
     }
 
