@@ -24,7 +24,7 @@ use std::alloc::System;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use imstls::{ConformanceEntry, Event, Output, Ue, UeConfig};
+use imstls::{Event, Output, Ue, UeConfig};
 use imstls_testkit::ua::{Ua, UaConfig};
 use imstls_testkit::{PcscfCore, PcscfFactory, RegistrarConfig, TestPki, TlsVersions};
 use rustls::ClientConnection;
@@ -108,12 +108,23 @@ struct Row {
     allocations: f64,
 }
 
-/// Conformance-log size of a set of UEs, per UE: (entries, bytes of entries).
-fn log_size(ues: &[Ue]) -> (f64, f64) {
-    let n = ues.len() as f64;
+/// Conformance-log entries per UE.
+fn log_entries(ues: &[Ue]) -> f64 {
     let entries: usize = ues.iter().map(|ue| ue.conformance_log().count()).sum();
-    let fixed = entries * std::mem::size_of::<ConformanceEntry>();
-    (entries as f64 / n, fixed as f64 / n)
+    entries as f64 / ues.len() as f64
+}
+
+/// Purges every UE's session tickets (a bare client keeps its tickets in the one cache of
+/// its shared config, which is not counted per client either): (tickets, bytes) per UE.
+fn purge_tickets(ues: &[Ue]) -> (f64, f64) {
+    let n = ues.len() as f64;
+    let before = live();
+    let purged: usize = ues
+        .iter()
+        .map(|ue| ue.profile().sessions().purge_all())
+        .sum();
+    let after = live();
+    (purged as f64 / n, (before.0 - after.0) as f64 / n)
 }
 
 fn main() -> Result<(), Error> {
@@ -165,7 +176,7 @@ fn main() -> Result<(), Error> {
     //    it (the default: each UE's own session store keeps the tickets its P-CSCF sent;
     //    they are purged, and measured, before the UEs are dropped).
     let mut tickets = (0.0, 0.0);
-    let mut young_log = (0.0, 0.0);
+    let mut young_log = 0.0;
     for (name, config, default) in [
         ("imstls `Ue`, resumption off", &no_resumption, false),
         (
@@ -188,17 +199,8 @@ fn main() -> Result<(), Error> {
             uas.push(ua);
         }
         if default {
-            let before = live();
-            let purged: usize = ues
-                .iter()
-                .map(|ue| ue.profile().sessions().purge_all())
-                .sum();
-            let after = live();
-            tickets = (
-                purged as f64 / n as f64,
-                (before.0 - after.0) as f64 / n as f64,
-            );
-            young_log = log_size(&ues);
+            tickets = purge_tickets(&ues);
+            young_log = log_entries(&ues);
         }
         let (bytes, allocations) = freed_per_client(ues);
         rows.push(Row {
@@ -262,15 +264,16 @@ fn main() -> Result<(), Error> {
     // 3. UEs that sat registered for a simulated day: default config, then without the
     //    conformance log (what a handset that never reads it would choose).
     let no_log = builder().conformance_log_entries(0).build()?;
-    let mut old_log = (0.0, 0.0);
+    let mut old_log = 0.0;
+    let mut old_tickets = (0.0, 0.0);
     for (config, name) in [
         (
             &config,
-            "imstls `Ue`, default config, after 24 h registered (simulated clock)",
+            "imstls `Ue`, default config, after 24 h registered (simulated clock), without its session tickets",
         ),
         (
             &no_log,
-            "imstls `Ue`, conformance log off, after 24 h registered (simulated clock)",
+            "imstls `Ue`, conformance log off, after 24 h registered (simulated clock), without its session tickets",
         ),
     ] {
         progress!("ageing {aged} imstls UEs by 24 h of simulated time: {name}");
@@ -288,7 +291,10 @@ fn main() -> Result<(), Error> {
             uas.push(ua);
         }
         if config.conformance_log_entries() > 0 {
-            old_log = log_size(&ues);
+            old_log = log_entries(&ues);
+            old_tickets = purge_tickets(&ues);
+        } else {
+            purge_tickets(&ues);
         }
         let (bytes, allocations) = freed_per_client(ues);
         rows.push(Row {
@@ -313,6 +319,7 @@ fn main() -> Result<(), Error> {
         tickets,
         young_log,
         old_log,
+        old_tickets,
         config_bytes: (after.0 - before.0) as f64,
     });
     Ok(())
@@ -324,9 +331,11 @@ struct Report<'a> {
     rows: &'a [Row],
     /// (tickets per UE, their bytes per UE).
     tickets: (f64, f64),
-    /// Conformance log per UE (entries, bytes) just after registering, and after 24 h.
-    young_log: (f64, f64),
-    old_log: (f64, f64),
+    /// Conformance-log entries per UE just after registering, and after 24 h.
+    young_log: f64,
+    old_log: f64,
+    /// (tickets per UE, their bytes per UE) after 24 h.
+    old_tickets: (f64, f64),
     config_bytes: f64,
 }
 
@@ -371,12 +380,12 @@ fn report(r: &Report<'_>) {
             &rows[4],
         ),
         (
-            "imstls after 24 h / bare, resumption on",
+            "imstls after 24 h / bare, resumption on (tickets counted on neither side)",
             &rows[5],
             &rows[4],
         ),
         (
-            "imstls after 24 h, conformance log off / bare, resumption on",
+            "imstls after 24 h, conformance log off / bare, resumption on (tickets on neither side)",
             &rows[6],
             &rows[4],
         ),
@@ -394,19 +403,21 @@ fn report(r: &Report<'_>) {
     println!(
         "Where an imstls UE's bytes go: its own TLS profile ({} for a fresh `Ue`, inline \
          size included, before any flow); with resumption, {:.1} session tickets holding {} \
-         (a bare client keeps the same tickets, but in the one cache of its shared config); \
-         the conformance log: {:.0} entries, {} (compact fixed-size entries; the ring buffer's \
-         spare capacity comes on top) just after registering, and {:.0} entries, {} after \
-         24 h ({} UEs aged). One `UeConfig` (trust anchors, chain verifier, provider; shared \
-         by every UE) adds {} once per process.\n",
+         just after registering and {:.1} holding {} after 24 h (a bare client keeps the same \
+         tickets, but in the one cache of its shared config, so they are purged before \
+         measuring); the conformance log: {:.0} entries just after registering, {:.0} after \
+         24 h ({} UEs aged), where it costs {} per UE (the difference between the two 24 h \
+         rows). One `UeConfig` (trust anchors, chain verifier, provider; shared by every UE) \
+         adds {} once per process.\n",
         kib(rows[2].bytes),
         r.tickets.0,
         kib(r.tickets.1),
-        r.young_log.0,
-        kib(r.young_log.1),
-        r.old_log.0,
-        kib(r.old_log.1),
+        r.old_tickets.0,
+        kib(r.old_tickets.1),
+        r.young_log,
+        r.old_log,
         r.aged,
+        kib(rows[5].bytes - rows[6].bytes),
         kib(r.config_bytes),
     );
 }
