@@ -1138,7 +1138,7 @@ imstls_result imstls_config_builder_set_max_challenges(imstls_config_builder *bu
 /**
  * How many of its latest events each UE keeps in its conformance log (default 128, at most
  * 4096; 0 keeps none). The log is readable from Rust only; C sees each event's clause as it
- * happens (`imstls_output_clause`), so a C stack can set 0 and save about 8 KiB per
+ * happens (`imstls_output_clause`), so a C stack can set 0 and save about 3 KiB per
  * long-running UE. Out of range: `imstls_config_builder_build` fails with
  * `IMSTLS_INVALID_CONFIG` naming `conformance_log_entries`.
  *

@@ -641,7 +641,7 @@ impl UeConfigBuilder {
 
     /// How many of its latest events each UE keeps in its conformance log, with the clause
     /// behind each (default 128, at most 4096; 0 turns the log off). Each entry is a small
-    /// fixed-size record (no text), so the default costs about 8 KiB per long-running UE; a
+    /// 24-byte record (no text), so the default costs 3 KiB per long-running UE; a
     /// handset that never reads the log can save that memory.
     pub fn conformance_log_entries(mut self, entries: usize) -> Self {
         self.conformance_log_entries = Some(entries);

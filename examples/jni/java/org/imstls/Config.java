@@ -276,7 +276,7 @@ public final class Config {
 
         /**
          * How many of its latest events each UE keeps in its conformance log (default 128, at
-         * most 4096). The log is not readable from Java, so an app saves about 8 KiB per
+         * most 4096). The log is not readable from Java, so an app saves about 3 KiB per
          * long-running UE with 0.
          */
         public Builder conformanceLogEntries(long entries) {
