@@ -61,8 +61,13 @@ struct Inner {
 }
 
 impl Inner {
+    fn position(&self, server: &ServerName<'_>) -> Option<usize> {
+        self.servers.iter().position(|e| e.server == *server)
+    }
+
     fn get_mut(&mut self, server: &ServerName<'_>) -> Option<&mut ServerEntry> {
-        self.servers.iter_mut().find(|e| e.server == *server)
+        let at = self.position(server)?;
+        Some(&mut self.servers[at])
     }
 
     /// Drops emptied identities and gives unused capacity back (an idle UE keeps little).
@@ -139,7 +144,7 @@ impl SessionStore {
     /// Removes every session and ticket for one P-CSCF identity (O.3.1.1, O.3.1.2).
     pub fn purge_server(&self, server: &ServerName<'_>) -> usize {
         let mut inner = self.inner.lock();
-        let removed = match inner.servers.iter().position(|e| e.server == *server) {
+        let removed = match inner.position(server) {
             Some(at) => inner.servers.swap_remove(at).len(),
             None => 0,
         };
@@ -189,7 +194,7 @@ impl SessionStore {
     }
 
     fn entry<'a>(inner: &'a mut Inner, server: ServerName<'static>) -> &'a mut ServerEntry {
-        let at = match inner.servers.iter().position(|e| e.server == server) {
+        let at = match inner.position(&server) {
             Some(at) => at,
             None => {
                 if inner.servers.len() >= MAX_SERVERS {
@@ -233,10 +238,8 @@ impl ClientSessionStore for SessionStore {
     fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
         let inner = self.inner.lock();
         inner
-            .servers
-            .iter()
-            .find(|e| e.server == *server_name)
-            .and_then(|e| e.kx_hint)
+            .position(server_name)
+            .and_then(|at| inner.servers[at].kx_hint)
     }
 
     fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
@@ -293,5 +296,53 @@ impl ClientSessionStore for SessionStore {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(i: usize) -> ServerName<'static> {
+        ServerName::try_from(format!("pcscf{i}.ims.test")).unwrap()
+    }
+
+    #[test]
+    fn identities_are_bounded_and_the_newest_is_kept() {
+        let store = SessionStore::new(Duration::from_secs(3600), Instant::now());
+        for i in 0..MAX_SERVERS + 5 {
+            store.set_kx_hint(name(i), NamedGroup::X25519);
+        }
+        assert_eq!(store.inner.lock().servers.len(), MAX_SERVERS);
+        assert_eq!(
+            store.kx_hint(&name(MAX_SERVERS + 4)),
+            Some(NamedGroup::X25519)
+        );
+        // Setting a hint again for a known identity does not add an entry.
+        store.set_kx_hint(name(MAX_SERVERS + 4), NamedGroup::secp256r1);
+        assert_eq!(store.inner.lock().servers.len(), MAX_SERVERS);
+        assert_eq!(
+            store.kx_hint(&name(MAX_SERVERS + 4)),
+            Some(NamedGroup::secp256r1)
+        );
+    }
+
+    #[test]
+    fn purging_one_identity_leaves_the_others_and_gives_capacity_back() {
+        let store = SessionStore::new(Duration::from_secs(3600), Instant::now());
+        for i in 0..3 {
+            store.set_kx_hint(name(i), NamedGroup::X25519);
+        }
+        assert_eq!(store.purge_server(&name(1)), 0, "hints are not sessions");
+        assert_eq!(store.kx_hint(&name(1)), None);
+        assert_eq!(store.kx_hint(&name(0)), Some(NamedGroup::X25519));
+        assert_eq!(store.kx_hint(&name(2)), Some(NamedGroup::X25519));
+        let inner = store.inner.lock();
+        assert_eq!(inner.servers.len(), 2);
+        assert_eq!(inner.servers.capacity(), 2);
+        drop(inner);
+        assert_eq!(store.purge_all(), 0);
+        assert_eq!(store.inner.lock().servers.capacity(), 0);
+        assert_eq!(store.kx_hint(&name(0)), None);
     }
 }

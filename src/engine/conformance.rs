@@ -12,7 +12,7 @@ struct Record {
     /// Nanoseconds after the log's epoch.
     after: u64,
     kind: &'static EventKind,
-    /// Flows are numbered from 1, so 0 is free to mean "none".
+    /// Flows are numbered from 1, so `NonZeroU64` holds every one and `None` costs no space.
     flow: Option<NonZeroU64>,
 }
 
