@@ -3,12 +3,37 @@
 //! - keyed by P-CSCF identity (the rustls `ServerName`: the configured FQDN, the candidate
 //!   host, or its IP address), so a session is only ever resumed towards the identity that
 //!   created it;
-//! - sessions expire after the configured lifetime (default 3600 s, at most 86 400 s),
-//!   measured on the engine's caller-supplied clock;
+//! - sessions expire once the configured lifetime (default 3600 s, at most 86 400 s) has
+//!   passed since the **full handshake that authenticated the P-CSCF**, measured on the
+//!   engine's caller-supplied clock. Resuming does not renew it (see "Dating sessions");
 //! - every entry carries a sequence number, so everything created since a [`StoreMark`]
 //!   can be purged: O.4.1 requires removing the TLS sessions an incomplete registration
 //!   created;
 //! - the rustls session values themselves zeroize their secrets when dropped.
+//!
+//! # Dating sessions
+//!
+//! rustls stores a new TLS 1.2 session or TLS 1.3 ticket after *every* handshake, resumed
+//! ones included, so "stored at" is not "authenticated at": dating by insertion would let a
+//! UE that reconnects within the lifetime resume forever on a certificate checked once. Each
+//! entry therefore carries `authenticated_at`, the start of the full handshake it descends
+//! from, and every handshake is bracketed by the store:
+//!
+//! 1. [`SessionStore::begin_handshake`] (called by [`TlsFlow::connect`](crate::tls::TlsFlow::connect)
+//!    before rustls looks anything up) opens an attempt and notes its start;
+//! 2. whatever rustls then takes from the store for that P-CSCF lowers the attempt's
+//!    inherited date to that entry's `authenticated_at`;
+//! 3. an entry rustls inserts during the attempt gets the inherited date, or the attempt's
+//!    start when nothing was handed out (no session offered: the handshake must be full);
+//! 4. once the handshake is known to be full (the server declined what was offered),
+//!    [`SessionStore::handshake_was_full`] restamps what the attempt inserted, and dates what
+//!    it inserts later, with the attempt's start.
+//!
+//! Every date is at or before the certificate check it stands for (the attempt's start
+//! precedes the check; an inherited date is the older handshake's own), so an entry can only
+//! look older than it is, never younger. An entry rustls offers to insert outside an attempt
+//! for that P-CSCF cannot be dated and is not kept. One handshake at a time per store (the
+//! engine runs one flow at a time).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -28,10 +53,33 @@ const MAX_SERVERS: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StoreMark(u64);
 
+/// Identifies one handshake attempt; see [`SessionStore::begin_handshake`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandshakeId(u64);
+
 struct Stamped<T> {
     value: T,
-    created: Instant,
+    /// When the full handshake this entry descends from started (see the module doc).
+    authenticated_at: Instant,
     seq: u64,
+}
+
+/// The handshake in progress.
+struct Attempt {
+    id: HandshakeId,
+    server: ServerName<'static>,
+    started: Instant,
+    /// Entries stored from this sequence number on were inserted during the attempt.
+    first_seq: u64,
+    /// The oldest `authenticated_at` of the entries handed to rustls during the attempt.
+    inherited: Option<Instant>,
+}
+
+impl Attempt {
+    fn authenticated_at(&self) -> Instant {
+        self.inherited
+            .map_or(self.started, |inherited| inherited.min(self.started))
+    }
 }
 
 struct ServerEntry {
@@ -55,6 +103,8 @@ impl ServerEntry {
 struct Inner {
     now: Instant,
     next_seq: u64,
+    next_handshake: u64,
+    attempt: Option<Attempt>,
     // A handful of identities at most (bounded by MAX_SERVERS): a short Vec is smaller than
     // a hash map and is searched without cloning the name.
     servers: Vec<ServerEntry>,
@@ -68,6 +118,25 @@ impl Inner {
     fn get_mut(&mut self, server: &ServerName<'_>) -> Option<&mut ServerEntry> {
         let at = self.position(server)?;
         Some(&mut self.servers[at])
+    }
+
+    /// The date for an entry inserted now for `server`: `None` outside an attempt for it.
+    fn date_for(&self, server: &ServerName<'_>) -> Option<Instant> {
+        self.attempt
+            .as_ref()
+            .filter(|a| a.server == *server)
+            .map(Attempt::authenticated_at)
+    }
+
+    /// Notes that an entry dated `authenticated_at` was handed to rustls for `server`.
+    fn handed_out(&mut self, server: &ServerName<'_>, authenticated_at: Instant) {
+        if let Some(attempt) = self.attempt.as_mut().filter(|a| a.server == *server) {
+            attempt.inherited = Some(
+                attempt
+                    .inherited
+                    .map_or(authenticated_at, |i| i.min(authenticated_at)),
+            );
+        }
     }
 
     /// Drops emptied identities and gives unused capacity back (an idle UE keeps little).
@@ -104,6 +173,8 @@ impl SessionStore {
             inner: Mutex::new(Inner {
                 now,
                 next_seq: 0,
+                next_handshake: 0,
+                attempt: None,
                 servers: Vec::new(),
             }),
         }
@@ -115,6 +186,43 @@ impl SessionStore {
         let mut inner = self.inner.lock();
         if now > inner.now {
             inner.now = now;
+        }
+    }
+
+    /// Opens the handshake attempt towards `server` (step 1 in the module doc); call it
+    /// before rustls builds its ClientHello. A previous attempt ends here.
+    pub fn begin_handshake(&self, server: &ServerName<'static>) -> HandshakeId {
+        let mut inner = self.inner.lock();
+        let id = HandshakeId(inner.next_handshake);
+        inner.next_handshake += 1;
+        inner.attempt = Some(Attempt {
+            id,
+            server: server.clone(),
+            started: inner.now,
+            first_seq: inner.next_seq,
+            inherited: None,
+        });
+        id
+    }
+
+    /// The attempt `id` completed a full handshake, so it authenticated the P-CSCF itself:
+    /// what it stored, and will store, is dated from its start (step 4 in the module doc).
+    /// Does nothing once another attempt has begun.
+    pub fn handshake_was_full(&self, id: HandshakeId) {
+        let mut inner = self.inner.lock();
+        let Some(attempt) = inner.attempt.as_mut().filter(|a| a.id == id) else {
+            return;
+        };
+        attempt.inherited = None;
+        let (started, first_seq) = (attempt.started, attempt.first_seq);
+        let server = attempt.server.clone();
+        if let Some(entry) = inner.get_mut(&server) {
+            if let Some(session) = entry.tls12.as_mut().filter(|s| s.seq >= first_seq) {
+                session.authenticated_at = started;
+            }
+            for ticket in entry.tls13.iter_mut().filter(|t| t.seq >= first_seq) {
+                ticket.authenticated_at = started;
+            }
         }
     }
 
@@ -180,15 +288,15 @@ impl SessionStore {
     }
 
     fn alive<T>(&self, stamped: &Stamped<T>, now: Instant) -> bool {
-        now.saturating_duration_since(stamped.created) < self.lifetime
+        now.saturating_duration_since(stamped.authenticated_at) < self.lifetime
     }
 
-    fn stamp<T>(inner: &mut Inner, value: T) -> Stamped<T> {
+    fn stamp<T>(inner: &mut Inner, value: T, authenticated_at: Instant) -> Stamped<T> {
         let seq = inner.next_seq;
         inner.next_seq += 1;
         Stamped {
             value,
-            created: inner.now,
+            authenticated_at,
             seq,
         }
     }
@@ -244,7 +352,11 @@ impl ClientSessionStore for SessionStore {
 
     fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
         let mut inner = self.inner.lock();
-        let stamped = Self::stamp(&mut inner, value);
+        // Undatable (no attempt for this P-CSCF): dropped, which zeroizes it.
+        let Some(authenticated_at) = inner.date_for(&server_name) else {
+            return;
+        };
+        let stamped = Self::stamp(&mut inner, value, authenticated_at);
         Self::entry(&mut inner, server_name).tls12 = Some(Box::new(stamped));
     }
 
@@ -252,14 +364,16 @@ impl ClientSessionStore for SessionStore {
         let mut inner = self.inner.lock();
         let now = inner.now;
         let entry = inner.get_mut(server_name)?;
-        match &entry.tls12 {
-            Some(s) if self.alive(s, now) => Some(s.value.clone()),
+        let (value, authenticated_at) = match &entry.tls12 {
+            Some(s) if self.alive(s, now) => (s.value.clone(), s.authenticated_at),
             Some(_) => {
                 entry.tls12 = None;
-                None
+                return None;
             }
-            None => None,
-        }
+            None => return None,
+        };
+        inner.handed_out(server_name, authenticated_at);
+        Some(value)
     }
 
     fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
@@ -274,7 +388,10 @@ impl ClientSessionStore for SessionStore {
         value: Tls13ClientSessionValue,
     ) {
         let mut inner = self.inner.lock();
-        let stamped = Self::stamp(&mut inner, value);
+        let Some(authenticated_at) = inner.date_for(&server_name) else {
+            return;
+        };
+        let stamped = Self::stamp(&mut inner, value, authenticated_at);
         let entry = Self::entry(&mut inner, server_name);
         if entry.tls13.len() >= MAX_TICKETS_PER_SERVER {
             entry.tls13.pop_front();
@@ -290,12 +407,16 @@ impl ClientSessionStore for SessionStore {
         let now = inner.now;
         let entry = inner.get_mut(server_name)?;
         // Newest first; expired tickets are dropped on the way.
+        let mut live = None;
         while let Some(ticket) = entry.tls13.pop_back() {
             if self.alive(&ticket, now) {
-                return Some(ticket.value);
+                live = Some(ticket);
+                break;
             }
         }
-        None
+        let ticket = live?;
+        inner.handed_out(server_name, ticket.authenticated_at);
+        Some(ticket.value)
     }
 }
 

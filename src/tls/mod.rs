@@ -19,6 +19,7 @@ pub use failure::{alert_name, CertificateFailure, TlsFailure, TlsFailureKind, Tl
 
 use crate::config::Candidate;
 use crate::profile::{CertificateRequestLog, TlsProfile};
+use crate::session::{HandshakeId, SessionStore};
 use crate::x509;
 
 /// The negotiated TLS parameters of an established flow (for the O.2.2 binding view).
@@ -95,6 +96,9 @@ pub struct TlsFlow {
     closed: bool,
     received_data: bool,
     cert_requests: Arc<CertificateRequestLog>,
+    sessions: Arc<SessionStore>,
+    /// The store's attempt for this handshake; `None` once its kind has been reported.
+    handshake: Option<HandshakeId>,
 }
 
 impl std::fmt::Debug for TlsFlow {
@@ -113,6 +117,9 @@ impl TlsFlow {
     pub fn connect(profile: &TlsProfile, candidate: &Candidate) -> Result<Self, TlsFailure> {
         let server_name = profile.server_name_for(candidate);
         profile.cert_requests.reset();
+        // Before rustls looks up a session to offer: the store dates what it hands out and
+        // what this handshake stores (crate::session, "Dating sessions").
+        let handshake = profile.sessions.begin_handshake(&server_name);
         let conn =
             ClientConnection::new(profile.client_config.clone(), server_name).map_err(|e| {
                 TlsFailure::new(TlsFailureKind::Other(e.to_string()), TlsPhase::Handshake)
@@ -125,6 +132,8 @@ impl TlsFlow {
             closed: false,
             received_data: false,
             cert_requests: profile.cert_requests.clone(),
+            sessions: profile.sessions.clone(),
+            handshake: Some(handshake),
         })
     }
 
@@ -205,9 +214,24 @@ impl TlsFlow {
                 }
             };
             self.drain_plaintext(state);
+            self.report_handshake_kind();
         }
         self.flush_transmit();
         Ok(())
+    }
+
+    /// O.2.1 session lifetime: a completed full handshake authenticated the P-CSCF now, so
+    /// the sessions it stores are dated from its start, not from the session it may have
+    /// offered and the server declined.
+    fn report_handshake_kind(&mut self) {
+        if self.conn.is_handshaking() {
+            return;
+        }
+        if let Some(id) = self.handshake.take() {
+            if self.conn.handshake_kind() != Some(HandshakeKind::Resumed) {
+                self.sessions.handshake_was_full(id);
+            }
+        }
     }
 
     fn fail(&mut self, failure: TlsFailure) -> TlsFailure {
