@@ -104,6 +104,17 @@ fn a_reconnect_within_the_lifetime_still_resumes() {
 }
 
 #[test]
+fn rekey_on_tls12_is_a_full_handshake_with_fresh_keys() {
+    let mut w = world(TlsVersions::Tls12Only);
+    w.register();
+    w.ue.rekey(w.now).unwrap();
+    w.pump();
+    assert!(w.run_until(S(5), |w| w.state() == UeState::Registered));
+    let resumed: Vec<bool> = handshakes(&w).iter().map(|h| h.1).collect();
+    assert_eq!(resumed, [false, false], "the rekey flow must not resume");
+}
+
+#[test]
 fn a_full_handshake_after_a_declined_offer_restarts_the_lifetime() {
     for versions in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
         let mut w = world(versions);

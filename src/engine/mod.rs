@@ -629,7 +629,8 @@ impl Ue {
         Ok(())
     }
 
-    /// Fresh keys for the registered flow: TLS 1.3 KeyUpdate, or on TLS 1.2 a new flow and
+    /// Fresh keys for the registered flow: TLS 1.3 KeyUpdate, or on TLS 1.2 a new flow with
+    /// a full handshake (the P-CSCF's sessions are removed first, so nothing is resumed) and
     /// a new registration (rustls never renegotiates; O.4.1).
     pub fn rekey(&mut self, now: Instant) -> Result<(), UeError> {
         self.advance(now);
@@ -655,6 +656,9 @@ impl Ue {
                     flow: id,
                     method: RekeyMethod::NewFlow,
                 });
+                // Resuming would reuse the master secret: the new flow must be a full
+                // handshake to give fresh keys.
+                self.purge_flow_sessions();
                 self.close_flow(true);
                 self.registration = None;
                 self.begin_procedure(RegisterReason::Rekey);
