@@ -11,7 +11,7 @@ mod support;
 
 use std::time::Duration;
 
-use imstls::{Event, UeState};
+use imstls::{Event, Identity, UeState};
 use imstls_testkit::registrar::RegistrarConfig;
 use imstls_testkit::tls::TlsVersions;
 use imstls_testkit::CertKind;
@@ -112,6 +112,67 @@ fn rekey_on_tls12_is_a_full_handshake_with_fresh_keys() {
     assert!(w.run_until(S(5), |w| w.state() == UeState::Registered));
     let resumed: Vec<bool> = handshakes(&w).iter().map(|h| h.1).collect();
     assert_eq!(resumed, [false, false], "the rekey flow must not resume");
+}
+
+fn other_identity() -> Identity {
+    Identity::new("bob@ims.test", &["sip:bob@ims.test"]).unwrap()
+}
+
+/// The first handshake after `from` (an index into the events).
+fn first_handshake_from(w: &World, from: usize) -> bool {
+    w.events[from..]
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::TlsEstablished { details, .. } => Some(details.resumed),
+            _ => None,
+        })
+        .expect("a handshake")
+}
+
+#[test]
+fn sessions_do_not_survive_deregistration() {
+    for versions in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
+        let mut w = world(versions);
+        w.register();
+        w.ue.deregister(w.now).unwrap();
+        w.pump();
+        assert_eq!(w.state(), UeState::Idle);
+        let stored = w.ue.profile().sessions().len();
+        let from = w.events.len();
+        w.register();
+        assert!(
+            !first_handshake_from(&w, from),
+            "{versions:?}: a registration after de-registration resumed the old session"
+        );
+        assert_eq!(
+            stored, 0,
+            "{versions:?}: sessions kept after de-registration"
+        );
+    }
+}
+
+#[test]
+fn a_new_identity_does_not_resume_the_previous_identitys_session() {
+    for versions in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
+        let mut w = world(versions);
+        w.register();
+        let from = w.events.len();
+        w.ue.start_registration(w.now, other_identity()).unwrap();
+        w.pump();
+        assert!(
+            !first_handshake_from(&w, from),
+            "{versions:?}: user B resumed user A's session"
+        );
+    }
+}
+
+#[test]
+fn the_same_identity_starting_again_may_resume() {
+    let mut w = world(TlsVersions::Tls13Only);
+    w.register();
+    let from = w.events.len();
+    w.register();
+    assert!(first_handshake_from(&w, from), "{:?}", handshakes(&w));
 }
 
 #[test]

@@ -71,6 +71,11 @@ impl Identity {
     pub fn impus(&self) -> impl Iterator<Item = &str> {
         self.impus.iter().map(|s| s.as_str())
     }
+
+    /// True when `other` names the same subscriber: the same IMPI and the same IMPUs.
+    pub fn same_subscriber(&self, other: &Identity) -> bool {
+        self.impi == other.impi && self.impus == other.impus
+    }
 }
 
 #[cfg(test)]
@@ -85,6 +90,17 @@ mod tests {
         assert!(Identity::new("a@b", &[]).is_err());
         assert!(Identity::new("a@b", &["mailto:a@b"]).is_err());
         assert!(Identity::new("a\r\nVia: x", &["sip:a@b"]).is_err());
+    }
+
+    #[test]
+    fn the_same_subscriber_has_the_same_impi_and_impus() {
+        let alice = Identity::new("alice@ims.test", &["sip:alice@ims.test"]).unwrap();
+        let again = Identity::new("alice@ims.test", &["sip:alice@ims.test"]).unwrap();
+        let other_impu = Identity::new("alice@ims.test", &["tel:+15551234"]).unwrap();
+        let bob = Identity::new("bob@ims.test", &["sip:alice@ims.test"]).unwrap();
+        assert!(alice.same_subscriber(&again));
+        assert!(!alice.same_subscriber(&other_impu));
+        assert!(!alice.same_subscriber(&bob));
     }
 
     #[test]

@@ -304,15 +304,24 @@ impl Ue {
 
     /// Starts a registration procedure for `identity` (TS 33.203 O.4.1: one at a time). An
     /// incomplete procedure is torn down first, and [`Event::Superseded`] says what it lost;
-    /// a registered flow is closed too.
+    /// a registered flow is closed too. Unless `identity` is the one already registering or
+    /// registered, every stored TLS session is removed first: sessions do not outlive the
+    /// identity they were made for (O.2.2 binds the flow to it).
     pub fn start_registration(&mut self, now: Instant, identity: Identity) -> Result<(), UeError> {
         self.advance(now);
+        let same_identity = self
+            .identity
+            .as_ref()
+            .is_some_and(|current| current.same_subscriber(&identity));
         if let Some(abandoned) = self.abandon() {
             info!(
                 "superseding the current registration ({:?})",
                 abandoned.state
             );
             self.emit(Event::Superseded { abandoned });
+        }
+        if !same_identity {
+            self.forget_sessions();
         }
         self.identity = Some(identity);
         self.recovery = Recovery::default();
@@ -561,7 +570,8 @@ impl Ue {
 
     /// Starts de-registration: when registered, [`Event::RegisterNow`] with
     /// [`RegisterReason::Deregister`] asks the stack for a REGISTER with Expires: 0. An
-    /// incomplete procedure is simply torn down.
+    /// incomplete procedure is simply torn down. Either way, once de-registered no TLS
+    /// session of the identity is kept.
     pub fn deregister(&mut self, now: Instant) -> Result<(), UeError> {
         self.advance(now);
         match self.state {
@@ -589,6 +599,7 @@ impl Ue {
                 if let Some(abandoned) = self.abandon() {
                     self.emit(Event::Superseded { abandoned });
                 }
+                self.forget_sessions();
                 self.emit(Event::Deregistered);
             }
             state => {
@@ -866,6 +877,9 @@ impl Ue {
         if matches!(state, UeState::Idle | UeState::Closed) && self.identity.is_some() {
             return Err(format!("{state:?} still holds an identity"));
         }
+        if self.identity.is_none() && !self.profile.sessions.is_empty() {
+            return Err(format!("{state:?}: TLS sessions outlive the identity"));
+        }
         if (state == UeState::Registered) != self.registration.is_some() {
             return Err(format!(
                 "{state:?} with registration = {}",
@@ -1044,6 +1058,15 @@ impl Ue {
         }
     }
 
+    /// Removes every stored TLS session: the identity they were made for is gone or
+    /// replaced, and a P-CSCF must not link the next user to the last (O.2.2).
+    fn forget_sessions(&mut self) {
+        let purged = self.profile.sessions.purge_all();
+        if purged > 0 {
+            debug!("removed {purged} TLS session(s) of the previous identity");
+        }
+    }
+
     fn purge_flow_sessions(&mut self) {
         if let Some(flow) = &self.flow {
             let name = self
@@ -1213,6 +1236,7 @@ impl Ue {
         self.end_procedure_with_purge();
         self.registration = None;
         self.identity = None;
+        self.forget_sessions();
         self.state = State::Closed;
         self.emit(Event::RegistrationFailed {
             status,
@@ -1271,6 +1295,7 @@ impl Ue {
         self.registration = None;
         self.procedure = None;
         self.identity = None;
+        self.forget_sessions();
         self.state = State::Idle;
         self.emit(Event::Deregistered);
     }
