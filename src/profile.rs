@@ -194,6 +194,9 @@ impl TlsProfile {
             Resumption::disabled()
         };
         client_config.enable_sni = true;
+        // RFC 7627: without the extended master secret a TLS 1.2 master secret is not bound
+        // to the handshake (triple handshake); a peer that does not negotiate it is refused.
+        client_config.require_ems = true;
         Ok(Self {
             config: config.clone(),
             client_config: Arc::new(client_config),

@@ -208,6 +208,9 @@ pub enum TlsFailureKind {
     NoCommonCipherSuite,
     /// No common key-exchange group.
     NoCommonGroup,
+    /// A TLS 1.2 peer did not negotiate the RFC 7627 extended master secret, which imstls
+    /// requires.
+    ExtendedMasterSecretRequired,
     /// The P-CSCF requested a client certificate and the policy is to abort (O.2.1).
     ClientCertificateRequested,
     /// The peer sent a fatal alert (see [`TlsFailure::alert_received`]).
@@ -236,6 +239,7 @@ impl TlsFailureKind {
             Self::ProtocolVersion => "protocol_version",
             Self::NoCommonCipherSuite => "no_common_cipher_suite",
             Self::NoCommonGroup => "no_common_group",
+            Self::ExtendedMasterSecretRequired => "extended_master_secret_required",
             Self::ClientCertificateRequested => "client_certificate_requested",
             Self::PeerAlert => "peer_alert",
             Self::IntegrityFailure => "integrity_failure",
@@ -289,6 +293,7 @@ impl TlsFailure {
                 | TlsFailureKind::ProtocolVersion
                 | TlsFailureKind::NoCommonCipherSuite
                 | TlsFailureKind::NoCommonGroup
+                | TlsFailureKind::ExtendedMasterSecretRequired
                 | TlsFailureKind::ClientCertificateRequested
         )
     }
@@ -325,6 +330,10 @@ impl fmt::Display for TlsFailure {
                 "no common cipher suite (the peer accepts none of the AEAD suites offered)"
             )?,
             TlsFailureKind::NoCommonGroup => write!(f, "no common key-exchange group")?,
+            TlsFailureKind::ExtendedMasterSecretRequired => write!(
+                f,
+                "TLS 1.2 peer without the extended master secret (RFC 7627), which imstls requires"
+            )?,
             TlsFailureKind::ClientCertificateRequested => write!(
                 f,
                 "P-CSCF requested a client certificate (forbidden by O.2.1)"
@@ -370,6 +379,9 @@ fn classify(error: &Error, suite_negotiated: bool) -> TlsFailureKind {
             | PeerIncompatible::Tls12NotOfferedOrEnabled => K::ProtocolVersion,
             PeerIncompatible::NoCipherSuitesInCommon => K::NoCommonCipherSuite,
             PeerIncompatible::NoKxGroupsInCommon => K::NoCommonGroup,
+            PeerIncompatible::ExtendedMasterSecretExtensionRequired => {
+                K::ExtendedMasterSecretRequired
+            }
             other => K::PeerMisbehaved(format!("{other:?}")),
         },
         Error::AlertReceived(alert) => match alert {

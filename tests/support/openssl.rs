@@ -29,6 +29,17 @@ impl OpensslServer {
     /// Starts `openssl s_server -accept 127.0.0.1:0 -cert .. -key .. -msg <extra args>` with
     /// the system OpenSSL configuration disabled (Debian's raises the minimum to TLS 1.2).
     pub fn start(cert: &Path, key: &Path, extra: &[&str]) -> OpensslServer {
+        Self::start_with_config(cert, key, extra, Path::new("/dev/null"))
+    }
+
+    /// Like [`start`](Self::start) with `config` as the OpenSSL configuration file (for what
+    /// only SSL_CONF can switch off, e.g. `Options = -ExtendedMasterSecret`).
+    pub fn start_with_config(
+        cert: &Path,
+        key: &Path,
+        extra: &[&str],
+        config: &Path,
+    ) -> OpensslServer {
         assert!(
             openssl_available(),
             "these tests need the openssl command line tool (apt-get install openssl)"
@@ -42,7 +53,7 @@ impl OpensslServer {
             .arg("-key")
             .arg(key)
             .args(extra)
-            .env("OPENSSL_CONF", "/dev/null")
+            .env("OPENSSL_CONF", config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
