@@ -193,3 +193,16 @@ fn a_full_handshake_after_a_declined_offer_restarts_the_lifetime() {
         assert_eq!(resumed, [false, false, true], "{versions:?}");
     }
 }
+
+#[test]
+fn binding_debug_output_hides_the_identities() {
+    let mut w = world(TlsVersions::Both);
+    w.register();
+    let binding = w.ue.binding().unwrap();
+    let printed = format!("{binding:?} {binding:#?}");
+    let ua = imstls_testkit::ua::UaConfig::default();
+    assert!(!printed.contains(&ua.impi), "IMPI in Debug: {printed}");
+    assert!(!printed.contains(&ua.impu), "IMPU in Debug: {printed}");
+    // The rest stays useful for diagnostics.
+    assert!(printed.contains("pcscf.ims.test:5061"), "{printed}");
+}

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Host;
 use crate::sip::FramingError;
@@ -638,8 +638,9 @@ pub struct ConformanceEntry {
 }
 
 /// The binding the P-CSCF keeps for this UE (O.2.2), for diagnostics. Contains personal
-/// data (IMPI, IMPUs): do not log it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// data (IMPI, IMPUs): do not log it. Its `Debug` output leaves them out, and they are
+/// zeroized when the binding is dropped.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Binding {
     /// The flow.
     pub flow: FlowId,
@@ -657,4 +658,29 @@ pub struct Binding {
     pub tls: TlsDetails,
     /// Registered on this flow.
     pub registered: bool,
+}
+
+impl fmt::Debug for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Personal data stays out of debug output, as for `Identity`.
+        f.debug_struct("Binding")
+            .field("flow", &self.flow)
+            .field("pcscf", &self.pcscf)
+            .field("local_addr", &self.local_addr)
+            .field("remote_addr", &self.remote_addr)
+            .field("impi", &"<redacted>")
+            .field("impus", &self.impus.len())
+            .field("tls", &self.tls)
+            .field("registered", &self.registered)
+            .finish()
+    }
+}
+
+impl Drop for Binding {
+    fn drop(&mut self) {
+        self.impi.zeroize();
+        for impu in &mut self.impus {
+            impu.zeroize();
+        }
+    }
 }

@@ -43,11 +43,12 @@ impl Identity {
                     "IMPU must be 1..=512 characters without control characters",
                 ));
             }
-            let lower = impu.to_ascii_lowercase();
-            if !(lower.starts_with("sip:")
-                || lower.starts_with("sips:")
-                || lower.starts_with("tel:"))
-            {
+            // Compared in place: a lowercased copy would be an unwiped copy of the IMPU.
+            let scheme = |prefix: &str| {
+                impu.get(..prefix.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+            };
+            if !(scheme("sip:") || scheme("sips:") || scheme("tel:")) {
                 return Err(UeError::InvalidIdentity(
                     "IMPU must be a sip:, sips: or tel: URI",
                 ));
@@ -90,6 +91,10 @@ mod tests {
         assert!(Identity::new("a@b", &[]).is_err());
         assert!(Identity::new("a@b", &["mailto:a@b"]).is_err());
         assert!(Identity::new("a\r\nVia: x", &["sip:a@b"]).is_err());
+        assert!(Identity::new("a@b", &["SIPS:a@b"]).is_ok());
+        assert!(Identity::new("a@b", &["Tel:+1"]).is_ok());
+        assert!(Identity::new("a@b", &["si"]).is_err());
+        assert!(Identity::new("a@b", &["sìp:a@b"]).is_err());
     }
 
     #[test]

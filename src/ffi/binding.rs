@@ -35,8 +35,9 @@ pub struct imstls_binding {
 
 impl imstls_binding {
     pub(crate) fn new(binding: &Binding) -> Self {
-        let address = |a: Option<std::net::SocketAddr>| {
-            c_string(&a.map(|a| a.to_string()).unwrap_or_default())
+        let address = |a: Option<std::net::SocketAddr>| match a {
+            Some(a) => address_c_string(a),
+            None => c_string(""),
         };
         let peer = binding.tls.peer_certificate.as_ref();
         Self {
@@ -46,8 +47,8 @@ impl imstls_binding {
             pcscf: c_string(&binding.pcscf),
             local_addr: address(binding.local_addr),
             remote_addr: address(binding.remote_addr),
-            impi: c_string(&binding.impi),
-            impus: binding.impus.iter().map(|i| c_string(i)).collect(),
+            impi: secret_c_string(&binding.impi),
+            impus: binding.impus.iter().map(|i| secret_c_string(i)).collect(),
             tls_version: c_string(binding.tls.version),
             cipher_suite: c_string(binding.tls.cipher_suite),
             kx_group: c_string(binding.tls.key_exchange_group.unwrap_or("")),
@@ -61,6 +62,35 @@ impl imstls_binding {
             peer_not_after: peer.map_or(0, |p| p.not_after),
         }
     }
+}
+
+/// A C string of personal data made without leaving a copy behind: one allocation of the
+/// final size (room for the NUL, so `CString::new` keeps it), NULs replaced as `c_string`
+/// does.
+fn secret_c_string(text: &str) -> CString {
+    let mut bytes = Vec::with_capacity(text.len() + 1);
+    bytes.extend(text.bytes().map(|b| if b == 0 { b'?' } else { b }));
+    let buffer = bytes.as_ptr();
+    let c = CString::new(bytes).expect("NULs were replaced");
+    debug_assert_eq!(c.as_ptr().cast::<u8>(), buffer, "no reallocation");
+    c
+}
+
+/// The UE's address (personal data) formatted on the stack, then copied once.
+fn address_c_string(address: std::net::SocketAddr) -> CString {
+    use std::io::Write as _;
+    // "[ffff:...:ffff%4294967295]:65535" is 58 bytes.
+    let mut buffer = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let c = match write!(cursor, "{address}") {
+        Ok(()) => {
+            let len = usize::try_from(cursor.position()).unwrap_or(0);
+            std::str::from_utf8(&buffer[..len]).map_or_else(|_| c_string(""), secret_c_string)
+        }
+        Err(_) => c_string(""),
+    };
+    buffer.zeroize();
+    c
 }
 
 impl Drop for imstls_binding {
@@ -246,4 +276,32 @@ pub extern "C" fn imstls_binding_peer_not_after(binding: *const imstls_binding) 
 #[no_mangle]
 pub extern "C" fn imstls_binding_free(binding: *mut imstls_binding) {
     guard(|| free_boxed(binding))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_strings_are_built_in_place() {
+        // The debug assertion inside checks that CString::new did not move the buffer.
+        let c = secret_c_string("alice@ims.test\0x");
+        assert_eq!(c.as_bytes(), b"alice@ims.test?x");
+        assert_eq!(secret_c_string("").as_bytes(), b"");
+    }
+
+    #[test]
+    fn addresses_are_formatted_without_a_heap_copy() {
+        for address in [
+            "192.0.2.1:40000",
+            "[2001:db8::1]:5061",
+            "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
+        ] {
+            let parsed: std::net::SocketAddr = address.parse().unwrap();
+            assert_eq!(
+                address_c_string(parsed).to_str().unwrap(),
+                parsed.to_string()
+            );
+        }
+    }
 }
