@@ -210,13 +210,15 @@ impl SessionStore {
     /// Does nothing once another attempt has begun.
     pub fn handshake_was_full(&self, id: HandshakeId) {
         let mut inner = self.inner.lock();
-        let Some(attempt) = inner.attempt.as_mut().filter(|a| a.id == id) else {
+        let Inner {
+            attempt, servers, ..
+        } = &mut *inner;
+        let Some(attempt) = attempt.as_mut().filter(|a| a.id == id) else {
             return;
         };
         attempt.inherited = None;
         let (started, first_seq) = (attempt.started, attempt.first_seq);
-        let server = attempt.server.clone();
-        if let Some(entry) = inner.get_mut(&server) {
+        if let Some(entry) = servers.iter_mut().find(|e| e.server == attempt.server) {
             if let Some(session) = entry.tls12.as_mut().filter(|s| s.seq >= first_seq) {
                 session.authenticated_at = started;
             }

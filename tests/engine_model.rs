@@ -7,7 +7,10 @@
 //! - a UE that wants to be registered always has either a flow or a timer (nothing waits
 //!   forever);
 //! - a certificate failure leaves the UE closed with nothing scheduled;
-//! - once the network heals, a UE that still wants a registration gets registered.
+//! - once the network heals, a UE that still wants a registration gets registered;
+//! - no resumption happens past the session lifetime: a handshake resumes only while the
+//!   last full handshake towards the P-CSCF (both candidates share its name) is less than
+//!   the lifetime ago, and no session is stored while the UE holds no identity.
 //!
 //! `IMSTLS_MODEL_SEQUENCES` sets how many sequences run (default 300; the documented long run
 //! uses 100 000), `IMSTLS_MODEL_SEED` the first seed. A failure prints its seed.
@@ -16,7 +19,7 @@ mod support;
 
 use std::time::Duration;
 
-use imstls::{UeError, UeState};
+use imstls::{Event, UeError, UeState};
 use imstls_testkit::tls::TlsVersions;
 use imstls_testkit::CertKind;
 use support::{base_config, pki, ConnectMode, StackMode, World};
@@ -154,6 +157,43 @@ fn step(w: &mut World, rng: &mut Rng, log: &mut Vec<String>) {
     }
 }
 
+/// What the model remembers of the handshakes seen so far.
+#[derive(Default)]
+struct Sessions {
+    events_seen: usize,
+    last_full: Option<Duration>,
+    full: u64,
+    resumed: u64,
+}
+
+/// The lifetime rule, checked on every handshake since the last step.
+fn check_sessions(w: &World, sessions: &mut Sessions, log: &[String]) {
+    let lifetime = w.ue.config().session_lifetime();
+    for (at, event) in &w.events[sessions.events_seen..] {
+        if let Event::TlsEstablished { details, .. } = event {
+            if details.resumed {
+                let since_full = sessions.last_full.map(|full| *at - full);
+                assert!(
+                    since_full.is_some_and(|d| d < lifetime),
+                    "resumed at {at:?}, {since_full:?} after the last full handshake \
+                     (lifetime {lifetime:?})\n{}",
+                    log.iter()
+                        .rev()
+                        .take(8)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+                sessions.resumed += 1;
+            } else {
+                sessions.last_full = Some(*at);
+                sessions.full += 1;
+            }
+        }
+    }
+    sessions.events_seen = w.events.len();
+}
+
 fn check(w: &World, log: &[String]) {
     let ctx = || {
         log.iter()
@@ -243,6 +283,8 @@ fn random_sequences_keep_the_invariants() {
         .unwrap_or(1);
     let pki = pki();
     let mut steps = 0u64;
+    // (full, resumed) handshakes over all sequences.
+    let mut handshakes = (0u64, 0u64);
     let mut coverage: std::collections::BTreeMap<&'static str, u64> = Default::default();
     for seed in first_seed..first_seed + sequences {
         let mut rng = Rng(seed);
@@ -253,15 +295,20 @@ fn random_sequences_keep_the_invariants() {
         };
         let mut w = World::new(builder.random_seed(seed));
         let mut log = Vec::new();
+        let mut sessions = Sessions::default();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let length = 10 + rng.below(40);
             for _ in 0..length {
                 step(&mut w, &mut rng, &mut log);
                 check(&w, &log);
+                check_sessions(&w, &mut sessions, &log);
             }
             heal_and_check_liveness(&mut w, &log);
+            check_sessions(&w, &mut sessions, &log);
             length
         }));
+        handshakes.0 += sessions.full;
+        handshakes.1 += sessions.resumed;
         for code in w.codes() {
             *coverage.entry(code).or_default() += 1;
         }
@@ -278,7 +325,10 @@ fn random_sequences_keep_the_invariants() {
     use std::io::Write;
     let _ = writeln!(
         std::io::stderr(),
-        "model test: {sequences} sequences, {steps} steps, invariants held; events seen: {coverage:?}"
+        "model test: {sequences} sequences, {steps} steps, invariants held; \
+         handshakes: {} full, {} resumed; events seen: {coverage:?}",
+        handshakes.0,
+        handshakes.1
     );
     // The random walk must reach the interesting paths, or it proves little.
     if sequences >= 100 {
@@ -300,5 +350,6 @@ fn random_sequences_keep_the_invariants() {
                 "the model never produced {code}"
             );
         }
+        assert!(handshakes.1 > 0, "the model never resumed a session");
     }
 }
