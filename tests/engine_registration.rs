@@ -474,11 +474,48 @@ fn a_pcscf_closing_after_every_200_ok_cannot_cause_a_reconnect_storm() {
     }
     let delays = backoff_delays(&w);
     assert_eq!(delays.len(), 4, "{:?}", w.codes());
-    // The flow never proved itself, so every loss counts: 90·2^n windows, growing.
-    assert!(in_window(delays[0], 90, 180), "{delays:?}");
-    assert!(in_window(delays[1], 180, 360), "{delays:?}");
-    assert!(in_window(delays[2], 360, 720), "{delays:?}");
-    assert!(in_window(delays[3], 720, 1440), "{delays:?}");
+    // The flow never proved itself, so every loss counts. It was the UE's only flow, so "all
+    // of the flows ... have failed" (RFC 5626 §4.5): 30·2^n windows, growing.
+    assert!(in_window(delays[0], 30, 60), "{delays:?}");
+    assert!(in_window(delays[1], 60, 120), "{delays:?}");
+    assert!(in_window(delays[2], 120, 240), "{delays:?}");
+    assert!(in_window(delays[3], 240, 480), "{delays:?}");
+}
+
+#[test]
+fn the_first_wait_after_an_unproven_flow_is_30_to_60_s_with_one_candidate() {
+    // RFC 5626 §4.5: base-time 30 s "if all of the flows to every URI in the outbound proxy
+    // set have failed"; a UE with one registration flow has no other flow once it fails. The
+    // P-CSCF answers 401 and 200, then closes before the pong (a real registrar did this).
+    let mut w = world();
+    w.peer_answer_limit = Some(2);
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Registered);
+    assert_eq!(w.count("keepalive_sent"), 1, "a ping right after the 200");
+    assert_eq!(w.count("pong_received"), 0);
+    let lost_at = w.elapsed();
+    w.eof_current();
+    assert_eq!(w.state(), UeState::BackingOff, "{:?}", w.codes());
+    let delays = backoff_delays(&w);
+    assert_eq!(delays.len(), 1, "{:?}", w.codes());
+    assert!(in_window(delays[0], 30, 60), "first wait {:?}", delays[0]);
+    // The next attempt starts exactly when that wait ends.
+    w.peer_answer_limit = None;
+    assert!(w.run_until(S(61), |w| w.state() == UeState::Registered));
+    assert_eq!(connecting_times(&w)[1], lost_at + delays[0]);
+}
+
+#[test]
+fn the_first_wait_stays_in_30_to_60_s_whatever_the_jitter_seed() {
+    // The window, not one lucky draw: many seeds, every first wait in [30 s, 60 s].
+    for seed in 0..20 {
+        let mut w = World::new(base_config(&pki()).random_seed(seed));
+        w.peer_answer_limit = Some(2);
+        w.start_registration();
+        w.reset_current();
+        let delays = backoff_delays(&w);
+        assert!(in_window(delays[0], 30, 60), "seed {seed}: {delays:?}");
+    }
 }
 
 #[test]

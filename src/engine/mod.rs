@@ -131,7 +131,6 @@ struct Recovery {
     consecutive_failures: u32,
     candidate: usize,
     tried_in_round: usize,
-    reachable_in_round: bool,
 }
 
 struct Flow {
@@ -552,7 +551,7 @@ impl Ue {
             self.registration = None;
             self.end_procedure_with_purge();
             self.recovery.consecutive_failures += 1;
-            self.back_off(false, retry_after);
+            self.back_off(retry_after);
         } else {
             self.fail_permanently(FailureReason::Rejected, Some(status));
         }
@@ -1026,7 +1025,6 @@ impl Ue {
             attempts: 0,
         });
         self.recovery.tried_in_round = 0;
-        self.recovery.reachable_in_round = false;
         self.open_flow();
     }
 
@@ -1105,16 +1103,20 @@ impl Ue {
         } else {
             self.recovery.candidate = (self.recovery.candidate + 1) % count;
             self.recovery.consecutive_failures += 1;
-            let all_failed = !self.recovery.reachable_in_round;
-            self.back_off(all_failed, None);
+            self.back_off(None);
         }
     }
 
-    fn back_off(&mut self, all_failed: bool, at_least: Option<Duration>) {
+    /// RFC 5626 §4.5 back-off. The base-time is 30 s "if all of the flows to every URI in the
+    /// outbound proxy set have failed" and 90 s only while another flow is still up. imstls
+    /// keeps one registration flow per UE and backs off only after closing it, so no flow is
+    /// up here and the 30 s base applies (a P-CSCF that answered does not make it 90 s).
+    fn back_off(&mut self, at_least: Option<Duration>) {
+        let all_flows_failed = self.flow.is_none();
         let (low, high) = backoff_window(
             &self.config.backoff(),
             self.recovery.consecutive_failures,
-            all_failed,
+            all_flows_failed,
         );
         let delay = self
             .jitter
@@ -1159,7 +1161,6 @@ impl Ue {
                 aborted: false,
             });
         }
-        self.recovery.reachable_in_round = true;
         let reason = self
             .procedure
             .as_ref()
@@ -1257,7 +1258,7 @@ impl Ue {
                 self.end_procedure_with_purge();
                 self.recovery.candidate = candidate;
                 self.recovery.consecutive_failures += 1;
-                self.back_off(false, None);
+                self.back_off(None);
             }
         }
     }
@@ -1425,7 +1426,7 @@ impl Ue {
                 self.close_flow(true);
                 self.end_procedure_with_purge();
                 self.recovery.consecutive_failures += 1;
-                self.back_off(false, None);
+                self.back_off(None);
             }
             State::Deregistering { .. } => self.finish_deregistration(),
             State::BackingOff { .. } => {
