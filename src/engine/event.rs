@@ -221,7 +221,8 @@ pub enum FailureReason {
     TooManyChallenges,
     /// The P-CSCF certificate was rejected (O.3.1.2).
     Certificate,
-    /// A TLS failure retrying cannot fix (version, suites, client-certificate policy).
+    /// Every candidate was tried and each failed for its TLS configuration (version,
+    /// suites, groups, client-certificate policy): retrying cannot fix it.
     Tls,
 }
 
