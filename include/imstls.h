@@ -418,7 +418,8 @@ enum imstls_event_kind
      * The registration failed (`sip_status`, `reason`, flag RETRYING). With `reason` `"tls"`
      * every candidate was tried and each failed for its TLS configuration (no common
      * version, suite or group; a client certificate demanded under the abort policy): the
-     * `imstls_output_failed_candidate_*` accessors list them, one per candidate.
+     * `imstls_output_failed_candidate_*` accessors list them, one per candidate. With
+     * `"certificate"` they list the candidates tried before and the rejected one last.
      */
     IMSTLS_EVENT_REGISTRATION_FAILED = 14,
     /**

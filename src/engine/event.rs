@@ -464,10 +464,11 @@ pub enum Event {
         reason: FailureReason,
         /// imstls will retry by itself (after a back-off).
         retrying: bool,
-        /// The candidates that failed in this round before it ended, in the order tried, each
-        /// with its reason: for [`FailureReason::Tls`] every candidate (all of them failed
-        /// for their TLS configuration), for [`FailureReason::Certificate`] the earlier ones
-        /// and the rejected one. Empty when the round did not get that far.
+        /// The attempts of this round over the candidates that failed, in the order tried,
+        /// each with its reason. For [`FailureReason::Tls`] every candidate (each failed for
+        /// its TLS configuration); for [`FailureReason::Certificate`] the earlier ones and the
+        /// rejected one last; for other reasons the candidates that failed before the one
+        /// that answered (usually none).
         candidates: Vec<CandidateFailure>,
     },
     /// De-registered; the flow is closed.

@@ -1242,9 +1242,8 @@ impl Ue {
             });
         }
         // Before any data arrived the flow has not proved itself: a late TLS 1.3 failure is a
-        // handshake failure, not a lost connection.
-        // A failure about the P-CSCF's TLS configuration ends this attempt only: the other
-        // candidates are tried first (failover).
+        // handshake failure, not a lost connection. A failure about the P-CSCF's TLS
+        // configuration ends this attempt only: the other candidates are tried first.
         let unproven = self.flow_unproven();
         if matches!(self.state, State::Handshaking { .. }) || unproven {
             self.emit(Event::TlsFailed {
