@@ -6,10 +6,14 @@
 //! cargo run --release --example ue -- --pcscf HOST:PORT [--pcscf ...] [--server-name FQDN]
 //!     [--ca FILE.pem ...] [--pin SPKI_SHA256_BASE64] --impi ID --impu URI [--impu ...]
 //!     --password SECRET [--expires SECS] [--tls13-only] [--hold SECS] [--json]
+//!     [--backoff-base-ms MS] [--backoff-base-other-ms MS]
 //! ```
 //!
 //! `--hold N` stays registered N seconds (refreshing, recovering from loss), then
-//! de-registers. `--json` prints one JSON object per line per event, each with `event` and
+//! de-registers. `--backoff-base-ms` sets RFC 5626 §4.5's base-time for "all of the flows
+//! ... have failed" (default 30000), `--backoff-base-other-ms` the one for "at least one of
+//! the flows has not failed" (default 90000; imstls keeps one flow, so it is unused); lab
+//! runs shorten them. `--json` prints one JSON object per line per event, each with `event` and
 //! `t_ms`. Exit codes: 0 success, 1 registration rejected, 2 usage or configuration error,
 //! 3 P-CSCF certificate rejected, 4 other TLS failure, 5 connect failure or timeout.
 //! Identities and the password are never printed.
@@ -22,7 +26,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use imstls::{
-    alert_name, Event, FailureReason, Identity, TlsVersions, TrustSource, Ue, UeConfig, UeState,
+    alert_name, Backoff, CandidateFailure, Event, FailureReason, Identity, TlsVersions,
+    TrustSource, Ue, UeConfig, UeState,
 };
 use imstls_testkit::ua::{Ua, UaConfig};
 use link::Link;
@@ -30,7 +35,8 @@ use link::Link;
 const USAGE: &str =
     "usage: ue --pcscf HOST:PORT [--pcscf ...] [--server-name FQDN] [--ca FILE.pem ...]
           [--pin SPKI_SHA256_BASE64] --impi ID --impu URI [--impu ...] --password SECRET
-          [--expires SECS] [--tls13-only] [--hold SECS] [--json]";
+          [--expires SECS] [--tls13-only] [--hold SECS] [--json]
+          [--backoff-base-ms MS] [--backoff-base-other-ms MS]";
 
 /// How long the first registration may take before giving up (exit 5).
 const REGISTER_DEADLINE: Duration = Duration::from_secs(60);
@@ -48,6 +54,7 @@ struct Args {
     tls13_only: bool,
     hold: u64,
     json: bool,
+    backoff: Backoff,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -77,6 +84,20 @@ fn parse_args() -> Result<Args, String> {
                 args.hold = value()?
                     .parse()
                     .map_err(|_| "--hold takes a number of seconds")?
+            }
+            "--backoff-base-ms" => {
+                args.backoff.base_all_failed = Duration::from_millis(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--backoff-base-ms takes milliseconds")?,
+                )
+            }
+            "--backoff-base-other-ms" => {
+                args.backoff.base_not_all_failed = Duration::from_millis(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--backoff-base-other-ms takes milliseconds")?,
+                )
             }
             "--tls13-only" => args.tls13_only = true,
             "--json" => args.json = true,
@@ -171,9 +192,14 @@ impl Printer {
                 fields.push(("reason", s(reason.code())));
                 fields.push(("registered", registered.to_string()));
             }
-            Event::BackingOff { attempt, delay } => {
+            Event::BackingOff {
+                attempt,
+                delay,
+                candidates,
+            } => {
                 fields.push(("attempt", attempt.to_string()));
                 fields.push(("delay_ms", delay.as_millis().to_string()));
+                fields.push(("candidates", candidates_json(candidates)));
             }
             Event::Superseded { abandoned } => {
                 fields.push(("state", s(&format!("{:?}", abandoned.state))));
@@ -184,10 +210,12 @@ impl Printer {
                 status,
                 reason,
                 retrying,
+                candidates,
             } => {
                 fields.push(("status", status.map_or("null".into(), |v| v.to_string())));
                 fields.push(("reason", s(reason.code())));
                 fields.push(("retrying", retrying.to_string()));
+                fields.push(("candidates", candidates_json(candidates)));
             }
             Event::SipReceived { message, .. } => fields.push(("bytes", message.len().to_string())),
             _ => {}
@@ -199,6 +227,23 @@ impl Printer {
         let _ = write!(line, ",\"clause\":{}}}", s(event.clause()));
         println!("{line}");
     }
+}
+
+/// `[{"candidate":0,"target":"host:port","reason":"connect_refused","detail":"..."}, ...]`
+fn candidates_json(candidates: &[CandidateFailure]) -> String {
+    let items: Vec<String> = candidates
+        .iter()
+        .map(|f| {
+            format!(
+                "{{\"candidate\":{},\"target\":{},\"reason\":{},\"detail\":{}}}",
+                f.candidate,
+                json_string(&f.target),
+                json_string(f.reason.code()),
+                json_string(&f.reason.to_string())
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
 }
 
 /// Why the CLI stops with a non-zero code.
@@ -273,6 +318,7 @@ fn build(args: &Args) -> Result<(UeConfig, Identity, UaConfig), String> {
     if args.tls13_only {
         builder = builder.tls_versions(TlsVersions::Tls13Only);
     }
+    builder = builder.backoff(args.backoff);
     let config = builder.build().map_err(|e| e.to_string())?;
     let impi = args.impi.clone().unwrap_or_default();
     let impus: Vec<&str> = args.impus.iter().map(String::as_str).collect();

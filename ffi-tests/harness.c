@@ -112,11 +112,13 @@ static int ctl(const char *command) {
     return strncmp(line, "ok", 2) == 0;
 }
 
-static imstls_config *make_config(const char *pcscf) {
+/* A configuration with the candidates `first` and, unless NULL, `second`. */
+static imstls_config *make_config2(const char *first, const char *second) {
     imstls_config_builder *b = NULL;
     imstls_config *config = NULL;
     if (!CHECK_OK(imstls_config_builder_new(&b))) return NULL;
-    CHECK_OK(imstls_config_builder_add_pcscf(b, pcscf));
+    CHECK_OK(imstls_config_builder_add_pcscf(b, first));
+    if (second != NULL) CHECK_OK(imstls_config_builder_add_pcscf(b, second));
     CHECK_OK(imstls_config_builder_set_server_name(b, opt.server_name));
     CHECK_OK(imstls_config_builder_add_trust_anchors_file(b, opt.ca));
     /* Generous for Valgrind; short back-off so that recovery is quick. */
@@ -131,6 +133,8 @@ static imstls_config *make_config(const char *pcscf) {
     imstls_config_builder_free(b);
     return config;
 }
+
+static imstls_config *make_config(const char *pcscf) { return make_config2(pcscf, NULL); }
 
 static void addr_text(const struct sockaddr *sa, char *out, size_t cap) {
     char host[INET6_ADDRSTRLEN] = "";
@@ -201,6 +205,13 @@ typedef struct stack {
     char cert_reason[64], alert_name[64], expected_name[128], presented[256], tls_version[32];
     uint8_t alert;
     int have_alert;
+    /* the failed candidates the last BACKING_OFF / REGISTRATION_FAILED listed */
+    int backoffs;
+    size_t failed_count;
+    uint32_t failed_index[2];
+    uint64_t failed_flow[2];
+    char failed_target[2][64], failed_reason[2][48], failed_detail[2][160];
+    int failed_out_of_range_ok;
 } stack;
 
 static void stack_init(stack *s, const char *name) {
@@ -298,6 +309,29 @@ static void adopt_socket(stack *s, const imstls_output *o) {
     }
 }
 
+static void copy_failed_candidates(stack *s, const imstls_output *o) {
+    size_t count = imstls_output_failed_candidate_count(o);
+    s->failed_count = count;
+    for (size_t i = 0; i < count && i < 2; i++) {
+        s->failed_index[i] = imstls_output_failed_candidate(o, i);
+        s->failed_flow[i] = imstls_output_failed_candidate_flow(o, i);
+        copy_str(s->failed_target[i], sizeof s->failed_target[i],
+                 imstls_output_failed_candidate_target(o, i));
+        copy_str(s->failed_reason[i], sizeof s->failed_reason[i],
+                 imstls_output_failed_candidate_reason(o, i));
+        copy_str(s->failed_detail[i], sizeof s->failed_detail[i],
+                 imstls_output_failed_candidate_detail(o, i));
+    }
+    /* Past the end: the documented "nothing" values, never a crash. */
+    s->failed_out_of_range_ok = imstls_output_failed_candidate(o, count) == UINT32_MAX &&
+                                imstls_output_failed_candidate_flow(o, count) == 0 &&
+                                imstls_output_failed_candidate_target(o, count)[0] == '\0' &&
+                                imstls_output_failed_candidate_reason(o, count)[0] == '\0' &&
+                                imstls_output_failed_candidate_detail(o, count)[0] == '\0' &&
+                                imstls_output_failed_candidate_count(NULL) == 0 &&
+                                imstls_output_failed_candidate(NULL, 0) == UINT32_MAX;
+}
+
 static void on_event(stack *s, const imstls_output *o) {
     imstls_event_kind event = imstls_output_event(o);
     printf("   %-5s %-22s %s\n", s->name, imstls_output_event_name(o), imstls_output_detail(o));
@@ -358,6 +392,11 @@ static void on_event(stack *s, const imstls_output *o) {
     case IMSTLS_EVENT_REGISTRATION_FAILED:
         s->reg_failed++;
         s->failed_status = imstls_output_sip_status(o);
+        copy_failed_candidates(s, o);
+        break;
+    case IMSTLS_EVENT_BACKING_OFF:
+        s->backoffs++;
+        copy_failed_candidates(s, o);
         break;
     case IMSTLS_EVENT_DEREGISTERED:
         s->deregistered++;
@@ -657,6 +696,53 @@ static void sansio_certificate(void) {
         }
         imstls_error_free(e);
     }
+    imstls_ue_free(s.ue);
+    imstls_config_free(config);
+    if (s.fd >= 0) close(s.fd);
+}
+
+static int is_backing_off(const stack *s) { return s->backoffs >= 1; }
+
+/* A candidate nobody listens on (connect refused). */
+static const char *REFUSED = "127.0.0.1:1";
+
+static void sansio_failover(void) {
+    begin("sans-IO failover: refused, then an expired certificate -> one event lists both");
+    imstls_config *config = make_config2(REFUSED, opt.expired);
+    stack s;
+    stack_init(&s, "ue");
+    if (!CHECK_OK(imstls_ue_new(config, now_ms(), &s.ue))) return;
+    const char *impus[] = {IMPU};
+    CHECK_OK(imstls_ue_start_registration(s.ue, now_ms(), IMPI, impus, 1));
+    CHECK(until(&s, is_failed, 30000));
+    CHECK(s.connecting == 2);
+    CHECK(s.cert_rejected == 1);
+    CHECK(s.failed_count == 2);
+    CHECK(s.failed_index[0] == 0 && s.failed_index[1] == 1);
+    CHECK(strcmp(s.failed_target[0], REFUSED) == 0);
+    CHECK(strcmp(s.failed_reason[0], "connect_refused") == 0);
+    CHECK(strcmp(s.failed_target[1], opt.expired) == 0);
+    CHECK(strcmp(s.failed_reason[1], "expired") == 0);
+    CHECK(strstr(s.failed_detail[1], "certificate_expired") != NULL);
+    CHECK(s.failed_flow[0] != 0 && s.failed_flow[1] == s.closed_flow);
+    CHECK(s.failed_out_of_range_ok);
+    imstls_ue_free(s.ue);
+    imstls_config_free(config);
+    if (s.fd >= 0) close(s.fd);
+
+    begin("sans-IO failover: every candidate refused -> BACKING_OFF lists each");
+    config = make_config2(REFUSED, REFUSED);
+    stack_init(&s, "ue");
+    if (!CHECK_OK(imstls_ue_new(config, now_ms(), &s.ue))) return;
+    CHECK_OK(imstls_ue_start_registration(s.ue, now_ms(), IMPI, impus, 1));
+    CHECK(until(&s, is_backing_off, 30000));
+    CHECK(s.reg_failed == 0);
+    CHECK(s.failed_count == 2);
+    CHECK(s.failed_index[0] == 0 && s.failed_index[1] == 1);
+    CHECK(strcmp(s.failed_reason[0], "connect_refused") == 0);
+    CHECK(strcmp(s.failed_reason[1], "connect_refused") == 0);
+    CHECK(s.failed_flow[0] != s.failed_flow[1]);
+    CHECK(s.failed_out_of_range_ok);
     imstls_ue_free(s.ue);
     imstls_config_free(config);
     if (s.fd >= 0) close(s.fd);
@@ -1277,6 +1363,7 @@ int main(int argc, char **argv) {
     sansio_supersede();
     sansio_certificate();
     sansio_name_mismatch();
+    sansio_failover();
     driver_register();
     driver_supersede();
     driver_certificate();

@@ -404,7 +404,9 @@ enum imstls_event_kind
      */
     IMSTLS_EVENT_CONNECTION_LOST = 11,
     /**
-     * Waiting before the next attempt (`attempt`, `delay_ms`; RFC 5626 §4.5).
+     * Waiting before the next attempt (`attempt`, `delay_ms`; RFC 5626 §4.5). When every
+     * candidate failed in the round, `imstls_output_failed_candidate_count` and the
+     * `imstls_output_failed_candidate_*` accessors give each candidate's failure.
      */
     IMSTLS_EVENT_BACKING_OFF = 12,
     /**
@@ -413,7 +415,11 @@ enum imstls_event_kind
      */
     IMSTLS_EVENT_SUPERSEDED = 13,
     /**
-     * The registration failed (`sip_status`, `reason`, flag RETRYING).
+     * The registration failed (`sip_status`, `reason`, flag RETRYING). With `reason` `"tls"`
+     * every candidate was tried and each failed for its TLS configuration (no common
+     * version, suite or group; a client certificate demanded under the abort policy): the
+     * `imstls_output_failed_candidate_*` accessors list them, one per candidate. With
+     * `"certificate"` they list the candidates tried before and the rejected one last.
      */
     IMSTLS_EVENT_REGISTRATION_FAILED = 14,
     /**
@@ -1789,6 +1795,59 @@ const char *imstls_output_kx_group(const imstls_output *output);
  * - Thread safety: any thread; the output is immutable.
  */
 const imstls_error *imstls_output_error(const imstls_output *output);
+
+/**
+ * BACKING_OFF and REGISTRATION_FAILED: how many candidates failed in the round that ended
+ * (failover), in the order tried; 0 for other outputs. Index them from 0 with the
+ * `imstls_output_failed_candidate_*` accessors.
+ *
+ * - Thread safety: any thread; the output is immutable.
+ */
+size_t imstls_output_failed_candidate_count(const imstls_output *output);
+
+/**
+ * The `index`-th failed candidate's position in the configuration (as CONNECTING's
+ * `imstls_output_candidate`); `UINT32_MAX` when `index` is out of range.
+ *
+ * - Thread safety: any thread; the output is immutable.
+ */
+uint32_t imstls_output_failed_candidate(const imstls_output *output, size_t index);
+
+/**
+ * The flow of the `index`-th failed candidate's attempt; 0 when out of range.
+ *
+ * - Thread safety: any thread; the output is immutable.
+ */
+uint64_t imstls_output_failed_candidate_flow(const imstls_output *output, size_t index);
+
+/**
+ * `"host:port"` of the `index`-th failed candidate; `""` when out of range.
+ *
+ * - Lifetime: borrowed from `output`.
+ * - Thread safety: any thread; the output is immutable.
+ */
+const char *imstls_output_failed_candidate_target(const imstls_output *output, size_t index);
+
+/**
+ * Why the `index`-th candidate failed, a stable code: `"connect_refused"`,
+ * `"connect_unreachable"`, `"connect_timed_out"`, `"connect_reset"`, `"connect_other"`, a
+ * TLS failure kind (`"no_common_cipher_suite"`, `"protocol_version"`, `"no_common_group"`,
+ * `"client_certificate_requested"`, `"unexpected_eof"`, ...) or a certificate failure
+ * (`"expired"`, `"name_mismatch"`, ...); `""` when out of range.
+ *
+ * - Lifetime: borrowed from `output`.
+ * - Thread safety: any thread; the output is immutable.
+ */
+const char *imstls_output_failed_candidate_reason(const imstls_output *output, size_t index);
+
+/**
+ * One line of English on the `index`-th candidate's failure (alerts included), without
+ * personal data; `""` when out of range.
+ *
+ * - Lifetime: borrowed from `output`.
+ * - Thread safety: any thread; the output is immutable.
+ */
+const char *imstls_output_failed_candidate_detail(const imstls_output *output, size_t index);
 
 /**
  * Frees an output (its bytes are zeroized); NULL is a no-op.

@@ -98,9 +98,9 @@ pub use config::{
     TlsVersions, TrustSource, UeConfig, UeConfigBuilder,
 };
 pub use engine::{
-    Abandoned, Binding, ConformanceEntry, Event, FailureReason, FlowId, Identity, LossReason,
-    Output, RegisterKind, RegisterReason, RekeyMethod, TransportClosure, TransportError, Ue,
-    UeError, UeState,
+    Abandoned, AttemptFailure, Binding, CandidateFailure, ConformanceEntry, Event, FailureReason,
+    FlowId, Identity, LossReason, Output, RegisterKind, RegisterReason, RekeyMethod,
+    TransportClosure, TransportError, Ue, UeError, UeState,
 };
 pub use profile::{crypto_provider_name, TlsProfile};
 pub use rustls::AlertDescription;

@@ -156,8 +156,20 @@ fn an_unreachable_pcscf_exits_5() {
         DEFAULT_IMPU,
         "--password",
         "x",
+        "--json",
     ]);
     assert_eq!(out.status.code(), Some(5));
+    // The back-off lists the round's failed candidate, as the Rust CLI does.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let entry = format!(
+        "\"candidates\":[{{\"candidate\":0,\"target\":\"{pcscf}\",\"reason\":\"connect_refused\""
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("\"event\":\"backoff\"") && l.contains(&entry)),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -263,3 +263,46 @@ fn other_tls_failures_exit_4() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn a_tls_configuration_failure_fails_over_and_exit_4_lists_every_candidate() {
+    // A TLS 1.3-only UE: a TLS 1.2-only P-CSCF fails for its configuration.
+    let old = setup(SimConfig {
+        tls_versions: TlsVersions::Tls12Only,
+        ..SimConfig::default()
+    });
+    let good = setup(SimConfig::default());
+    let mut a = args(&old, "alice-secret");
+    a.push("--tls13-only".into());
+    // The good one is second: fail over, register, de-register, exit 0.
+    let mut both = a.clone();
+    both.extend(["--pcscf".into(), good.sim.addr().to_string()]);
+    // Both P-CSCFs are reached with the one root of the shared test PKI.
+    let out = run(&both);
+    let all = lines(&out);
+    assert_eq!(out.status.code(), Some(0), "{all:#?}");
+    assert_eq!(
+        &events(&all)[..4],
+        &["connecting", "tls_failed", "connecting", "tls_established"],
+        "{all:#?}"
+    );
+
+    // Two P-CSCFs that both fail for their configuration: one terminal event lists each.
+    let mut twice = a.clone();
+    twice.extend(["--pcscf".into(), old.sim.addr().to_string()]);
+    let out = run(&twice);
+    let all = lines(&out);
+    assert_eq!(out.status.code(), Some(4), "{all:#?}");
+    let failed = all
+        .iter()
+        .find(|l| l.contains("\"event\":\"registration_failed\""))
+        .unwrap();
+    let target = old.sim.addr().to_string();
+    for index in 0..2 {
+        let entry = format!(
+            "{{\"candidate\":{index},\"target\":\"{target}\",\"reason\":\"protocol_version\""
+        );
+        assert!(failed.contains(&entry), "{failed}");
+    }
+    assert!(failed.contains("\"retrying\":false"), "{failed}");
+}

@@ -474,11 +474,48 @@ fn a_pcscf_closing_after_every_200_ok_cannot_cause_a_reconnect_storm() {
     }
     let delays = backoff_delays(&w);
     assert_eq!(delays.len(), 4, "{:?}", w.codes());
-    // The flow never proved itself, so every loss counts: 90·2^n windows, growing.
-    assert!(in_window(delays[0], 90, 180), "{delays:?}");
-    assert!(in_window(delays[1], 180, 360), "{delays:?}");
-    assert!(in_window(delays[2], 360, 720), "{delays:?}");
-    assert!(in_window(delays[3], 720, 1440), "{delays:?}");
+    // The flow never proved itself, so every loss counts. It was the UE's only flow, so "all
+    // of the flows ... have failed" (RFC 5626 §4.5): 30·2^n windows, growing.
+    assert!(in_window(delays[0], 30, 60), "{delays:?}");
+    assert!(in_window(delays[1], 60, 120), "{delays:?}");
+    assert!(in_window(delays[2], 120, 240), "{delays:?}");
+    assert!(in_window(delays[3], 240, 480), "{delays:?}");
+}
+
+#[test]
+fn the_first_wait_after_an_unproven_flow_is_30_to_60_s_with_one_candidate() {
+    // RFC 5626 §4.5: base-time 30 s "if all of the flows to every URI in the outbound proxy
+    // set have failed"; a UE with one registration flow has no other flow once it fails. The
+    // P-CSCF answers 401 and 200, then closes before the pong (a real registrar did this).
+    let mut w = world();
+    w.peer_answer_limit = Some(2);
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Registered);
+    assert_eq!(w.count("keepalive_sent"), 1, "a ping right after the 200");
+    assert_eq!(w.count("pong_received"), 0);
+    let lost_at = w.elapsed();
+    w.eof_current();
+    assert_eq!(w.state(), UeState::BackingOff, "{:?}", w.codes());
+    let delays = backoff_delays(&w);
+    assert_eq!(delays.len(), 1, "{:?}", w.codes());
+    assert!(in_window(delays[0], 30, 60), "first wait {:?}", delays[0]);
+    // The next attempt starts exactly when that wait ends.
+    w.peer_answer_limit = None;
+    assert!(w.run_until(S(61), |w| w.state() == UeState::Registered));
+    assert_eq!(connecting_times(&w)[1], lost_at + delays[0]);
+}
+
+#[test]
+fn the_first_wait_stays_in_30_to_60_s_whatever_the_jitter_seed() {
+    // The window, not one lucky draw: many seeds, every first wait in [30 s, 60 s].
+    for seed in 0..20 {
+        let mut w = World::new(base_config(&pki()).random_seed(seed));
+        w.peer_answer_limit = Some(2);
+        w.start_registration();
+        w.reset_current();
+        let delays = backoff_delays(&w);
+        assert!(in_window(delays[0], 30, 60), "seed {seed}: {delays:?}");
+    }
 }
 
 #[test]
@@ -511,6 +548,223 @@ fn when_every_candidate_fails_the_round_backs_off_then_starts_over() {
     assert!(in_window(backoff_delays(&w)[0], 30, 60));
     w.connect[0] = ConnectMode::Accept;
     assert!(w.run_until(S(61), |w| w.state() == UeState::Registered));
+}
+
+// ----- failover across candidates -------------------------------------------------------
+
+/// A P-CSCF whose only key-exchange group is P-384, which `failover_config` does not offer:
+/// rustls answers the ClientHello with handshake_failure (no common parameters).
+fn p384_only_server() -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let identity = pki().leaf(CertKind::Good);
+    let mut provider = (*imstls_testkit::tls::provider()).clone();
+    provider
+        .kx_groups
+        .retain(|g| g.name() == rustls::NamedGroup::secp384r1);
+    let chain = identity
+        .chain_der
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let key = PrivateKeyDer::try_from(identity.key_der).unwrap();
+    std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    )
+}
+
+fn client_cert_server() -> std::sync::Arc<rustls::ServerConfig> {
+    imstls_testkit::tls::server_config(&pki(), CertKind::Good, TlsVersions::Both, true).unwrap()
+}
+
+/// Three candidates; no P-384 offered, and a CertificateRequest aborts the handshake.
+fn failover_config() -> imstls::UeConfigBuilder {
+    base_config(&pki())
+        .pcscf("pcscf.ims.test:5062")
+        .pcscf("pcscf.ims.test:5063")
+        .kx_groups(&[imstls::KxGroup::X25519, imstls::KxGroup::P256])
+        .certificate_request_policy(imstls::CertificateRequestPolicy::Abort)
+}
+
+fn tls_failure_codes(w: &World) -> Vec<(usize, &'static str)> {
+    let mut candidate_of = std::collections::BTreeMap::new();
+    let mut codes = Vec::new();
+    for (_, event) in &w.events {
+        match event {
+            Event::Connecting {
+                flow, candidate, ..
+            } => {
+                candidate_of.insert(*flow, *candidate);
+            }
+            Event::TlsFailed { flow, failure } => {
+                codes.push((candidate_of[flow], failure.kind.code()));
+            }
+            _ => {}
+        }
+    }
+    codes
+}
+
+#[test]
+fn a_configuration_failure_fails_over_to_the_next_candidate_until_one_works() {
+    let mut w = World::new(failover_config());
+    w.candidate_servers.insert(0, p384_only_server());
+    w.candidate_servers.insert(1, client_cert_server());
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Registered, "{:?}", w.codes());
+    assert_eq!(
+        tls_failure_codes(&w),
+        vec![
+            (0, "no_common_cipher_suite"),
+            (1, "client_certificate_requested")
+        ]
+    );
+    assert_eq!(connecting_times(&w), vec![S(0), S(0), S(0)], "at once");
+    assert_eq!(w.ue.binding().unwrap().pcscf, "pcscf.ims.test:5063");
+    assert_eq!(w.count("registration_failed"), 0);
+}
+
+#[test]
+fn a_refused_connect_and_a_configuration_failure_both_fail_over() {
+    let mut w = World::new(failover_config());
+    w.connect[0] = ConnectMode::Refuse;
+    w.candidate_servers.insert(1, p384_only_server());
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Registered, "{:?}", w.codes());
+    assert_eq!(w.count("connect_failed"), 1);
+    assert_eq!(tls_failure_codes(&w), vec![(1, "no_common_cipher_suite")]);
+    assert_eq!(w.ue.binding().unwrap().pcscf, "pcscf.ims.test:5063");
+}
+
+fn listed(candidates: &[imstls::CandidateFailure]) -> Vec<(usize, &str, &'static str)> {
+    candidates
+        .iter()
+        .map(|f| (f.candidate, f.target.as_str(), f.reason.code()))
+        .collect()
+}
+
+#[test]
+fn when_every_candidate_fails_for_its_tls_configuration_one_terminal_event_lists_each() {
+    let mut w = World::new(failover_config().tls_versions(imstls::TlsVersions::Tls13Only));
+    w.candidate_servers.insert(0, p384_only_server());
+    w.candidate_servers.insert(1, client_cert_server());
+    w.candidate_servers.insert(
+        2,
+        imstls_testkit::tls::server_config(&pki(), CertKind::Good, TlsVersions::Tls12Only, false)
+            .unwrap(),
+    );
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Closed, "{:?}", w.codes());
+    assert_eq!(w.count("registration_failed"), 1);
+    assert_eq!(w.count("backoff"), 0);
+    let Some((
+        _,
+        Event::RegistrationFailed {
+            status,
+            reason,
+            retrying,
+            candidates,
+        },
+    )) = w.last("registration_failed")
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (*status, reason, *retrying),
+        (None, &FailureReason::Tls, false)
+    );
+    assert_eq!(
+        listed(candidates),
+        vec![
+            (0, "pcscf.ims.test:5061", "no_common_cipher_suite"),
+            (1, "pcscf.ims.test:5062", "client_certificate_requested"),
+            (2, "pcscf.ims.test:5063", "protocol_version"),
+        ]
+    );
+    // Each entry names the flow that tried it, as the Connecting events did.
+    let flows: Vec<_> = w
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Connecting { flow, .. } => Some(*flow),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(candidates.iter().map(|f| f.flow).collect::<Vec<_>>(), flows);
+    // The text form names every candidate and reason, for a log.
+    let text = w.last("registration_failed").unwrap().1.to_string();
+    assert!(
+        text.contains("candidate 2 (pcscf.ims.test:5063): peer speaks only obsolete TLS"),
+        "{text}"
+    );
+    // Stopped: nothing scheduled until the app starts a new registration.
+    assert_eq!(w.ue.next_timeout(), None);
+}
+
+#[test]
+fn a_round_with_a_connect_failure_among_configuration_failures_backs_off_and_lists_each() {
+    let mut w = World::new(failover_config());
+    w.candidate_servers.insert(0, p384_only_server());
+    w.connect[1] = ConnectMode::Refuse;
+    w.candidate_servers.insert(2, client_cert_server());
+    w.start_registration();
+    // A refused connect may heal: RFC 5626 §4.5 back-off, not a stop.
+    assert_eq!(w.state(), UeState::BackingOff, "{:?}", w.codes());
+    assert_eq!(w.count("registration_failed"), 0);
+    let Some((
+        _,
+        Event::BackingOff {
+            candidates, delay, ..
+        },
+    )) = w.last("backoff")
+    else {
+        unreachable!()
+    };
+    assert!(in_window(*delay, 30, 60), "{delay:?}");
+    assert_eq!(
+        listed(candidates),
+        vec![
+            (0, "pcscf.ims.test:5061", "no_common_cipher_suite"),
+            (1, "pcscf.ims.test:5062", "connect_refused"),
+            (2, "pcscf.ims.test:5063", "client_certificate_requested"),
+        ]
+    );
+    // The next round tries every candidate again; candidate 1 is back.
+    w.connect[1] = ConnectMode::Accept;
+    assert!(w.run_until(S(61), |w| w.state() == UeState::Registered));
+    assert_eq!(w.ue.binding().unwrap().pcscf, "pcscf.ims.test:5062");
+}
+
+#[test]
+fn a_certificate_failure_still_stops_without_trying_the_other_candidates() {
+    let mut w = World::new(failover_config());
+    w.candidate_servers.insert(
+        0,
+        imstls_testkit::tls::server_config(&pki(), CertKind::Expired, TlsVersions::Both, false)
+            .unwrap(),
+    );
+    w.start_registration();
+    assert_eq!(w.state(), UeState::Closed);
+    assert_eq!(connecting_times(&w).len(), 1, "{:?}", w.codes());
+    assert_eq!(w.ue.next_timeout(), None);
+    let Some((
+        _,
+        Event::RegistrationFailed {
+            reason, candidates, ..
+        },
+    )) = w.last("registration_failed")
+    else {
+        unreachable!()
+    };
+    assert_eq!(reason, &FailureReason::Certificate);
+    assert_eq!(
+        listed(candidates),
+        vec![(0, "pcscf.ims.test:5061", "expired")]
+    );
 }
 
 // ----- invariant 4: certificate failure -------------------------------------------------
@@ -631,6 +885,7 @@ fn a_403_closes_the_flow_deletes_the_session_and_stops() {
             status,
             reason,
             retrying,
+            ..
         },
     )) = w.last("registration_failed")
     else {
@@ -724,6 +979,7 @@ fn an_unanswered_register_fails_the_procedure_after_timer_f_and_a_new_one_follow
             reason,
             retrying,
             status,
+            ..
         },
     )) = w.last("registration_failed")
     else {

@@ -495,8 +495,19 @@ fn java_ue_exits_5_when_the_pcscf_is_unreachable() {
         DEFAULT_IMPU,
         "--password",
         "x",
+        "--json",
     ]);
     assert_eq!(code, Some(5), "{stdout}");
+    // The back-off lists the round's failed candidate, as the Rust and C CLIs do.
+    let entry = format!(
+        "\"candidates\":[{{\"candidate\":0,\"target\":\"{pcscf}\",\"reason\":\"connect_refused\""
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("\"event\":\"backoff\"") && l.contains(&entry)),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -51,7 +51,26 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How the Kamailio under test behaves.
+#[derive(Clone, Copy)]
+struct Setup<'a> {
+    algorithm: &'a str,
+    /// Close the connection right after every 200 OK to a REGISTER (core `set_reply_close`).
+    close_after_200: bool,
+    /// Listen on this port (with `reuse_port`, so a second instance can take over).
+    port: Option<u16>,
+}
+
 fn start_kamailio(algorithm: &str) -> Kamailio {
+    start_kamailio_with(Setup {
+        algorithm,
+        close_after_200: false,
+        port: None,
+    })
+}
+
+fn start_kamailio_with(setup: Setup<'_>) -> Kamailio {
+    let algorithm = setup.algorithm;
     let kamailio = ["/usr/sbin/kamailio", "/usr/local/sbin/kamailio"]
         .into_iter()
         .find(|p| Path::new(p).exists())
@@ -63,7 +82,7 @@ fn start_kamailio(algorithm: &str) -> Kamailio {
     let dir = TempDir::new();
     let d = dir.path();
     let (chain, key, root) = support::pki().write_pem_files(d, CertKind::Good).unwrap();
-    let port = free_port();
+    let port = setup.port.unwrap_or_else(free_port);
     std::fs::write(
         d.join("tls.cfg"),
         format!(
@@ -83,6 +102,7 @@ tcp_children=2
 auto_aliases=no
 enable_tls=yes
 listen=tls:127.0.0.1:{port}
+tcp_reuse_port=yes
 alias="ims.test"
 mpath="{modules}/"
 loadmodule "tls.so"
@@ -109,13 +129,19 @@ request_route {{
             exit;
         }}
         consume_credentials();
+        {close}
         if (!save("location")) {{ sl_reply_error(); }}
         exit;
     }}
     sl_send_reply("404", "Not Here");
 }}
 "#,
-        tls = d.join("tls.cfg").display()
+        tls = d.join("tls.cfg").display(),
+        close = if setup.close_after_200 {
+            "set_reply_close();"
+        } else {
+            ""
+        }
     );
     std::fs::write(d.join("kamailio.cfg"), config).unwrap();
     std::fs::create_dir_all(d.join("run")).unwrap();
@@ -205,4 +231,229 @@ fn the_cli_registers_to_kamailio_with_md5_digest() {
 #[test]
 fn the_cli_registers_to_kamailio_with_sha256_digest() {
     registers_and_deregisters("SHA-256");
+}
+
+/// One `ue --json` line: the event name, its time and the raw line.
+struct Line {
+    event: String,
+    t_ms: u64,
+    text: String,
+}
+
+fn number(line: &str, key: &str) -> Option<u64> {
+    let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let digits: String = line[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+fn parse(line: &str) -> Line {
+    let event = line
+        .split("\"event\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    Line {
+        event,
+        t_ms: number(line, "t_ms").unwrap_or(0),
+        text: line.to_owned(),
+    }
+}
+
+/// `ue --json` against `k` with extra flags, its event lines sent as they are printed.
+fn spawn_ue(k: &Kamailio, extra: &[&str]) -> (Child, std::sync::mpsc::Receiver<Line>) {
+    use std::io::BufRead as _;
+    let exe = std::env::current_exe().unwrap();
+    let ue = exe.parent().unwrap().parent().unwrap().join("examples/ue");
+    let mut child = Command::new(ue)
+        .args([
+            "--pcscf",
+            &format!("127.0.0.1:{}", k.port),
+            "--server-name",
+            "pcscf.ims.test",
+        ])
+        .arg("--ca")
+        .arg(&k.root)
+        .args([
+            "--impi",
+            "alice@ims.test",
+            "--impu",
+            "sip:alice@ims.test",
+            "--password",
+            "alice-secret",
+            "--json",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(parse(&line)).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Collects lines until `done` holds for one of them or `limit` passes.
+fn collect_until(
+    rx: &std::sync::mpsc::Receiver<Line>,
+    lines: &mut Vec<Line>,
+    limit: Duration,
+    done: impl Fn(&Line) -> bool,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let stop = done(&line);
+                lines.push(line);
+                if stop {
+                    return true;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+fn transcript(lines: &[Line]) -> String {
+    lines
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_registrar_closing_after_every_200_ok_gets_the_all_flows_failed_back_off() {
+    // RFC 5626 §4.5: base-time 30 s "if all of the flows to every URI in the outbound proxy
+    // set have failed", 90 s only "in the case where at least one of the flows has not
+    // failed". Scaled down for the test (1 s and 20 s) so that the two cannot be confused.
+    let k = start_kamailio_with(Setup {
+        algorithm: "MD5",
+        close_after_200: true,
+        port: None,
+    });
+    let (mut child, rx) = spawn_ue(
+        &k,
+        &[
+            "--hold",
+            "30",
+            "--backoff-base-ms",
+            "1000",
+            "--backoff-base-other-ms",
+            "20000",
+        ],
+    );
+    let mut lines = Vec::new();
+    let saw = collect_until(&rx, &mut lines, Duration::from_secs(20), |l| {
+        l.event == "backoff"
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = transcript(&lines);
+    assert!(saw, "no back-off:\n{log}");
+    let registered = lines.iter().position(|l| l.event == "registered");
+    let lost = lines.iter().position(|l| l.event == "connection_lost");
+    let backoff = lines.last().unwrap();
+    assert!(
+        registered.is_some() && lost > registered,
+        "registered, then Kamailio closed the flow:\n{log}"
+    );
+    // The flow never proved itself (Kamailio closed before the pong).
+    assert!(!log.contains("pong_received"), "{log}");
+    assert_eq!(number(&backoff.text, "attempt"), Some(1), "{log}");
+    let delay = number(&backoff.text, "delay_ms").unwrap();
+    // One failure, base 1 s: W = 2 s, wait uniform in [1 s, 2 s] (the 20 s base would give
+    // [20 s, 40 s]).
+    assert!(
+        (1000..=2000).contains(&delay),
+        "first wait {delay} ms, expected [1000, 2000]\n{log}"
+    );
+}
+
+/// Sockets listening on 127.0.0.1:`port` (from /proc/net/tcp: local address, state 0A).
+fn listeners(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|row| {
+            let columns: Vec<&str> = row.split_whitespace().collect();
+            columns.get(1) == Some(&local.as_str()) && columns.get(3) == Some(&"0A")
+        })
+        .count()
+}
+
+#[test]
+fn a_registrar_restarting_after_a_proven_flow_is_registered_with_again_at_once() {
+    // RFC 5626 §4.5: after a flow that proved itself (registered, pong received) fails, the
+    // first retry is immediate. The old Kamailio is killed while its replacement already
+    // listens on the same port (tcp_reuse_port), as in a rolling restart.
+    let old = start_kamailio("MD5");
+    let port = old.port;
+    let (mut child, rx) = spawn_ue(&old, &["--hold", "60"]);
+    let mut lines = Vec::new();
+    let proven = collect_until(&rx, &mut lines, Duration::from_secs(20), |l| {
+        l.event == "pong_received"
+    });
+    assert!(proven, "no proven flow:\n{}", transcript(&lines));
+    let new = start_kamailio_with(Setup {
+        algorithm: "MD5",
+        close_after_200: false,
+        port: Some(port),
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while listeners(port) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the new Kamailio does not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = lines.len();
+    drop(old);
+    let again = collect_until(&rx, &mut lines, Duration::from_secs(10), |l| {
+        l.event == "registered"
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(new);
+    let log = transcript(&lines);
+    assert!(again, "not registered again within 10 s:\n{log}");
+    let after = &lines[before..];
+    let lost = after
+        .iter()
+        .find(|l| l.event == "connection_lost")
+        .unwrap_or_else(|| panic!("no connection_lost:\n{log}"));
+    assert!(lost.text.contains("\"registered\":true"), "{log}");
+    assert!(
+        !after.iter().any(|l| l.event == "backoff"),
+        "no back-off after a proven flow:\n{log}"
+    );
+    let reconnect = after
+        .iter()
+        .find(|l| l.event == "connecting")
+        .unwrap_or_else(|| panic!("no new flow:\n{log}"));
+    let registered = after.last().unwrap();
+    assert!(
+        reconnect.t_ms - lost.t_ms < 100,
+        "the new flow starts at once:\n{log}"
+    );
+    assert!(
+        registered.t_ms - lost.t_ms < 3000,
+        "registered again within a few seconds:\n{log}"
+    );
 }

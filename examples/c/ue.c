@@ -126,6 +126,22 @@ static void json_string(const char *s) {
     putchar('"');
 }
 
+/* "candidates":[{"candidate":0,"target":"host:port","reason":"...","detail":"..."}, ...] */
+static void json_candidates(const imstls_output *o) {
+    printf(",\"candidates\":[");
+    for (size_t i = 0; i < imstls_output_failed_candidate_count(o); i++) {
+        printf("%s{\"candidate\":%u,\"target\":", i ? "," : "",
+               (unsigned)imstls_output_failed_candidate(o, i));
+        json_string(imstls_output_failed_candidate_target(o, i));
+        printf(",\"reason\":");
+        json_string(imstls_output_failed_candidate_reason(o, i));
+        printf(",\"detail\":");
+        json_string(imstls_output_failed_candidate_detail(o, i));
+        printf("}");
+    }
+    printf("]");
+}
+
 static void json_field(const char *key, const char *value) {
     printf(",\"%s\":", key);
     if (value && value[0]) json_string(value);
@@ -178,12 +194,14 @@ static void print_event(const args *a, const imstls_output *o, uint64_t t_ms) {
     case IMSTLS_EVENT_BACKING_OFF:
         printf(",\"attempt\":%u,\"delay_ms\":%llu", (unsigned)imstls_output_attempt(o),
                (unsigned long long)imstls_output_delay_ms(o));
+        json_candidates(o);
         break;
     case IMSTLS_EVENT_REGISTRATION_FAILED:
         if (imstls_output_sip_status(o)) printf(",\"status\":%u", (unsigned)imstls_output_sip_status(o));
         else printf(",\"status\":null");
         json_field("reason", imstls_output_reason(o));
         printf(",\"retrying\":%s", imstls_output_flags(o) & IMSTLS_FLAG_RETRYING ? "true" : "false");
+        json_candidates(o);
         break;
     default:
         break;

@@ -338,9 +338,13 @@ impl Default for KeepAlive {
 /// RFC 5626 §4.5 flow-recovery back-off constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
-    /// base-time when every candidate failed (default 30 s).
+    /// base-time "if all of the flows to every URI in the outbound proxy set have failed"
+    /// (default 30 s). imstls keeps one registration flow per UE, so once it failed all have:
+    /// this base is the one every back-off uses.
     pub base_all_failed: Duration,
-    /// base-time otherwise (default 90 s).
+    /// base-time "in the case where at least one of the flows has not failed" (default 90 s).
+    /// It would apply while another registration flow is still up; imstls never has a second
+    /// one, so it is validated and kept but not used.
     pub base_not_all_failed: Duration,
     /// max-time (default 1800 s).
     pub max: Duration,

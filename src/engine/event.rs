@@ -112,6 +112,19 @@ pub enum TransportError {
     Other(String),
 }
 
+impl TransportError {
+    /// Stable code: `refused`, `unreachable`, `timed_out`, `reset`, `other`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::Unreachable => "unreachable",
+            Self::TimedOut => "timed_out",
+            Self::Reset => "reset",
+            Self::Other(_) => "other",
+        }
+    }
+}
+
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -208,7 +221,8 @@ pub enum FailureReason {
     TooManyChallenges,
     /// The P-CSCF certificate was rejected (O.3.1.2).
     Certificate,
-    /// A TLS failure retrying cannot fix (version, suites, client-certificate policy).
+    /// Every candidate was tried and each failed for its TLS configuration (version,
+    /// suites, groups, client-certificate policy): retrying cannot fix it.
     Tls,
 }
 
@@ -222,6 +236,72 @@ impl FailureReason {
             Self::Certificate => "certificate",
             Self::Tls => "tls",
         }
+    }
+}
+
+/// Why an attempt on one candidate failed before its flow proved itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttemptFailure {
+    /// The TCP connection could not be made.
+    Connect(TransportError),
+    /// The TLS handshake failed, or the flow failed before any data arrived.
+    Tls(TlsFailure),
+}
+
+impl AttemptFailure {
+    /// Stable code: `connect_` + [`TransportError::code`], the certificate failure's code
+    /// for a rejected certificate, else [`crate::TlsFailureKind::code`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Connect(TransportError::Refused) => "connect_refused",
+            Self::Connect(TransportError::Unreachable) => "connect_unreachable",
+            Self::Connect(TransportError::TimedOut) => "connect_timed_out",
+            Self::Connect(TransportError::Reset) => "connect_reset",
+            Self::Connect(TransportError::Other(_)) => "connect_other",
+            Self::Tls(failure) => failure
+                .certificate()
+                .map_or(failure.kind.code(), |c| c.code()),
+        }
+    }
+
+    /// True for a failure about the P-CSCF's TLS configuration (no common version, suite or
+    /// group; a client certificate demanded under the abort policy) or its certificate:
+    /// retrying the same candidate cannot help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Tls(failure) if failure.is_permanent())
+    }
+}
+
+impl fmt::Display for AttemptFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connect(reason) => write!(f, "connect failed: {reason}"),
+            Self::Tls(failure) => write!(f, "{failure}"),
+        }
+    }
+}
+
+/// One candidate's failed attempt in a round over the candidates (failover).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateFailure {
+    /// Index into the configured candidates.
+    pub candidate: usize,
+    /// `host:port` of the candidate.
+    pub target: String,
+    /// The flow of the attempt.
+    pub flow: FlowId,
+    /// Why it failed.
+    pub reason: AttemptFailure,
+}
+
+impl fmt::Display for CandidateFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "candidate {} ({}): {}",
+            self.candidate, self.target, self.reason
+        )
     }
 }
 
@@ -367,6 +447,9 @@ pub enum Event {
         attempt: u32,
         /// The wait.
         delay: Duration,
+        /// When every candidate failed in this round: each candidate's failure, in the order
+        /// tried. Empty when the back-off follows a lost flow or a registration error.
+        candidates: Vec<CandidateFailure>,
     },
     /// An incomplete registration procedure was torn down (O.4.1).
     Superseded {
@@ -381,6 +464,12 @@ pub enum Event {
         reason: FailureReason,
         /// imstls will retry by itself (after a back-off).
         retrying: bool,
+        /// The attempts of this round over the candidates that failed, in the order tried,
+        /// each with its reason. For [`FailureReason::Tls`] every candidate (each failed for
+        /// its TLS configuration); for [`FailureReason::Certificate`] the earlier ones and the
+        /// rejected one last; for other reasons the candidates that failed before the one
+        /// that answered (usually none).
+        candidates: Vec<CandidateFailure>,
     },
     /// De-registered; the flow is closed.
     Deregistered,
@@ -589,11 +678,18 @@ impl fmt::Display for Event {
                 refresh_in.as_secs()
             ),
             Self::ConnectionLost { flow, reason, .. } => write!(f, "{flow}: lost: {reason}"),
-            Self::BackingOff { attempt, delay } => write!(
-                f,
-                "backing off {} ms after {attempt} consecutive failure(s)",
-                delay.as_millis()
-            ),
+            Self::BackingOff {
+                attempt,
+                delay,
+                candidates,
+            } => {
+                write!(
+                    f,
+                    "backing off {} ms after {attempt} consecutive failure(s)",
+                    delay.as_millis()
+                )?;
+                write_candidates(f, candidates)
+            }
             Self::Superseded { abandoned } => write!(
                 f,
                 "superseded the registration in {:?}: {} session(s) purged, {} byte(s) dropped",
@@ -603,13 +699,17 @@ impl fmt::Display for Event {
                 status,
                 reason,
                 retrying,
-            } => write!(
-                f,
-                "registration failed ({}{}){}",
-                reason.code(),
-                status.map(|s| format!(", status {s}")).unwrap_or_default(),
-                if *retrying { ", will retry" } else { "" }
-            ),
+                candidates,
+            } => {
+                write!(
+                    f,
+                    "registration failed ({}{}){}",
+                    reason.code(),
+                    status.map(|s| format!(", status {s}")).unwrap_or_default(),
+                    if *retrying { ", will retry" } else { "" }
+                )?;
+                write_candidates(f, candidates)
+            }
             Self::Deregistered => f.write_str("de-registered"),
             Self::SipReceived { flow, message } => {
                 write!(f, "{flow}: SIP message of {} bytes", message.len())
@@ -620,6 +720,14 @@ impl fmt::Display for Event {
             Self::Rekeyed { flow, method } => write!(f, "{flow}: rekeyed ({method:?})"),
         }
     }
+}
+
+/// `; candidate 0 (host:port): reason; candidate 1 ...` (no personal data).
+fn write_candidates(f: &mut fmt::Formatter<'_>, candidates: &[CandidateFailure]) -> fmt::Result {
+    for failure in candidates {
+        write!(f, "; {failure}")?;
+    }
+    Ok(())
 }
 
 /// A conformance-log entry: what happened, when, on which flow and under which clause. Kept

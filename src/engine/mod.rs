@@ -28,8 +28,9 @@ use log::{debug, info, warn};
 
 pub use error::UeError;
 pub use event::{
-    Abandoned, Binding, ConformanceEntry, Event, FailureReason, FlowId, LossReason, Output,
-    RegisterKind, RegisterReason, RekeyMethod, TransportClosure, TransportError,
+    Abandoned, AttemptFailure, Binding, CandidateFailure, ConformanceEntry, Event, FailureReason,
+    FlowId, LossReason, Output, RegisterKind, RegisterReason, RekeyMethod, TransportClosure,
+    TransportError,
 };
 pub use identity::Identity;
 
@@ -131,7 +132,8 @@ struct Recovery {
     consecutive_failures: u32,
     candidate: usize,
     tried_in_round: usize,
-    reachable_in_round: bool,
+    /// Each failed attempt of this round, for the event that ends the round (failover).
+    round_failures: Vec<CandidateFailure>,
 }
 
 struct Flow {
@@ -552,16 +554,18 @@ impl Ue {
         }
         self.purge_flow_sessions();
         if matches!(status, 408 | 480 | 500 | 503 | 504) {
+            let candidates = self.take_round_failures();
             self.emit(Event::RegistrationFailed {
                 status: Some(status),
                 reason: FailureReason::Rejected,
                 retrying: true,
+                candidates,
             });
             self.close_flow(true);
             self.registration = None;
             self.end_procedure_with_purge();
             self.recovery.consecutive_failures += 1;
-            self.back_off(false, retry_after);
+            self.back_off(retry_after, Vec::new());
         } else {
             self.fail_permanently(FailureReason::Rejected, Some(status));
         }
@@ -715,8 +719,11 @@ impl Ue {
                 self.flush_transmit();
             }
             Err(failure) => {
-                self.emit(Event::TlsFailed { flow, failure });
-                self.attempt_failed();
+                self.emit(Event::TlsFailed {
+                    flow,
+                    failure: failure.clone(),
+                });
+                self.attempt_failed(AttemptFailure::Tls(failure));
             }
         }
         Ok(())
@@ -737,8 +744,11 @@ impl Ue {
                 state: self.state(),
             });
         }
-        self.emit(Event::ConnectFailed { flow, reason });
-        self.attempt_failed();
+        self.emit(Event::ConnectFailed {
+            flow,
+            reason: reason.clone(),
+        });
+        self.attempt_failed(AttemptFailure::Connect(reason));
         Ok(())
     }
 
@@ -769,8 +779,11 @@ impl Ue {
                     if matches!(self.state, State::Handshaking { .. }) || self.flow_unproven() {
                         let failure =
                             TlsFailure::new(TlsFailureKind::UnexpectedEof, TlsPhase::Handshake);
-                        self.emit(Event::TlsFailed { flow, failure });
-                        self.attempt_failed();
+                        self.emit(Event::TlsFailed {
+                            flow,
+                            failure: failure.clone(),
+                        });
+                        self.attempt_failed(AttemptFailure::Tls(failure));
                     } else if self.flow.as_ref().is_some_and(|f| f.id == flow) {
                         self.flow_lost(LossReason::ClosedByPeer);
                     }
@@ -795,8 +808,11 @@ impl Ue {
                 TransportClosure::Eof => TransportError::Other("closed while connecting".into()),
                 TransportClosure::Error(e) => TransportError::Other(e),
             };
-            self.emit(Event::ConnectFailed { flow, reason });
-            self.attempt_failed();
+            self.emit(Event::ConnectFailed {
+                flow,
+                reason: reason.clone(),
+            });
+            self.attempt_failed(AttemptFailure::Connect(reason));
             return Ok(());
         }
         let handshaking = matches!(self.state, State::Handshaking { .. }) || self.flow_unproven();
@@ -1044,7 +1060,7 @@ impl Ue {
             attempts: 0,
         });
         self.recovery.tried_in_round = 0;
-        self.recovery.reachable_in_round = false;
+        self.recovery.round_failures.clear();
         self.open_flow();
     }
 
@@ -1120,28 +1136,65 @@ impl Ue {
         });
     }
 
-    /// A connect or handshake attempt failed: the next candidate at once, or after a whole
-    /// round of failures an RFC 5626 §4.5 back-off.
-    fn attempt_failed(&mut self) {
+    /// A connect or handshake attempt failed (the flow never proved itself). Failover: the
+    /// next candidate at once, whatever the reason (a rejected certificate never gets here).
+    /// When every candidate of the round failed: stop if each failed for its TLS
+    /// configuration, which retrying cannot fix; else an RFC 5626 §4.5 back-off. Either
+    /// event lists each candidate's failure.
+    fn attempt_failed(&mut self, reason: AttemptFailure) {
+        if reason.is_permanent() {
+            self.purge_flow_sessions();
+        }
+        self.record_attempt_failure(reason);
         self.close_flow(false);
         let count = self.config.candidates().len();
         self.recovery.tried_in_round += 1;
+        self.recovery.candidate = (self.recovery.candidate + 1) % count;
         if self.recovery.tried_in_round < count {
-            self.recovery.candidate = (self.recovery.candidate + 1) % count;
             self.open_flow();
+        } else if !self.recovery.round_failures.is_empty()
+            && self
+                .recovery
+                .round_failures
+                .iter()
+                .all(|f| f.reason.is_permanent())
+        {
+            self.fail_permanently(FailureReason::Tls, None);
         } else {
-            self.recovery.candidate = (self.recovery.candidate + 1) % count;
             self.recovery.consecutive_failures += 1;
-            let all_failed = !self.recovery.reachable_in_round;
-            self.back_off(all_failed, None);
+            let candidates = self.take_round_failures();
+            self.back_off(None, candidates);
         }
     }
 
-    fn back_off(&mut self, all_failed: bool, at_least: Option<Duration>) {
+    /// Notes the current flow's candidate and `reason` for the event that ends the round.
+    fn record_attempt_failure(&mut self, reason: AttemptFailure) {
+        let Some(flow) = self.flow.as_ref() else {
+            return;
+        };
+        let failure = CandidateFailure {
+            candidate: flow.candidate,
+            target: self.config.candidates()[flow.candidate].to_string(),
+            flow: flow.id,
+            reason,
+        };
+        self.recovery.round_failures.push(failure);
+    }
+
+    fn take_round_failures(&mut self) -> Vec<CandidateFailure> {
+        std::mem::take(&mut self.recovery.round_failures)
+    }
+
+    /// RFC 5626 §4.5 back-off. The base-time is 30 s "if all of the flows to every URI in the
+    /// outbound proxy set have failed" and 90 s only while another flow is still up. imstls
+    /// keeps one registration flow per UE and backs off only after closing it, so no flow is
+    /// up here and the 30 s base applies (a P-CSCF that answered does not make it 90 s).
+    fn back_off(&mut self, at_least: Option<Duration>, candidates: Vec<CandidateFailure>) {
+        let all_flows_failed = self.flow.is_none();
         let (low, high) = backoff_window(
             &self.config.backoff(),
             self.recovery.consecutive_failures,
-            all_failed,
+            all_flows_failed,
         );
         let delay = self
             .jitter
@@ -1162,6 +1215,7 @@ impl Ue {
         self.emit(Event::BackingOff {
             attempt: self.recovery.consecutive_failures,
             delay,
+            candidates,
         });
     }
 
@@ -1186,7 +1240,6 @@ impl Ue {
                 aborted: false,
             });
         }
-        self.recovery.reachable_in_round = true;
         let reason = self
             .procedure
             .as_ref()
@@ -1204,6 +1257,7 @@ impl Ue {
         if let Some(reason) = failure.certificate() {
             warn!("{flow}: P-CSCF certificate rejected: {reason}");
             self.purge_flow_sessions();
+            self.record_attempt_failure(AttemptFailure::Tls(failure.clone()));
             self.emit(Event::CertificateRejected { flow, failure });
             self.fail_permanently(FailureReason::Certificate, None);
             return;
@@ -1215,21 +1269,23 @@ impl Ue {
             });
         }
         // Before any data arrived the flow has not proved itself: a late TLS 1.3 failure is a
-        // handshake failure, not a lost connection.
+        // handshake failure, not a lost connection. A failure about the P-CSCF's TLS
+        // configuration ends this attempt only: the other candidates are tried first.
         let unproven = self.flow_unproven();
-        if failure.is_permanent() {
-            self.emit(Event::TlsFailed { flow, failure });
-            self.fail_permanently(FailureReason::Tls, None);
-        } else if matches!(self.state, State::Handshaking { .. }) || unproven {
-            self.emit(Event::TlsFailed { flow, failure });
-            self.attempt_failed();
+        if matches!(self.state, State::Handshaking { .. }) || unproven {
+            self.emit(Event::TlsFailed {
+                flow,
+                failure: failure.clone(),
+            });
+            self.attempt_failed(AttemptFailure::Tls(failure));
         } else {
             self.flow_lost(LossReason::Tls(failure));
         }
     }
 
     /// Stops without automatic retry: flow closed (after any queued alert), sessions of
-    /// the procedure purged, identities zeroized.
+    /// the procedure purged, identities zeroized. The event lists the round's failed
+    /// candidates.
     fn fail_permanently(&mut self, reason: FailureReason, status: Option<u16>) {
         self.purge_flow_sessions();
         self.close_flow(false);
@@ -1238,10 +1294,12 @@ impl Ue {
         self.identity = None;
         self.forget_sessions();
         self.state = State::Closed;
+        let candidates = self.take_round_failures();
         self.emit(Event::RegistrationFailed {
             status,
             reason,
             retrying: false,
+            candidates,
         });
     }
 
@@ -1285,7 +1343,7 @@ impl Ue {
                 self.end_procedure_with_purge();
                 self.recovery.candidate = candidate;
                 self.recovery.consecutive_failures += 1;
-                self.back_off(false, None);
+                self.back_off(None, Vec::new());
             }
         }
     }
@@ -1434,27 +1492,32 @@ impl Ue {
                     flow,
                     reason: TransportError::TimedOut,
                 });
-                self.attempt_failed();
+                self.attempt_failed(AttemptFailure::Connect(TransportError::TimedOut));
             }
             State::Handshaking { .. } => {
                 let failure = TlsFailure::new(
                     TlsFailureKind::Other("handshake timed out".into()),
                     TlsPhase::Handshake,
                 );
-                self.emit_for_flow(|flow| Event::TlsFailed { flow, failure });
-                self.attempt_failed();
+                self.emit_for_flow(|flow| Event::TlsFailed {
+                    flow,
+                    failure: failure.clone(),
+                });
+                self.attempt_failed(AttemptFailure::Tls(failure));
             }
             // O.3.1.4: no final answer (or no REGISTER from the stack) in time.
             State::AwaitingRegister { .. } | State::Registering { .. } => {
+                let candidates = self.take_round_failures();
                 self.emit(Event::RegistrationFailed {
                     status: None,
                     reason: FailureReason::Timeout,
                     retrying: true,
+                    candidates,
                 });
                 self.close_flow(true);
                 self.end_procedure_with_purge();
                 self.recovery.consecutive_failures += 1;
-                self.back_off(false, None);
+                self.back_off(None, Vec::new());
             }
             State::Deregistering { .. } => self.finish_deregistration(),
             State::BackingOff { .. } => {

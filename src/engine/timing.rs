@@ -5,13 +5,15 @@ use std::time::Duration;
 use crate::config::Backoff;
 
 /// RFC 5626 §4.5: `W = min(max-time, base-time · 2^consecutive-failures)`; the wait is
-/// uniform in `[W/2, W]`. Returns the window `(W/2, W)`.
+/// uniform in `[W/2, W]`. Returns the window `(W/2, W)`. `all_flows_failed`: "all of the
+/// flows to every URI in the outbound proxy set have failed" (base 30 s); false only while
+/// another registration flow is still up (base 90 s).
 pub(crate) fn backoff_window(
     policy: &Backoff,
     consecutive_failures: u32,
-    all_failed: bool,
+    all_flows_failed: bool,
 ) -> (Duration, Duration) {
-    let base = if all_failed {
+    let base = if all_flows_failed {
         policy.base_all_failed
     } else {
         policy.base_not_all_failed

@@ -116,6 +116,7 @@ impl Failure {
                 status,
                 reason,
                 retrying,
+                ..
             } => {
                 let mut this = Self::new(
                     R::IMSTLS_REGISTRATION_FAILED,

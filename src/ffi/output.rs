@@ -7,7 +7,7 @@ use std::ffi::{c_char, CString};
 use zeroize::Zeroizing;
 
 use crate::config::{Host, UeConfig};
-use crate::engine::{Event, Output, RegisterReason, RekeyMethod, TransportError};
+use crate::engine::{CandidateFailure, Event, Output, RegisterReason, RekeyMethod};
 
 use super::boundary::{arg, copy_out, free_boxed, guard, out};
 use super::error::{c_string, imstls_error, Failure};
@@ -66,12 +66,18 @@ pub enum imstls_event_kind {
     IMSTLS_EVENT_REGISTERED = 10,
     /// The flow was lost (`reason`, flag WAS_REGISTERED, `error`); a new flow follows.
     IMSTLS_EVENT_CONNECTION_LOST = 11,
-    /// Waiting before the next attempt (`attempt`, `delay_ms`; RFC 5626 §4.5).
+    /// Waiting before the next attempt (`attempt`, `delay_ms`; RFC 5626 §4.5). When every
+    /// candidate failed in the round, `imstls_output_failed_candidate_count` and the
+    /// `imstls_output_failed_candidate_*` accessors give each candidate's failure.
     IMSTLS_EVENT_BACKING_OFF = 12,
     /// An incomplete registration was torn down (O.4.1): `flow` (0 if none),
     /// `purged_sessions`, `dropped_bytes`, `reason` = the state it was in.
     IMSTLS_EVENT_SUPERSEDED = 13,
-    /// The registration failed (`sip_status`, `reason`, flag RETRYING).
+    /// The registration failed (`sip_status`, `reason`, flag RETRYING). With `reason` `"tls"`
+    /// every candidate was tried and each failed for its TLS configuration (no common
+    /// version, suite or group; a client certificate demanded under the abort policy): the
+    /// `imstls_output_failed_candidate_*` accessors list them, one per candidate. With
+    /// `"certificate"` they list the candidates tried before and the rejected one last.
     IMSTLS_EVENT_REGISTRATION_FAILED = 14,
     /// De-registered; the flow is closed.
     IMSTLS_EVENT_DEREGISTERED = 15,
@@ -153,6 +159,28 @@ pub struct imstls_output {
     cipher_suite: CString,
     kx_group: CString,
     error: Option<Box<imstls_error>>,
+    failed_candidates: Vec<FailedCandidate>,
+}
+
+/// One candidate's failed attempt, as C reads it.
+struct FailedCandidate {
+    candidate: u32,
+    flow: u64,
+    target: CString,
+    reason: CString,
+    detail: CString,
+}
+
+impl FailedCandidate {
+    fn new(failure: &CandidateFailure) -> Self {
+        Self {
+            candidate: u32::try_from(failure.candidate).unwrap_or(u32::MAX),
+            flow: failure.flow.0,
+            target: c_string(&failure.target),
+            reason: c_string(failure.reason.code()),
+            detail: c_string(&failure.reason.to_string()),
+        }
+    }
 }
 
 impl imstls_output {
@@ -182,6 +210,7 @@ impl imstls_output {
             cipher_suite: CString::default(),
             kx_group: CString::default(),
             error: None,
+            failed_candidates: Vec::new(),
         }
     }
 
@@ -249,13 +278,7 @@ impl imstls_output {
             }
             Event::ConnectFailed { flow, reason } => {
                 this.flow = flow.0;
-                this.reason = c_string(match reason {
-                    TransportError::Refused => "refused",
-                    TransportError::Unreachable => "unreachable",
-                    TransportError::TimedOut => "timed_out",
-                    TransportError::Reset => "reset",
-                    TransportError::Other(_) => "other",
-                });
+                this.reason = c_string(reason.code());
                 E::IMSTLS_EVENT_CONNECT_FAILED
             }
             Event::TlsEstablished { flow, details } => {
@@ -325,9 +348,14 @@ impl imstls_output {
                 }
                 E::IMSTLS_EVENT_CONNECTION_LOST
             }
-            Event::BackingOff { attempt, delay } => {
+            Event::BackingOff {
+                attempt,
+                delay,
+                candidates,
+            } => {
                 this.attempt = attempt;
                 this.delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                this.failed_candidates = candidates.iter().map(FailedCandidate::new).collect();
                 E::IMSTLS_EVENT_BACKING_OFF
             }
             Event::Superseded { abandoned } => {
@@ -341,7 +369,9 @@ impl imstls_output {
                 status,
                 reason,
                 retrying,
+                candidates,
             } => {
+                this.failed_candidates = candidates.iter().map(FailedCandidate::new).collect();
                 this.sip_status = status.unwrap_or(0);
                 this.reason = c_string(reason.code());
                 if retrying {
@@ -678,6 +708,106 @@ pub extern "C" fn imstls_output_error(output: *const imstls_output) -> *const im
             .and_then(|o| o.error.as_deref())
             .map_or(std::ptr::null(), |e| e as *const imstls_error)
     })
+}
+
+/// BACKING_OFF and REGISTRATION_FAILED: how many candidates failed in the round that ended
+/// (failover), in the order tried; 0 for other outputs. Index them from 0 with the
+/// `imstls_output_failed_candidate_*` accessors.
+///
+/// - Thread safety: any thread; the output is immutable.
+#[no_mangle]
+pub extern "C" fn imstls_output_failed_candidate_count(output: *const imstls_output) -> usize {
+    guard(|| field(output, |o| o.failed_candidates.len()))
+}
+
+fn failed_candidate<T: Default>(
+    output: *const imstls_output,
+    index: usize,
+    get: impl FnOnce(&FailedCandidate) -> T,
+) -> T {
+    field(output, |o| {
+        o.failed_candidates.get(index).map(get).unwrap_or_default()
+    })
+}
+
+fn failed_candidate_text(
+    output: *const imstls_output,
+    index: usize,
+    get: impl FnOnce(&FailedCandidate) -> &CString,
+) -> *const c_char {
+    arg(output, "output")
+        .ok()
+        .and_then(|o| o.failed_candidates.get(index))
+        .map_or(c"".as_ptr(), |f| get(f).as_ptr())
+}
+
+/// The `index`-th failed candidate's position in the configuration (as CONNECTING's
+/// `imstls_output_candidate`); `UINT32_MAX` when `index` is out of range.
+///
+/// - Thread safety: any thread; the output is immutable.
+#[no_mangle]
+pub extern "C" fn imstls_output_failed_candidate(
+    output: *const imstls_output,
+    index: usize,
+) -> u32 {
+    guard(|| {
+        arg(output, "output")
+            .ok()
+            .and_then(|o| o.failed_candidates.get(index))
+            .map_or(u32::MAX, |f| f.candidate)
+    })
+}
+
+/// The flow of the `index`-th failed candidate's attempt; 0 when out of range.
+///
+/// - Thread safety: any thread; the output is immutable.
+#[no_mangle]
+pub extern "C" fn imstls_output_failed_candidate_flow(
+    output: *const imstls_output,
+    index: usize,
+) -> u64 {
+    guard(|| failed_candidate(output, index, |f| f.flow))
+}
+
+/// `"host:port"` of the `index`-th failed candidate; `""` when out of range.
+///
+/// - Lifetime: borrowed from `output`.
+/// - Thread safety: any thread; the output is immutable.
+#[no_mangle]
+pub extern "C" fn imstls_output_failed_candidate_target(
+    output: *const imstls_output,
+    index: usize,
+) -> *const c_char {
+    guard(|| failed_candidate_text(output, index, |f| &f.target))
+}
+
+/// Why the `index`-th candidate failed, a stable code: `"connect_refused"`,
+/// `"connect_unreachable"`, `"connect_timed_out"`, `"connect_reset"`, `"connect_other"`, a
+/// TLS failure kind (`"no_common_cipher_suite"`, `"protocol_version"`, `"no_common_group"`,
+/// `"client_certificate_requested"`, `"unexpected_eof"`, ...) or a certificate failure
+/// (`"expired"`, `"name_mismatch"`, ...); `""` when out of range.
+///
+/// - Lifetime: borrowed from `output`.
+/// - Thread safety: any thread; the output is immutable.
+#[no_mangle]
+pub extern "C" fn imstls_output_failed_candidate_reason(
+    output: *const imstls_output,
+    index: usize,
+) -> *const c_char {
+    guard(|| failed_candidate_text(output, index, |f| &f.reason))
+}
+
+/// One line of English on the `index`-th candidate's failure (alerts included), without
+/// personal data; `""` when out of range.
+///
+/// - Lifetime: borrowed from `output`.
+/// - Thread safety: any thread; the output is immutable.
+#[no_mangle]
+pub extern "C" fn imstls_output_failed_candidate_detail(
+    output: *const imstls_output,
+    index: usize,
+) -> *const c_char {
+    guard(|| failed_candidate_text(output, index, |f| &f.detail))
 }
 
 /// Frees an output (its bytes are zeroized); NULL is a no-op.

@@ -285,7 +285,8 @@ impl TlsFailure {
     }
 
     /// True when retrying the same P-CSCF cannot help without a configuration change or an
-    /// explicit new registration (certificate, version, suite, policy failures).
+    /// explicit new registration (certificate, version, suite, policy failures). The engine
+    /// still tries the other candidates after any of these but a certificate failure.
     pub fn is_permanent(&self) -> bool {
         matches!(
             self.kind,

@@ -93,6 +93,8 @@ pub struct World {
     pub peer_answer_limit: Option<usize>,
     /// Peers whose flow the UE closed, kept for inspection.
     pub finished: Vec<(FlowId, PcscfCore)>,
+    /// A TLS server of its own for some candidates (index → config); others use `server`.
+    pub candidate_servers: BTreeMap<usize, Arc<ServerConfig>>,
 }
 
 pub fn identity() -> Identity {
@@ -147,6 +149,7 @@ impl World {
             stack_mode: StackMode::Auto,
             peer_answer_limit: None,
             finished: Vec::new(),
+            candidate_servers: BTreeMap::new(),
         }
     }
 
@@ -249,8 +252,12 @@ impl World {
     fn on_connect(&mut self, flow: FlowId, candidate: usize) {
         match self.connect[candidate] {
             ConnectMode::Accept | ConnectMode::AcceptSilent => {
-                let mut core =
-                    PcscfCore::new(self.server.clone(), self.registrar.clone(), flow.0).unwrap();
+                let server = self
+                    .candidate_servers
+                    .get(&candidate)
+                    .unwrap_or(&self.server)
+                    .clone();
+                let mut core = PcscfCore::new(server, self.registrar.clone(), flow.0).unwrap();
                 core.set_answer_limit(self.peer_answer_limit);
                 if self.connect[candidate] == ConnectMode::Accept {
                     self.peers.insert(

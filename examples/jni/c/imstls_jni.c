@@ -791,6 +791,38 @@ STRING_ACCESSOR(n_output_tls_version, imstls_output, imstls_output_tls_version)
 STRING_ACCESSOR(n_output_cipher_suite, imstls_output, imstls_output_cipher_suite)
 STRING_ACCESSOR(n_output_kx_group, imstls_output, imstls_output_kx_group)
 
+NUMBER_ACCESSOR(n_output_failed_candidate_count, jlong, imstls_output,
+                imstls_output_failed_candidate_count)
+
+/* The index-th failed candidate (BACKING_OFF, REGISTRATION_FAILED); -1 when out of range. */
+static jlong n_output_failed_candidate(JNIEnv *env, jclass c, jlong output, jlong index) {
+    (void)env;
+    (void)c;
+    uint32_t candidate = imstls_output_failed_candidate(OUTPUT(output), (size_t)index);
+    return candidate == UINT32_MAX ? -1 : (jlong)candidate;
+}
+
+static jlong n_output_failed_candidate_flow(JNIEnv *env, jclass c, jlong output, jlong index) {
+    (void)env;
+    (void)c;
+    return (jlong)imstls_output_failed_candidate_flow(OUTPUT(output), (size_t)index);
+}
+
+static jstring n_output_failed_candidate_target(JNIEnv *env, jclass c, jlong output, jlong index) {
+    (void)c;
+    return string_out(env, imstls_output_failed_candidate_target(OUTPUT(output), (size_t)index));
+}
+
+static jstring n_output_failed_candidate_reason(JNIEnv *env, jclass c, jlong output, jlong index) {
+    (void)c;
+    return string_out(env, imstls_output_failed_candidate_reason(OUTPUT(output), (size_t)index));
+}
+
+static jstring n_output_failed_candidate_detail(JNIEnv *env, jclass c, jlong output, jlong index) {
+    (void)c;
+    return string_out(env, imstls_output_failed_candidate_detail(OUTPUT(output), (size_t)index));
+}
+
 /* The bytes of a TRANSMIT or SIP_RECEIVED output as a new byte[]. */
 static jbyteArray n_output_data(JNIEnv *env, jclass c, jlong output) {
     (void)c;
@@ -1011,6 +1043,12 @@ static const JNINativeMethod METHODS[] = {
     M("outputSipStatus", "(" J ")" I, n_output_sip_status),
     M("outputAttempt", "(" J ")" J, n_output_attempt),
     M("outputDelayMs", "(" J ")" J, n_output_delay_ms),
+    M("outputFailedCandidateCount", "(" J ")" J, n_output_failed_candidate_count),
+    M("outputFailedCandidate", "(" J J ")" J, n_output_failed_candidate),
+    M("outputFailedCandidateFlow", "(" J J ")" J, n_output_failed_candidate_flow),
+    M("outputFailedCandidateTarget", "(" J J ")" STR, n_output_failed_candidate_target),
+    M("outputFailedCandidateReason", "(" J J ")" STR, n_output_failed_candidate_reason),
+    M("outputFailedCandidateDetail", "(" J J ")" STR, n_output_failed_candidate_detail),
     M("outputExpiresS", "(" J ")" J, n_output_expires_s),
     M("outputRefreshInS", "(" J ")" J, n_output_refresh_in_s),
     M("outputFlags", "(" J ")" I, n_output_flags),

@@ -1,5 +1,9 @@
 package org.imstls;
 
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
 /**
  * One event, pulled from {@link ImsTlsUe#pollOutput()} or {@link ImsTlsDriver#pollEvent()}:
  * immutable, copied out of the native output (which is freed at once). Fields that do not
@@ -37,6 +41,7 @@ public final class Event {
     private final String kxGroup;
     private final byte[] sipMessage;
     private final Failure failure;
+    private final List<CandidateFailure> failedCandidates;
 
     private Event(long output) {
         kind = EventKind.of(Native.outputEvent(output));
@@ -63,6 +68,16 @@ public final class Event {
         sipMessage = kind == EventKind.SIP_RECEIVED ? Native.outputData(output) : null;
         long error = Native.outputError(output); // lent by the output: not freed here
         failure = error != 0 ? Failure.read(error) : null;
+        long count = Native.outputFailedCandidateCount(output);
+        List<CandidateFailure> failed = new ArrayList<CandidateFailure>();
+        for (long i = 0; i < count; i++) {
+            failed.add(new CandidateFailure(Native.outputFailedCandidate(output, i),
+                    Native.outputFailedCandidateFlow(output, i),
+                    Native.outputFailedCandidateTarget(output, i),
+                    Native.outputFailedCandidateReason(output, i),
+                    Native.outputFailedCandidateDetail(output, i)));
+        }
+        failedCandidates = Collections.unmodifiableList(failed);
     }
 
     /** Reads a native output of kind EVENT (the caller frees it). */
@@ -156,6 +171,14 @@ public final class Event {
      * the failure in detail (reason, alert sent, expected and presented names); null otherwise.
      */
     public Failure failure() { return failure; }
+
+    /**
+     * BACKING_OFF and REGISTRATION_FAILED: each candidate that failed in the round that ended,
+     * in the order tried (failover). A REGISTRATION_FAILED with reason {@code "tls"} lists every
+     * candidate, each failed for its TLS configuration; with {@code "certificate"} the rejected
+     * one last. Empty otherwise.
+     */
+    public List<CandidateFailure> failedCandidates() { return failedCandidates; }
 
     /** Name and detail: no personal data. */
     @Override

@@ -176,6 +176,12 @@ final class Native {
     static native int outputSipStatus(long output);
     static native long outputAttempt(long output);
     static native long outputDelayMs(long output);
+    static native long outputFailedCandidateCount(long output);
+    static native long outputFailedCandidate(long output, long index);
+    static native long outputFailedCandidateFlow(long output, long index);
+    static native String outputFailedCandidateTarget(long output, long index);
+    static native String outputFailedCandidateReason(long output, long index);
+    static native String outputFailedCandidateDetail(long output, long index);
     static native long outputExpiresS(long output);
     static native long outputRefreshInS(long output);
     static native int outputFlags(long output);

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import org.imstls.Binding;
+import org.imstls.CandidateFailure;
 import org.imstls.Config;
 import org.imstls.Event;
 import org.imstls.Failure;
@@ -347,12 +348,14 @@ public final class Ue {
             case BACKING_OFF:
                 j.append(",\"attempt\":").append(e.attempt()).append(",\"delay_ms\":")
                         .append(e.delayMs());
+                candidates(j, e);
                 break;
             case REGISTRATION_FAILED:
                 j.append(",\"status\":").append(e.sipStatus() == 0 ? "null"
                         : String.valueOf(e.sipStatus()));
                 field(j, "reason", e.reason());
                 j.append(",\"retrying\":").append(e.retrying());
+                candidates(j, e);
                 break;
             default:
                 break;
@@ -360,6 +363,20 @@ public final class Ue {
         field(j, "clause", e.clause());
         System.out.println(j.append('}'));
         System.out.flush();
+    }
+
+    /** {@code "candidates":[{"candidate":0,"target":..,"reason":..,"detail":..}, ...]} */
+    private static void candidates(StringBuilder j, Event e) {
+        j.append(",\"candidates\":[");
+        String separator = "";
+        for (CandidateFailure c : e.failedCandidates()) {
+            j.append(separator).append("{\"candidate\":").append(c.candidate())
+                    .append(",\"target\":").append(json(c.target()))
+                    .append(",\"reason\":").append(json(c.reason()))
+                    .append(",\"detail\":").append(json(c.detail())).append('}');
+            separator = ",";
+        }
+        j.append(']');
     }
 
     private static void field(StringBuilder j, String key, String value) {

@@ -18,6 +18,7 @@ import java.util.concurrent.atomic.AtomicReference;
 
 import org.imstls.Binding;
 import org.imstls.Config;
+import org.imstls.CandidateFailure;
 import org.imstls.ConnectError;
 import org.imstls.Event;
 import org.imstls.EventKind;
@@ -71,6 +72,7 @@ public final class JniTests {
         run("sans_io_connection_loss_re_registers", JniTests::sansIoRecovers);
         run("sans_io_expired_certificate_is_an_event_with_reason_and_alert",
                 JniTests::sansIoExpiredCertificate);
+        run("sans_io_failover_lists_each_failed_candidate", JniTests::sansIoFailover);
         run("driver_registers_on_a_socket_java_created_and_handed_in",
                 JniTests::driverExternalSocket);
         run("driver_managed_mode_registers_and_refuses_misuse", JniTests::driverManaged);
@@ -615,6 +617,38 @@ public final class JniTests {
             checkEquals("expired", last == null ? null : last.certificateFailure(),
                     "lastError keeps the certificate detail");
             check(s.count(EventKind.REGISTERED) == 0, "never registered");
+        }
+    }
+
+    private static void sansIoFailover() throws IOException {
+        String refused = "127.0.0.1:1";
+        Config config = Config.builder().addPcscf(refused).addPcscf(opt("expired"))
+                .serverName(opt("server-name")).addTrustAnchorsFile(opt("ca")).randomSeed(7)
+                .build();
+        try (SansIoStack s = new SansIoStack(config)) {
+            s.start();
+            check(s.until(() -> s.stopped), "the registration failed for good");
+            checkEquals(2, s.count(EventKind.CONNECTING), "both candidates tried");
+            Event failedEvent = s.first(EventKind.REGISTRATION_FAILED);
+            check(failedEvent != null, "a registration_failed event");
+            if (failedEvent != null) {
+                List<CandidateFailure> list = failedEvent.failedCandidates();
+                checkEquals(2, list.size(), "one entry per candidate");
+                if (list.size() == 2) {
+                    checkEquals(0L, list.get(0).candidate(), "first index");
+                    checkEquals(refused, list.get(0).target(), "first target");
+                    checkEquals("connect_refused", list.get(0).reason(), "first reason");
+                    checkEquals(1L, list.get(1).candidate(), "second index");
+                    checkEquals(opt("expired"), list.get(1).target(), "second target");
+                    checkEquals("expired", list.get(1).reason(), "second reason");
+                    check(list.get(1).detail().contains("certificate_expired"),
+                            "the detail names the alert: " + list.get(1).detail());
+                    check(list.get(0).flow() != list.get(1).flow(), "one flow each");
+                }
+            }
+            Event connecting = s.first(EventKind.CONNECTING);
+            check(connecting != null && connecting.failedCandidates().isEmpty(),
+                    "other events list none");
         }
     }
 
