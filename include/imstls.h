@@ -144,6 +144,11 @@ enum imstls_result
      */
     IMSTLS_WRONG_MODE = 204,
     /**
+     * A REGISTER answer was reported for a flow that is no longer the current one: it
+     * answers an earlier procedure or attempt and was not applied (TS 33.203 O.4.1).
+     */
+    IMSTLS_STALE_REPORT = 205,
+    /**
      * The engine refused the input for a reason this version of the C API does not name;
      * the handle's last error has the message.
      */
@@ -1265,16 +1270,23 @@ imstls_result imstls_driver_send_sip(imstls_driver *driver, const uint8_t *messa
 /**
  * The stack got a 401/407 (see `imstls_ue_registration_challenged`).
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
-imstls_result imstls_driver_registration_challenged(imstls_driver *driver, bool stale);
+imstls_result imstls_driver_registration_challenged(imstls_driver *driver,
+                                                    uint64_t flow,
+                                                    bool stale);
 
 /**
  * The stack got a 2xx (see `imstls_ue_registration_succeeded`; `flow_timer_s` 0: none).
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
 imstls_result imstls_driver_registration_succeeded(imstls_driver *driver,
+                                                   uint64_t flow,
                                                    uint32_t expires_s,
                                                    uint32_t flow_timer_s);
 
@@ -1282,9 +1294,12 @@ imstls_result imstls_driver_registration_succeeded(imstls_driver *driver,
  * The stack got a final error 300–699 (see `imstls_ue_registration_failed`;
  * `retry_after_s` 0: none).
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
 imstls_result imstls_driver_registration_failed(imstls_driver *driver,
+                                                uint64_t flow,
                                                 uint32_t status,
                                                 uint32_t retry_after_s);
 
@@ -1859,19 +1874,28 @@ imstls_result imstls_ue_send_sip(imstls_ue *ue,
  * The stack got a 401/407 to the REGISTER (`stale`: the challenge said stale=true,
  * O.3.1.3). The next REGISTER goes on the same flow: a REGISTER_NOW follows.
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer.
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow: the answer
+ *   belongs to an earlier procedure or attempt (O.4.1).
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
-imstls_result imstls_ue_registration_challenged(imstls_ue *ue, uint64_t now_ms, bool stale);
+imstls_result imstls_ue_registration_challenged(imstls_ue *ue,
+                                                uint64_t now_ms,
+                                                uint64_t flow,
+                                                bool stale);
 
 /**
  * The stack got a 2xx to the REGISTER: `expires_s` as granted (> 0, except for the answer
  * to a de-REGISTER), `flow_timer_s` the RFC 5626 Flow-Timer (0: none). Schedules the
  * refresh and keep-alives.
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
 imstls_result imstls_ue_registration_succeeded(imstls_ue *ue,
                                                uint64_t now_ms,
+                                               uint64_t flow,
                                                uint32_t expires_s,
                                                uint32_t flow_timer_s);
 
@@ -1880,10 +1904,13 @@ imstls_result imstls_ue_registration_succeeded(imstls_ue *ue,
  * Retry-After (0: none). O.3.1.1: the flow is closed and its session deleted; 408, 480,
  * 500, 503, 504 are retried after a back-off, other codes stop (`IMSTLS_STATE_CLOSED`).
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
 imstls_result imstls_ue_registration_failed(imstls_ue *ue,
                                             uint64_t now_ms,
+                                            uint64_t flow,
                                             uint32_t status,
                                             uint32_t retry_after_s);
 

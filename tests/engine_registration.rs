@@ -1054,17 +1054,19 @@ fn deregistering_an_incomplete_procedure_just_tears_it_down() {
 #[test]
 fn misuse_is_refused_without_changing_state() {
     let mut w = world();
+    // No flow: any report answers a flow that is gone.
+    let none = imstls::FlowId(1);
     assert!(matches!(
-        w.ue.registration_succeeded(w.now, S(60), None),
-        Err(UeError::WrongState { .. })
+        w.ue.registration_succeeded(w.now, none, S(60), None),
+        Err(UeError::StaleReport { current: None, .. })
     ));
     assert!(matches!(
-        w.ue.registration_challenged(w.now, false),
-        Err(UeError::WrongState { .. })
+        w.ue.registration_challenged(w.now, none, false),
+        Err(UeError::StaleReport { current: None, .. })
     ));
     assert!(matches!(
-        w.ue.registration_failed(w.now, 200, None),
-        Err(UeError::InvalidArgument(_))
+        w.ue.registration_failed(w.now, none, 404, None),
+        Err(UeError::StaleReport { current: None, .. })
     ));
     assert!(matches!(
         w.ue.deregister(w.now),
@@ -1076,9 +1078,14 @@ fn misuse_is_refused_without_changing_state() {
     ));
     assert_eq!(w.state(), UeState::Idle);
     w.register();
+    let flow = w.ue.current_flow().unwrap();
     assert!(matches!(
-        w.ue.registration_succeeded(w.now, Duration::ZERO, None),
+        w.ue.registration_succeeded(w.now, flow, Duration::ZERO, None),
         Err(UeError::WrongState { .. })
+    ));
+    assert!(matches!(
+        w.ue.registration_failed(w.now, flow, 200, None),
+        Err(UeError::InvalidArgument(_))
     ));
 }
 
@@ -1102,7 +1109,7 @@ fn a_queued_register_now_for_a_superseded_flow_is_withdrawn() {
         w2.ua.next_register()
     };
     w2.ue.send_sip(w2.now, &register).unwrap();
-    w2.ue.registration_challenged(w2.now, false).unwrap();
+    w2.ue.registration_challenged(w2.now, flow, false).unwrap();
     w2.ue
         .start_registration(w2.now, support::identity())
         .unwrap();
@@ -1193,8 +1200,12 @@ fn a_late_answer_to_a_refresh_overtaken_by_deregistration_is_accepted() {
     w.auto_stack = false;
     w.ue.send_sip(w.now, &refresh).unwrap();
     w.ue.deregister(w.now).unwrap();
-    assert_eq!(w.ue.registration_succeeded(w.now, S(3600), None), Ok(()));
-    assert_eq!(w.ue.registration_challenged(w.now, false), Ok(()));
+    let flow = w.ue.current_flow().unwrap();
+    assert_eq!(
+        w.ue.registration_succeeded(w.now, flow, S(3600), None),
+        Ok(())
+    );
+    assert_eq!(w.ue.registration_challenged(w.now, flow, false), Ok(()));
     assert_eq!(w.state(), UeState::Deregistering);
 }
 
@@ -1210,8 +1221,9 @@ fn a_registration_reported_before_any_pcscf_data_is_a_proven_flow() {
         w.ua.next_register()
     };
     w.ue.send_sip(w.now, &register).unwrap();
-    w.ue.registration_succeeded(w.now, S(3600), None).unwrap();
     let flow = w.ue.current_flow().unwrap();
+    w.ue.registration_succeeded(w.now, flow, S(3600), None)
+        .unwrap();
     // Then the flow breaks: a lost registration, not a failed handshake attempt.
     w.ue.receive(w.now, flow, b"\x17\x03\x03\x00\x05garbage")
         .unwrap();
@@ -1219,4 +1231,93 @@ fn a_registration_reported_before_any_pcscf_data_is_a_proven_flow() {
     w.pump();
     assert_eq!(w.count("connection_lost"), 1, "{:?}", w.codes());
     assert!(w.ue.check_invariants().is_ok());
+}
+
+/// The REGISTER answer that arrived on `flow` (last one), as the stack's UA reads it.
+fn held_answer(w: &mut World, flow: imstls::FlowId) -> imstls_testkit::ua::UaOutcome {
+    let message = w
+        .events
+        .iter()
+        .rev()
+        .find_map(|(_, e)| match e {
+            Event::SipReceived { flow: f, message } if *f == flow => Some(message.clone()),
+            _ => None,
+        })
+        .expect("an answer on the old flow");
+    let message = imstls_testkit::sip::SipMessage::parse(&message).expect("valid SIP");
+    w.ua.handle_response(&message)
+}
+
+/// Starts a procedure by hand (no automatic stack) and sends its REGISTER; returns its flow.
+fn procedure_with_register_out(w: &mut World) -> imstls::FlowId {
+    w.ue.start_registration(w.now, support::identity()).unwrap();
+    w.pump();
+    let flow = w.ue.current_flow().unwrap();
+    let register = {
+        w.ua.new_registration();
+        w.ua.next_register()
+    };
+    w.ue.send_sip(w.now, &register).unwrap();
+    w.pump();
+    flow
+}
+
+/// What the stack does with an answer that arrived on `flow`.
+fn report_answer(
+    w: &mut World,
+    flow: imstls::FlowId,
+    outcome: imstls_testkit::ua::UaOutcome,
+) -> Result<(), UeError> {
+    use imstls_testkit::ua::UaOutcome;
+    match outcome {
+        UaOutcome::Challenged { stale } => w.ue.registration_challenged(w.now, flow, stale),
+        UaOutcome::Registered { expires, .. } => {
+            w.ue.registration_succeeded(w.now, flow, S(expires.into()), None)
+        }
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
+
+#[test]
+fn an_old_flows_answer_reported_after_a_new_procedure_started_is_refused() {
+    use imstls_testkit::ua::UaOutcome;
+    for want_200 in [false, true] {
+        let mut w = world();
+        w.auto_stack = false;
+        let old = procedure_with_register_out(&mut w);
+        let mut held = held_answer(&mut w, old);
+        assert!(matches!(held, UaOutcome::Challenged { .. }), "{held:?}");
+        if want_200 {
+            report_answer(&mut w, old, held).unwrap();
+            w.pump();
+            let register = w.ua.next_register();
+            w.ue.send_sip(w.now, &register).unwrap();
+            w.pump();
+            held = held_answer(&mut w, old);
+            assert!(matches!(held, UaOutcome::Registered { .. }), "{held:?}");
+        }
+        // The stack had not handled that answer yet when a new procedure started.
+        let new = procedure_with_register_out(&mut w);
+        assert_ne!(old, new);
+        assert_eq!(w.state(), UeState::Registering);
+        let result = report_answer(&mut w, old, held);
+        w.pump();
+        assert_eq!(
+            result,
+            Err(UeError::StaleReport {
+                flow: old,
+                current: Some(new)
+            }),
+            "the stale answer (200: {want_200}) was applied: now {:?}, {:?}",
+            w.state(),
+            w.codes()
+        );
+        // A 3xx-6xx from the old flow is refused the same way and does not end the new one.
+        assert!(matches!(
+            w.ue.registration_failed(w.now, old, 403, None),
+            Err(UeError::StaleReport { .. })
+        ));
+        w.pump();
+        assert_eq!(w.state(), UeState::Registering, "{:?}", w.codes());
+    }
 }

@@ -51,7 +51,7 @@
 //!     while let Some(event) = driver.poll_event() {
 //!         match event {
 //!             Event::RegisterNow { .. } => { /* driver.send_sip(&register)? */ }
-//!             Event::SipReceived { .. } => { /* parse; driver.registration_succeeded(..)? */ }
+//!             Event::SipReceived { flow, .. } => { /* parse; driver.registration_succeeded(flow, ..)? */ }
 //!             Event::Registered { .. } => return Ok(()),
 //!             _ => {}
 //!         }
@@ -269,34 +269,45 @@ impl Driver {
         Ok(())
     }
 
-    /// [`Ue::registration_challenged`].
-    pub fn registration_challenged(&mut self, stale: bool) -> Result<(), DriverError> {
+    /// [`Ue::registration_challenged`]: `flow` is that of the [`Event::SipReceived`] that
+    /// carried the 401/407.
+    pub fn registration_challenged(
+        &mut self,
+        flow: FlowId,
+        stale: bool,
+    ) -> Result<(), DriverError> {
         let now = clock::now();
-        self.ue.registration_challenged(now, stale)?;
+        self.ue.registration_challenged(now, flow, stale)?;
         self.pump(now);
         Ok(())
     }
 
-    /// [`Ue::registration_succeeded`].
+    /// [`Ue::registration_succeeded`]: `flow` is that of the [`Event::SipReceived`] that
+    /// carried the 2xx.
     pub fn registration_succeeded(
         &mut self,
+        flow: FlowId,
         expires: Duration,
         flow_timer: Option<Duration>,
     ) -> Result<(), DriverError> {
         let now = clock::now();
-        self.ue.registration_succeeded(now, expires, flow_timer)?;
+        self.ue
+            .registration_succeeded(now, flow, expires, flow_timer)?;
         self.pump(now);
         Ok(())
     }
 
-    /// [`Ue::registration_failed`].
+    /// [`Ue::registration_failed`]: `flow` is that of the [`Event::SipReceived`] that
+    /// carried the final error.
     pub fn registration_failed(
         &mut self,
+        flow: FlowId,
         status: u16,
         retry_after: Option<Duration>,
     ) -> Result<(), DriverError> {
         let now = clock::now();
-        self.ue.registration_failed(now, status, retry_after)?;
+        self.ue
+            .registration_failed(now, flow, status, retry_after)?;
         self.pump(now);
         Ok(())
     }

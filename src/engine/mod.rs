@@ -387,9 +387,18 @@ impl Ue {
     }
 
     /// The stack got a 401/407 to the REGISTER: the next REGISTER goes on the same flow
-    /// (Annex N; with `stale` = true, O.3.1.3).
-    pub fn registration_challenged(&mut self, now: Instant, stale: bool) -> Result<(), UeError> {
+    /// (Annex N; with `stale` = true, O.3.1.3). `flow` is the flow of the
+    /// [`Event::SipReceived`] that carried the answer; an answer from any other flow belongs
+    /// to an earlier procedure and is refused with [`UeError::StaleReport`] (O.4.1: a new
+    /// procedure keeps nothing of the one it replaced).
+    pub fn registration_challenged(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        stale: bool,
+    ) -> Result<(), UeError> {
         self.advance(now);
+        self.check_report(flow)?;
         let max = self.config.inner.max_challenges;
         let timeout = self.config.registration_timeout();
         match self.state {
@@ -450,14 +459,18 @@ impl Ue {
 
     /// The stack got a 2xx to the REGISTER. `expires` is what the registrar granted;
     /// `flow_timer` is its RFC 5626 Flow-Timer, if any. Schedules the refresh
-    /// (TS 24.229 §5.1.1.4.1) and keep-alives (RFC 5626 §4.4.1).
+    /// (TS 24.229 §5.1.1.4.1) and keep-alives (RFC 5626 §4.4.1). `flow` is the flow of the
+    /// [`Event::SipReceived`] that carried the answer; another flow's answer is refused with
+    /// [`UeError::StaleReport`] (O.4.1).
     pub fn registration_succeeded(
         &mut self,
         now: Instant,
+        flow: FlowId,
         expires: Duration,
         flow_timer: Option<Duration>,
     ) -> Result<(), UeError> {
         self.advance(now);
+        self.check_report(flow)?;
         match self.state {
             State::Deregistering { sent: true, .. } => {
                 self.finish_deregistration();
@@ -516,13 +529,17 @@ impl Ue {
     /// The stack got a final error (3xx–6xx) to the REGISTER. O.3.1.1: the flow is closed
     /// and its TLS session deleted. 408, 480, 500, 503 and 504 are retried after a back-off
     /// (at least `retry_after`); every other status stops the UE ([`UeState::Closed`]).
+    /// `flow` is the flow of the [`Event::SipReceived`] that carried the answer; another
+    /// flow's answer is refused with [`UeError::StaleReport`] (O.4.1).
     pub fn registration_failed(
         &mut self,
         now: Instant,
+        flow: FlowId,
         status: u16,
         retry_after: Option<Duration>,
     ) -> Result<(), UeError> {
         self.advance(now);
+        self.check_report(flow)?;
         if !(300..=699).contains(&status) {
             return Err(UeError::InvalidArgument(
                 "status must be a final error, 300..=699",
@@ -915,6 +932,18 @@ impl Ue {
         match &self.flow {
             Some(current) if current.id == flow => Ok(()),
             _ => Err(UeError::UnknownFlow(flow)),
+        }
+    }
+
+    /// O.4.1: a REGISTER answer belongs to the flow it arrived on. Every procedure (and every
+    /// retry within one) has its own flow, so an answer from another flow is stale.
+    fn check_report(&self, flow: FlowId) -> Result<(), UeError> {
+        match &self.flow {
+            Some(current) if current.id == flow => Ok(()),
+            current => Err(UeError::StaleReport {
+                flow,
+                current: current.as_ref().map(|f| f.id),
+            }),
         }
     }
 

@@ -453,26 +453,28 @@ static jint n_ue_send_sip(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jbyteAr
     return rc;
 }
 
-static jint n_ue_registration_challenged(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jboolean stale) {
+static jint n_ue_registration_challenged(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong flow,
+                                         jboolean stale) {
     (void)env;
     (void)c;
-    return (jint)imstls_ue_registration_challenged(UE(ue), (uint64_t)now_ms, stale == JNI_TRUE);
+    return (jint)imstls_ue_registration_challenged(UE(ue), (uint64_t)now_ms, (uint64_t)flow,
+                                                   stale == JNI_TRUE);
 }
 
-static jint n_ue_registration_succeeded(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jint expires_s,
-                                        jint flow_timer_s) {
+static jint n_ue_registration_succeeded(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong flow,
+                                        jint expires_s, jint flow_timer_s) {
     (void)env;
     (void)c;
-    return (jint)imstls_ue_registration_succeeded(UE(ue), (uint64_t)now_ms, (uint32_t)expires_s,
-                                                  (uint32_t)flow_timer_s);
+    return (jint)imstls_ue_registration_succeeded(UE(ue), (uint64_t)now_ms, (uint64_t)flow,
+                                                  (uint32_t)expires_s, (uint32_t)flow_timer_s);
 }
 
-static jint n_ue_registration_failed(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jint status,
-                                     jint retry_after_s) {
+static jint n_ue_registration_failed(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong flow,
+                                     jint status, jint retry_after_s) {
     (void)env;
     (void)c;
-    return (jint)imstls_ue_registration_failed(UE(ue), (uint64_t)now_ms, (uint32_t)status,
-                                               (uint32_t)retry_after_s);
+    return (jint)imstls_ue_registration_failed(UE(ue), (uint64_t)now_ms, (uint64_t)flow,
+                                               (uint32_t)status, (uint32_t)retry_after_s);
 }
 
 /* A UE input taking only the time. */
@@ -638,25 +640,27 @@ static jint n_driver_send_sip(JNIEnv *env, jclass c, jlong driver, jbyteArray me
     return rc;
 }
 
-static jint n_driver_registration_challenged(JNIEnv *env, jclass c, jlong driver, jboolean stale) {
+static jint n_driver_registration_challenged(JNIEnv *env, jclass c, jlong driver, jlong flow,
+                                             jboolean stale) {
     (void)env;
     (void)c;
-    return (jint)imstls_driver_registration_challenged(DRIVER(driver), stale == JNI_TRUE);
+    return (jint)imstls_driver_registration_challenged(DRIVER(driver), (uint64_t)flow,
+                                                       stale == JNI_TRUE);
 }
 
-static jint n_driver_registration_succeeded(JNIEnv *env, jclass c, jlong driver, jint expires_s,
-                                            jint flow_timer_s) {
+static jint n_driver_registration_succeeded(JNIEnv *env, jclass c, jlong driver, jlong flow,
+                                            jint expires_s, jint flow_timer_s) {
     (void)env;
     (void)c;
-    return (jint)imstls_driver_registration_succeeded(DRIVER(driver), (uint32_t)expires_s,
-                                                      (uint32_t)flow_timer_s);
+    return (jint)imstls_driver_registration_succeeded(DRIVER(driver), (uint64_t)flow,
+                                                      (uint32_t)expires_s, (uint32_t)flow_timer_s);
 }
 
-static jint n_driver_registration_failed(JNIEnv *env, jclass c, jlong driver, jint status,
-                                         jint retry_after_s) {
+static jint n_driver_registration_failed(JNIEnv *env, jclass c, jlong driver, jlong flow,
+                                         jint status, jint retry_after_s) {
     (void)env;
     (void)c;
-    return (jint)imstls_driver_registration_failed(DRIVER(driver), (uint32_t)status,
+    return (jint)imstls_driver_registration_failed(DRIVER(driver), (uint64_t)flow, (uint32_t)status,
                                                    (uint32_t)retry_after_s);
 }
 
@@ -953,9 +957,9 @@ static const JNINativeMethod METHODS[] = {
     M("ueFree", "(" J ")V", n_ue_free),
     M("ueStartRegistration", "(" J J BYTES BYTES2 ")" I, n_ue_start_registration),
     M("ueSendSip", "(" J J BYTES ")" I, n_ue_send_sip),
-    M("ueRegistrationChallenged", "(" J J Z ")" I, n_ue_registration_challenged),
-    M("ueRegistrationSucceeded", "(" J J I I ")" I, n_ue_registration_succeeded),
-    M("ueRegistrationFailed", "(" J J I I ")" I, n_ue_registration_failed),
+    M("ueRegistrationChallenged", "(" J J J Z ")" I, n_ue_registration_challenged),
+    M("ueRegistrationSucceeded", "(" J J J I I ")" I, n_ue_registration_succeeded),
+    M("ueRegistrationFailed", "(" J J J I I ")" I, n_ue_registration_failed),
     M("ueDeregister", "(" J J ")" I, n_ue_deregister),
     M("ueNetworkChanged", "(" J J ")" I, n_ue_network_changed),
     M("ueRekey", "(" J J ")" I, n_ue_rekey),
@@ -977,9 +981,9 @@ static const JNINativeMethod METHODS[] = {
     M("driverSetConnectMode", "(" J I ")" I, n_driver_set_connect_mode),
     M("driverStartRegistration", "(" J BYTES BYTES2 ")" I, n_driver_start_registration),
     M("driverSendSip", "(" J BYTES ")" I, n_driver_send_sip),
-    M("driverRegistrationChallenged", "(" J Z ")" I, n_driver_registration_challenged),
-    M("driverRegistrationSucceeded", "(" J I I ")" I, n_driver_registration_succeeded),
-    M("driverRegistrationFailed", "(" J I I ")" I, n_driver_registration_failed),
+    M("driverRegistrationChallenged", "(" J J Z ")" I, n_driver_registration_challenged),
+    M("driverRegistrationSucceeded", "(" J J I I ")" I, n_driver_registration_succeeded),
+    M("driverRegistrationFailed", "(" J J I I ")" I, n_driver_registration_failed),
     M("driverDeregister", "(" J ")" I, n_driver_deregister),
     M("driverNetworkChanged", "(" J ")" I, n_driver_network_changed),
     M("driverRekey", "(" J ")" I, n_driver_rekey),

@@ -116,9 +116,11 @@ final class Native {
     static native void ueFree(long ue);
     static native int ueStartRegistration(long ue, long nowMs, byte[] impi, byte[][] impus);
     static native int ueSendSip(long ue, long nowMs, byte[] message);
-    static native int ueRegistrationChallenged(long ue, long nowMs, boolean stale);
-    static native int ueRegistrationSucceeded(long ue, long nowMs, int expiresS, int flowTimerS);
-    static native int ueRegistrationFailed(long ue, long nowMs, int status, int retryAfterS);
+    static native int ueRegistrationChallenged(long ue, long nowMs, long flow, boolean stale);
+    static native int ueRegistrationSucceeded(long ue, long nowMs, long flow, int expiresS,
+            int flowTimerS);
+    static native int ueRegistrationFailed(long ue, long nowMs, long flow, int status,
+            int retryAfterS);
     static native int ueDeregister(long ue, long nowMs);
     static native int ueNetworkChanged(long ue, long nowMs);
     static native int ueRekey(long ue, long nowMs);
@@ -141,9 +143,11 @@ final class Native {
     static native int driverSetConnectMode(long driver, int mode);
     static native int driverStartRegistration(long driver, byte[] impi, byte[][] impus);
     static native int driverSendSip(long driver, byte[] message);
-    static native int driverRegistrationChallenged(long driver, boolean stale);
-    static native int driverRegistrationSucceeded(long driver, int expiresS, int flowTimerS);
-    static native int driverRegistrationFailed(long driver, int status, int retryAfterS);
+    static native int driverRegistrationChallenged(long driver, long flow, boolean stale);
+    static native int driverRegistrationSucceeded(long driver, long flow, int expiresS,
+            int flowTimerS);
+    static native int driverRegistrationFailed(long driver, long flow, int status,
+            int retryAfterS);
     static native int driverDeregister(long driver);
     static native int driverNetworkChanged(long driver);
     static native int driverRekey(long driver);

@@ -74,6 +74,8 @@ public final class JniTests {
         run("driver_registers_on_a_socket_java_created_and_handed_in",
                 JniTests::driverExternalSocket);
         run("driver_managed_mode_registers_and_refuses_misuse", JniTests::driverManaged);
+        run("sans_io_an_old_flows_answer_reported_late_is_refused", JniTests::sansIoStaleAnswer);
+        run("driver_an_old_flows_answer_reported_late_is_refused", JniTests::driverStaleAnswer);
         run("driver_wrong_name_reports_expected_and_presented_names",
                 JniTests::driverWrongName);
         run("log_sink_runs_on_the_calling_thread_and_busy_on_reentry", JniTests::logSinkThreads);
@@ -179,9 +181,10 @@ public final class JniTests {
     /** What the stack calls on the UE or driver. */
     private interface Inputs {
         void sendSip(byte[] message);
-        void challenged(boolean stale);
-        void succeeded(int expires);
-        void failed(int status, int retryAfter);
+        /* Each returns false when the answer's flow is stale (nothing applied). */
+        boolean challenged(long flow, boolean stale);
+        boolean succeeded(long flow, int expires);
+        boolean failed(long flow, int status, int retryAfter);
         Binding binding();
     }
 
@@ -193,6 +196,20 @@ public final class JniTests {
         boolean registered;
         boolean deregistered;
         boolean stopped; // a registration failure that is not retried
+        boolean holdAnswers; // a late stack: answers are kept, not reported
+        final List<Long> heldFlows = new ArrayList<Long>();
+        final List<MiniUa.Result> heldAnswers = new ArrayList<MiniUa.Result>();
+
+        /** Reports an answer that arrived on {@code flow}; false when imstls calls it stale. */
+        boolean report(long flow, MiniUa.Result r) {
+            switch (r.outcome) {
+                case CHALLENGED: return inputs.challenged(flow, r.stale);
+                case REGISTERED: return inputs.succeeded(flow, r.expires);
+                case DEREGISTERED: return inputs.succeeded(flow, 0);
+                case FAILED: return inputs.failed(flow, r.status, r.retryAfter);
+                default: return true;
+            }
+        }
 
         void react(Event e) {
             events.add(e);
@@ -210,12 +227,11 @@ public final class JniTests {
                 }
                 case SIP_RECEIVED: {
                     MiniUa.Result r = ua.response(e.sipMessage());
-                    switch (r.outcome) {
-                        case CHALLENGED: inputs.challenged(r.stale); break;
-                        case REGISTERED: inputs.succeeded(r.expires); break;
-                        case DEREGISTERED: inputs.succeeded(0); break;
-                        case FAILED: inputs.failed(r.status, r.retryAfter); break;
-                        default: break;
+                    if (holdAnswers) {
+                        heldFlows.add(e.flow());
+                        heldAnswers.add(r);
+                    } else {
+                        check(report(e.flow(), r), "the answer of the current flow is applied");
                     }
                     break;
                 }
@@ -286,9 +302,15 @@ public final class JniTests {
             link = new SansIoLink(ue, null);
             inputs = new Inputs() {
                 public void sendSip(byte[] m) { ue.sendSip(link.now(), m); }
-                public void challenged(boolean stale) { ue.registrationChallenged(link.now(), stale); }
-                public void succeeded(int expires) { ue.registrationSucceeded(link.now(), expires, 0); }
-                public void failed(int s, int r) { ue.registrationFailed(link.now(), s, r); }
+                public boolean challenged(long flow, boolean stale) {
+                    return ue.registrationChallenged(link.now(), flow, stale);
+                }
+                public boolean succeeded(long flow, int expires) {
+                    return ue.registrationSucceeded(link.now(), flow, expires, 0);
+                }
+                public boolean failed(long flow, int s, int r) {
+                    return ue.registrationFailed(link.now(), flow, s, r);
+                }
                 public Binding binding() { return ue.binding(); }
             };
         }
@@ -332,9 +354,15 @@ public final class JniTests {
             }
             inputs = new Inputs() {
                 public void sendSip(byte[] m) { driver.sendSip(m); }
-                public void challenged(boolean stale) { driver.registrationChallenged(stale); }
-                public void succeeded(int expires) { driver.registrationSucceeded(expires, 0); }
-                public void failed(int s, int r) { driver.registrationFailed(s, r); }
+                public boolean challenged(long flow, boolean stale) {
+                    return driver.registrationChallenged(flow, stale);
+                }
+                public boolean succeeded(long flow, int expires) {
+                    return driver.registrationSucceeded(flow, expires, 0);
+                }
+                public boolean failed(long flow, int s, int r) {
+                    return driver.registrationFailed(flow, s, r);
+                }
                 public Binding binding() { return driver.binding(); }
             };
         }
@@ -457,7 +485,7 @@ public final class JniTests {
             expect(IndexOutOfBoundsException.class,
                     () -> ue.receive(1, 1, new byte[4], 2, 3), "bytes beyond the array");
             expect(IllegalArgumentException.class,
-                    () -> ue.registrationSucceeded(1, -1, 0), "a negative expiry");
+                    () -> ue.registrationSucceeded(1, 1, -1, 0), "a negative expiry");
             expectCode(ResultCode.INVALID_IDENTITY,
                     () -> ue.startRegistration(1, opt("impi"), "mailto:alice@ims.test"),
                     "an IMPU that is no sip:/tel: URI");
@@ -682,6 +710,49 @@ public final class JniTests {
         }
     }
 
+    /**
+     * O.4.1 (issue 12 section 3): the old flow's 401, and a 200 or 403 claimed for it, reported
+     * after a new procedure started, are refused (false) and change nothing; the new flow's
+     * own answer completes the registration.
+     */
+    private static void staleAnswerChecks(Stack s, java.util.function.Supplier<State> state) {
+        check(s.heldFlows.size() == 2 && !s.heldFlows.get(0).equals(s.heldFlows.get(1)),
+                "two answers on two flows: " + s.heldFlows);
+        checkEquals(State.REGISTERING, state.get(), "the new procedure waits for its answer");
+        long old = s.heldFlows.get(0);
+        check(!s.report(old, s.heldAnswers.get(0)), "the old flow's 401 is refused as stale");
+        check(!s.inputs.succeeded(old, 600), "a 200 for the old flow is refused as stale");
+        check(!s.inputs.failed(old, 403, 0), "a 403 for the old flow is refused as stale");
+        checkEquals(State.REGISTERING, state.get(), "nothing was applied");
+        checkEquals("STALE_REPORT", ResultCode.name(ResultCode.STALE_REPORT), "the code's name");
+        s.holdAnswers = false;
+        check(s.report(s.heldFlows.get(1), s.heldAnswers.get(1)), "the new flow's 401 applies");
+    }
+
+    private static void sansIoStaleAnswer() throws IOException {
+        try (SansIoStack s = new SansIoStack(config(opt("pcscf")))) {
+            s.holdAnswers = true;
+            s.start();
+            check(s.until(() -> s.heldAnswers.size() >= 1), "the first flow's answer arrived");
+            s.start();
+            check(s.until(() -> s.heldAnswers.size() >= 2), "the second flow's answer arrived");
+            staleAnswerChecks(s, s.ue::state);
+            check(s.until(() -> s.registered), "registered on the new flow");
+        }
+    }
+
+    private static void driverStaleAnswer() throws IOException {
+        try (DriverStack s = new DriverStack(config(opt("pcscf")), false)) {
+            s.holdAnswers = true;
+            s.driver.startRegistration(opt("impi"), opt("impu"));
+            check(s.until(() -> s.heldAnswers.size() >= 1), "the first flow's answer arrived");
+            s.driver.startRegistration(opt("impi"), opt("impu"));
+            check(s.until(() -> s.heldAnswers.size() >= 2), "the second flow's answer arrived");
+            staleAnswerChecks(s, s.driver::state);
+            check(s.until(() -> s.registered), "registered on the new flow");
+        }
+    }
+
     private static void driverWrongName() throws IOException {
         try (DriverStack s = new DriverStack(config(opt("wrong-name")), false)) {
             s.driver.startRegistration(opt("impi"), opt("impu"));
@@ -762,9 +833,9 @@ public final class JniTests {
         List<Body> ueCalls = Arrays.<Body>asList(
                 () -> ue.startRegistration(1, opt("impi"), opt("impu")),
                 () -> ue.sendSip(1, new byte[1]),
-                () -> ue.registrationChallenged(1, false),
-                () -> ue.registrationSucceeded(1, 60, 0),
-                () -> ue.registrationFailed(1, 403, 0),
+                () -> ue.registrationChallenged(1, 1, false),
+                () -> ue.registrationSucceeded(1, 1, 60, 0),
+                () -> ue.registrationFailed(1, 1, 403, 0),
                 () -> ue.deregister(1),
                 () -> ue.networkChanged(1),
                 () -> ue.rekey(1),
@@ -790,9 +861,9 @@ public final class JniTests {
                 () -> d.setConnectMode(ImsTlsDriver.ConnectMode.EXTERNAL),
                 () -> d.startRegistration(opt("impi"), opt("impu")),
                 () -> d.sendSip(new byte[1]),
-                () -> d.registrationChallenged(false),
-                () -> d.registrationSucceeded(60, 0),
-                () -> d.registrationFailed(403, 0),
+                () -> d.registrationChallenged(1, false),
+                () -> d.registrationSucceeded(1, 60, 0),
+                () -> d.registrationFailed(1, 403, 0),
                 () -> d.deregister(),
                 () -> d.networkChanged(),
                 () -> d.rekey(),
