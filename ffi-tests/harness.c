@@ -1048,6 +1048,14 @@ static void misuse_utf8_and_arguments(void) {
         imstls_error_free(e);
     }
     CHECK_OK(imstls_config_builder_set_conformance_log_entries(b, 0));
+    /* A queue cap below twice the largest SIP message (default 128 KiB) is refused. */
+    CHECK_OK(imstls_config_builder_set_queue_limits(b, 0, 4096, 0));
+    CHECK_RESULT(imstls_config_builder_build(b, &config), IMSTLS_INVALID_CONFIG);
+    if (CHECK_OK(imstls_config_builder_last_error(b, &e))) {
+        CHECK(strcmp(imstls_error_config_field(e), "max_driver_outgoing_bytes") == 0);
+        imstls_error_free(e);
+    }
+    CHECK_OK(imstls_config_builder_set_queue_limits(b, 0, 512 * 1024, 0));
     CHECK_OK(imstls_config_builder_build(b, &config));
     imstls_config_builder_free(b);
     imstls_ue *ue = NULL;

@@ -96,11 +96,11 @@ pub mod x509;
 
 pub use config::{
     Backoff, Candidate, CertificateRequestPolicy, ConfigError, Host, KeepAlive, KxGroup,
-    TlsVersions, TrustSource, UeConfig, UeConfigBuilder,
+    QueueLimits, TlsVersions, TrustSource, UeConfig, UeConfigBuilder,
 };
 pub use engine::{
     Abandoned, Binding, ConformanceEntry, Event, FailureReason, FlowId, Identity, LossReason,
-    Output, RegisterKind, RegisterReason, RekeyMethod, TransportClosure, TransportError, Ue,
+    Output, Queue, RegisterKind, RegisterReason, RekeyMethod, TransportClosure, TransportError, Ue,
     UeError, UeState,
 };
 pub use profile::{crypto_provider_name, TlsProfile};

@@ -1321,3 +1321,86 @@ fn an_old_flows_answer_reported_after_a_new_procedure_started_is_refused() {
         assert_eq!(w.state(), UeState::Registering, "{:?}", w.codes());
     }
 }
+
+// ----- bounded under a hostile peer (issue 12 §5) ----------------------------------------
+
+#[test]
+fn a_burst_of_pings_in_one_read_gets_one_pong() {
+    let mut w = registered_world();
+    let answered = w.count("ping_answered");
+    let pongs = |w: &mut World| {
+        w.peer()
+            .observations()
+            .iter()
+            .filter(|o| **o == Observation::PongReceived)
+            .count()
+    };
+    let pongs_before = pongs(&mut w);
+    for _ in 0..6 {
+        w.peer().send_ping();
+    }
+    w.deliver_tampered(|_| {}); // the six ping records arrive in one read
+    assert_eq!(w.count("ping_answered") - answered, 1, "{:?}", w.codes());
+    assert_eq!(pongs(&mut w) - pongs_before, 1);
+    // The next read's ping is answered again: one pong per read, not one per flow.
+    w.peer().send_ping();
+    w.deliver_tampered(|_| {});
+    assert_eq!(w.count("ping_answered") - answered, 2);
+}
+
+/// What the undrained engine output queue holds: payload bytes plus one `Output` each.
+fn drain_footprint(ue: &mut imstls::Ue) -> (usize, Vec<imstls::Output>) {
+    use imstls::Output;
+    let mut bytes = 0;
+    let mut outputs = Vec::new();
+    loop {
+        let output = ue.poll_output();
+        bytes += std::mem::size_of::<Output>()
+            + match &output {
+                Output::Transmit { data, .. } => data.len(),
+                Output::Event(Event::SipReceived { message, .. }) => message.len(),
+                Output::Timeout(_) => return (bytes, outputs),
+                _ => 0,
+            };
+        outputs.push(output);
+    }
+}
+
+#[test]
+fn an_undrained_engine_output_queue_is_capped_and_fails_the_flow() {
+    const DEFAULT_CAP: usize = 1024 * 1024;
+    let mut w = registered_world();
+    let flow = w.ue.current_flow().unwrap();
+    let message = format!(
+        "MESSAGE sip:alice@ims.test SIP/2.0\r\nCSeq: 1 MESSAGE\r\nX-Fill: {}\r\nContent-Length: 0\r\n\r\n",
+        "a".repeat(900)
+    );
+    // The peer sends 3 MiB of requests; the caller feeds them in but never drains.
+    let mut refused = false;
+    for _ in 0..3000 {
+        let peer = &mut w.peers.get_mut(&flow).expect("the flooding peer").core;
+        peer.send_request(message.as_bytes());
+        let bytes = peer.take_output();
+        if w.ue.receive(w.now, flow, &bytes).is_err() {
+            refused = true; // the flow is gone: later bytes of it are not taken
+            break;
+        }
+    }
+    let (queued, outputs) = drain_footprint(&mut w.ue);
+    assert!(
+        queued <= DEFAULT_CAP + 64 * 1024,
+        "the engine held {queued} bytes for a caller that did not drain"
+    );
+    assert!(refused, "the flooded flow is failed");
+    use imstls::Output;
+    let lost = outputs.iter().find_map(|o| match o {
+        Output::Event(Event::ConnectionLost { reason, .. }) => Some(reason.code()),
+        _ => None,
+    });
+    assert_eq!(lost, Some("queue_overflow"));
+    // Recovery backs off (a flood never counts as a proven flow that is retried at once).
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::BackingOff { .. }))));
+    assert_eq!(w.state(), UeState::BackingOff);
+}

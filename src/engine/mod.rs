@@ -28,7 +28,7 @@ use log::{debug, info, warn};
 
 pub use error::UeError;
 pub use event::{
-    Abandoned, Binding, ConformanceEntry, Event, FailureReason, FlowId, LossReason, Output,
+    Abandoned, Binding, ConformanceEntry, Event, FailureReason, FlowId, LossReason, Output, Queue,
     RegisterKind, RegisterReason, RekeyMethod, TransportClosure, TransportError,
 };
 pub use identity::Identity;
@@ -757,6 +757,13 @@ impl Ue {
         };
         let result = tls.receive(data);
         self.flush_transmit();
+        self.receive_tls_result(flow, result);
+        self.enforce_output_cap(flow);
+        Ok(())
+    }
+
+    /// What `receive` does with the TLS layer's verdict on the bytes.
+    fn receive_tls_result(&mut self, flow: FlowId, result: Result<(), TlsFailure>) {
         match result {
             Err(failure) => self.on_tls_failure(failure),
             Ok(()) => {
@@ -779,6 +786,47 @@ impl Ue {
                 }
             }
         }
+    }
+
+    /// The caller did not drain what `flow`'s input produced and the engine output queue
+    /// passed [`QueueLimits::engine_output_bytes`](crate::QueueLimits): the flow fails (its
+    /// unsent bytes are dropped) and recovery backs off, so a peer cannot grow the queue
+    /// without bound.
+    fn enforce_output_cap(&mut self, flow: FlowId) {
+        if self.flow.as_ref().is_none_or(|f| f.id != flow) {
+            return;
+        }
+        let queued: usize = self.outputs.iter().map(Output::footprint).sum();
+        if queued <= self.config.queue_limits().engine_output_bytes {
+            return;
+        }
+        warn!("{flow}: the engine output queue holds {queued} bytes: failing the flow");
+        self.drop_queued(flow);
+        self.flow_lost(LossReason::QueueOverflow {
+            queue: Queue::EngineOutput,
+            queued,
+        });
+    }
+
+    /// The driver (or any caller) could not hand what `flow` produced on: `reason` is a
+    /// [`LossReason::QueueOverflow`] or [`LossReason::PeerNotReading`]. The flow fails and
+    /// recovery backs off (RFC 5626 §4.5), never at once.
+    pub fn queue_overflowed(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        reason: LossReason,
+    ) -> Result<(), UeError> {
+        self.advance(now);
+        self.check_flow(flow)?;
+        if !reason.is_overload() {
+            return Err(UeError::InvalidArgument(
+                "queue_overflowed takes QueueOverflow or PeerNotReading",
+            ));
+        }
+        warn!("{flow}: {reason}: failing the flow");
+        self.drop_queued(flow);
+        self.flow_lost(reason);
         Ok(())
     }
 
@@ -1263,7 +1311,8 @@ impl Ue {
         };
         let candidate = flow.candidate;
         let keepalive = self.config.keepalive();
-        let proven = flow.registered_at.is_some()
+        let proven = !reason.is_overload()
+            && flow.registered_at.is_some()
             && (flow.pong_seen
                 || (!keepalive.enabled
                     && flow.registered_at.is_some_and(|at| {
@@ -1301,6 +1350,7 @@ impl Ue {
     }
 
     fn process_plaintext(&mut self) {
+        let mut pong_sent = false;
         loop {
             let Some(flow) = self.flow.as_mut() else {
                 return;
@@ -1318,9 +1368,13 @@ impl Ue {
                 Ok(Some(Frame::Message(message))) => {
                     self.emit(Event::SipReceived { flow: id, message });
                 }
+                // RFC 5626 §5.4: a ping gets a pong. One pong answers every ping of the same
+                // read: more would let the P-CSCF amplify its pings into our records and events.
+                Ok(Some(Frame::Ping)) if pong_sent => {}
                 Ok(Some(Frame::Ping)) => {
                     if let Some(tls) = flow.tls.as_mut() {
                         if tls.send(PONG).is_ok() {
+                            pong_sent = true;
                             self.flush_transmit();
                             self.emit(Event::PingAnswered { flow: id });
                         }

@@ -393,6 +393,16 @@ static jint n_builder_set_conformance_log_entries(JNIEnv *env, jclass c, jlong b
                                                                    (size_t)v);
 }
 
+static jint n_builder_set_queue_limits(JNIEnv *env, jclass c, jlong b, jlong engine_output,
+                                       jlong driver_outgoing, jlong driver_events) {
+    (void)env;
+    (void)c;
+    return (jint)imstls_config_builder_set_queue_limits(PTR(imstls_config_builder, b),
+                                                        (size_t)engine_output,
+                                                        (size_t)driver_outgoing,
+                                                        (size_t)driver_events);
+}
+
 static jint n_builder_build(JNIEnv *env, jclass c, jlong b, jlongArray out) {
     (void)c;
     OUT_POINTER(imstls_config_builder_build(PTR(imstls_config_builder, b), &value_), imstls_config, out);
@@ -948,6 +958,7 @@ static const JNINativeMethod METHODS[] = {
     M("builderSetMaxSipMessageSize", "(" J J ")" I, n_builder_set_max_sip_message_size),
     M("builderSetMaxChallenges", "(" J I ")" I, n_builder_set_max_challenges),
     M("builderSetConformanceLogEntries", "(" J J ")" I, n_builder_set_conformance_log_entries),
+    M("builderSetQueueLimits", "(" J J J J ")" I, n_builder_set_queue_limits),
     M("builderSetRandomSeed", "(" J J ")" I, n_builder_set_random_seed),
     M("builderBuild", "(" J LONGS ")" I, n_builder_build),
     M("builderLastError", "(" J LONGS ")" I, n_builder_last_error),

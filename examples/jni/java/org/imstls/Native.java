@@ -106,6 +106,8 @@ final class Native {
     static native int builderSetMaxSipMessageSize(long builder, long bytes);
     static native int builderSetMaxChallenges(long builder, int count);
     static native int builderSetConformanceLogEntries(long builder, long entries);
+    static native int builderSetQueueLimits(long builder, long engineOutputBytes,
+            long driverOutgoingBytes, long driverEventBytes);
     static native int builderSetRandomSeed(long builder, long seed);
     static native int builderBuild(long builder, long[] out);
     static native int builderLastError(long builder, long[] out);

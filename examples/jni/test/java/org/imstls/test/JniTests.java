@@ -449,6 +449,13 @@ public final class JniTests {
                 .conformanceLogEntries(5000).build(), "a conformance log over 4096 entries");
         checkEquals("conformance_log_entries", f == null ? null : f.configField(),
                 "field of the conformance log bound");
+        f = expectCode(ResultCode.INVALID_CONFIG, () -> Config.builder().addPcscf("127.0.0.1:9")
+                .queueLimits(0, 0, 1000).build(), "an event queue cap under two SIP messages");
+        checkEquals("max_driver_event_bytes", f == null ? null : f.configField(),
+                "field of the event queue cap");
+        Config capped = Config.builder().addPcscf("127.0.0.1:9")
+                .queueLimits(256 * 1024, 512 * 1024, 0).build();
+        checkEquals(1, capped.candidateCount(), "a UE with its own queue caps");
         Config noLog = Config.builder().addPcscf("127.0.0.1:9").conformanceLogEntries(0).build();
         checkEquals(1, noLog.candidateCount(), "a UE without conformance log");
         Config good = config(opt("pcscf"));
