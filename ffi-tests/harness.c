@@ -1094,6 +1094,7 @@ static void misuse_order(void) {
     CHECK_RESULT(imstls_ue_rekey(ue, now), IMSTLS_WRONG_STATE);
     CHECK_RESULT(imstls_ue_connected(ue, now, 42, NULL, NULL), IMSTLS_UNKNOWN_FLOW);
     CHECK_RESULT(imstls_ue_receive(ue, now, 42, (const uint8_t *)"x", 1), IMSTLS_UNKNOWN_FLOW);
+    CHECK_RESULT(imstls_ue_peer_not_reading(ue, now, 42, 1 << 20), IMSTLS_UNKNOWN_FLOW);
     imstls_error *e = NULL;
     if (CHECK_OK(imstls_ue_last_error(ue, &e))) {
         CHECK(imstls_error_result(e) == IMSTLS_UNKNOWN_FLOW);

@@ -2001,6 +2001,20 @@ imstls_result imstls_ue_receive(imstls_ue *ue,
                                 size_t len);
 
 /**
+ * The P-CSCF does not read: the TLS bytes of `flow` your socket has not taken reached the cap
+ * you keep for your write buffer (`queued_bytes` of them). Like the driver at its
+ * `driver_outgoing_bytes` cap, the flow fails (CONNECTION_LOST, reason `"peer_not_reading"`,
+ * a CLOSE follows: drop what you queued for it) and a new registration follows after an
+ * RFC 5626 §4.5 back-off.
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+ */
+imstls_result imstls_ue_peer_not_reading(imstls_ue *ue,
+                                         uint64_t now_ms,
+                                         uint64_t flow,
+                                         size_t queued_bytes);
+
+/**
  * Your socket for `flow` ended: `closure` is an `imstls_transport_closure` value, `detail`
  * an optional description (NULL allowed). Close the socket yourself.
  *

@@ -1404,3 +1404,39 @@ fn an_undrained_engine_output_queue_is_capped_and_fails_the_flow() {
         .any(|o| matches!(o, Output::Event(Event::BackingOff { .. }))));
     assert_eq!(w.state(), UeState::BackingOff);
 }
+
+#[test]
+fn an_overloaded_proven_flow_is_not_retried_at_once_but_backs_off() {
+    let mut w = registered_world();
+    w.advance(S(1)); // the first pong arrived: the flow is proven
+    assert!(w.count("pong_received") >= 1);
+    let flow = w.ue.current_flow().unwrap();
+    // Only the overload reasons are taken.
+    assert!(matches!(
+        w.ue.queue_overflowed(w.now, flow, imstls::LossReason::Eof),
+        Err(UeError::InvalidArgument(_))
+    ));
+    assert_eq!(w.state(), UeState::Registered);
+    w.ue.queue_overflowed(
+        w.now,
+        flow,
+        imstls::LossReason::PeerNotReading { queued: 2 << 20 },
+    )
+    .unwrap();
+    w.pump();
+    let Some((_, Event::ConnectionLost { reason, .. })) = w.last("connection_lost") else {
+        panic!("no loss: {:?}", w.codes());
+    };
+    assert_eq!(reason.code(), "peer_not_reading");
+    // A flooding P-CSCF must not get an immediate reconnect (and flood again) every time.
+    assert_eq!(w.state(), UeState::BackingOff, "{:?}", w.codes());
+    // The lost flow takes no more input.
+    assert!(matches!(
+        w.ue.queue_overflowed(
+            w.now,
+            flow,
+            imstls::LossReason::PeerNotReading { queued: 1 }
+        ),
+        Err(UeError::UnknownFlow(_))
+    ));
+}

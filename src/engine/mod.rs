@@ -790,8 +790,9 @@ impl Ue {
 
     /// The caller did not drain what `flow`'s input produced and the engine output queue
     /// passed [`QueueLimits::engine_output_bytes`](crate::QueueLimits): the flow fails (its
-    /// unsent bytes are dropped) and recovery backs off, so a peer cannot grow the queue
-    /// without bound.
+    /// unsent bytes are dropped) and, as O.4.1 wants for a lost connection, a new registration
+    /// follows, after an RFC 5626 §4.5 back-off, so a peer cannot grow the queue without
+    /// bound.
     fn enforce_output_cap(&mut self, flow: FlowId) {
         if self.flow.as_ref().is_none_or(|f| f.id != flow) {
             return;
@@ -808,9 +809,11 @@ impl Ue {
         });
     }
 
-    /// The driver (or any caller) could not hand what `flow` produced on: `reason` is a
-    /// [`LossReason::QueueOverflow`] or [`LossReason::PeerNotReading`]. The flow fails and
-    /// recovery backs off (RFC 5626 §4.5), never at once.
+    /// The driver (or a sans-IO caller capping its own write buffer) could not hand what
+    /// `flow` produced on: `reason` is a [`LossReason::QueueOverflow`] or
+    /// [`LossReason::PeerNotReading`]. The flow is lost (O.4.1: a new registration follows)
+    /// and recovery backs off (RFC 5626 §4.5), never at once: an overloaded flow does not
+    /// count as proven.
     pub fn queue_overflowed(
         &mut self,
         now: Instant,

@@ -7,7 +7,9 @@ use std::ffi::{c_char, c_void};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::engine::{FlowId, Identity, Output, TransportClosure, TransportError, Ue, UeState};
+use crate::engine::{
+    FlowId, Identity, LossReason, Output, TransportClosure, TransportError, Ue, UeState,
+};
 
 use super::binding::imstls_binding;
 use super::boundary::{arg, boxed, bytes_arg, guard, opt_str_arg, out, str_arg, str_array_arg};
@@ -457,6 +459,30 @@ pub extern "C" fn imstls_ue_receive(
         input(ue, now_ms, |engine, now| {
             let data = bytes_arg(data, len, "data")?;
             Ok(engine.receive(now, FlowId(flow), data)?)
+        })
+    })
+}
+
+/// The P-CSCF does not read: the TLS bytes of `flow` your socket has not taken reached the cap
+/// you keep for your write buffer (`queued_bytes` of them). Like the driver at its
+/// `driver_outgoing_bytes` cap, the flow fails (CONNECTION_LOST, reason `"peer_not_reading"`,
+/// a CLOSE follows: drop what you queued for it) and a new registration follows after an
+/// RFC 5626 §4.5 back-off.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_ue_peer_not_reading(
+    ue: *mut imstls_ue,
+    now_ms: u64,
+    flow: u64,
+    queued_bytes: usize,
+) -> imstls_result {
+    guard(|| {
+        input(ue, now_ms, |engine, now| {
+            let reason = LossReason::PeerNotReading {
+                queued: queued_bytes,
+            };
+            Ok(engine.queue_overflowed(now, FlowId(flow), reason)?)
         })
     })
 }

@@ -544,6 +544,14 @@ static jint n_ue_receive(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong fl
     return rc;
 }
 
+static jint n_ue_peer_not_reading(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong flow,
+                                  jlong queued_bytes) {
+    (void)env;
+    (void)c;
+    return (jint)imstls_ue_peer_not_reading(UE(ue), (uint64_t)now_ms, (uint64_t)flow,
+                                            (size_t)queued_bytes);
+}
+
 static jint n_ue_transport_closed(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong flow,
                                   jint closure, jbyteArray detail) {
     (void)c;
@@ -978,6 +986,7 @@ static const JNINativeMethod METHODS[] = {
     M("ueConnectFailed", "(" J J J I BYTES ")" I, n_ue_connect_failed),
     M("ueReceive", "(" J J J BYTES I I ")" I, n_ue_receive),
     M("ueTransportClosed", "(" J J J I BYTES ")" I, n_ue_transport_closed),
+    M("uePeerNotReading", "(" J J J J ")" I, n_ue_peer_not_reading),
     M("ueHandleTimeout", "(" J J ")" I, n_ue_handle_timeout),
     M("uePollOutput", "(" J LONGS ")" I, n_ue_poll_output),
     M("ueNextTimeout", "(" J LONGS ")" I, n_ue_next_timeout),

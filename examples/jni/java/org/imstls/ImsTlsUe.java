@@ -224,6 +224,19 @@ public final class ImsTlsUe implements AutoCloseable {
         call(ue -> Native.ueReceive(ue, nowMs, flow, data, offset, length));
     }
 
+    /**
+     * The P-CSCF does not read: {@code queuedBytes} TLS bytes of {@code flow} wait in your
+     * write buffer, at the cap you keep. The flow fails (CONNECTION_LOST "peer_not_reading",
+     * a CLOSE follows) and a new registration follows after a back-off.
+     */
+    public void peerNotReading(long nowMs, long flow, long queuedBytes) {
+        time(nowMs);
+        if (queuedBytes < 0) {
+            throw new IllegalArgumentException("queuedBytes is negative: " + queuedBytes);
+        }
+        call(ue -> Native.uePeerNotReading(ue, nowMs, flow, queuedBytes));
+    }
+
     /** Your socket for {@code flow} ended; close it yourself. {@code detail} may be null. */
     public void transportClosed(long nowMs, long flow, TransportClosure closure, String detail) {
         time(nowMs);

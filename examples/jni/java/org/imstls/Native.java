@@ -130,6 +130,7 @@ final class Native {
     static native int ueConnectFailed(long ue, long nowMs, long flow, int reason, byte[] detail);
     static native int ueReceive(long ue, long nowMs, long flow, byte[] data, int offset, int length);
     static native int ueTransportClosed(long ue, long nowMs, long flow, int closure, byte[] detail);
+    static native int uePeerNotReading(long ue, long nowMs, long flow, long queuedBytes);
     static native int ueHandleTimeout(long ue, long nowMs);
     static native int uePollOutput(long ue, long[] out);
     static native int ueNextTimeout(long ue, long[] out);

@@ -612,6 +612,23 @@ public final class JniTests {
                     "a late wake-up refreshes the registration");
             check(s.sawRegisterNow(RegisterReason.REFRESH), "REGISTER_NOW refresh");
             checkEquals(State.REGISTERED, s.ue.state(), "still registered after catching up");
+
+            // A P-CSCF that stops reading: the app's cap on its own write buffer fails the
+            // flow, and recovery backs off (an overloaded flow never counts as proven).
+            long flow = s.ue.currentFlow();
+            int losses = s.count(EventKind.CONNECTION_LOST);
+            s.ue.peerNotReading(s.link.now(), flow, 2L << 20);
+            s.link.drain(s::react);
+            Event overload = null;
+            for (Event e : s.events) {
+                overload = e.kind() == EventKind.CONNECTION_LOST ? e : overload;
+            }
+            checkEquals(losses + 1, s.count(EventKind.CONNECTION_LOST), "the flow is lost");
+            checkEquals("peer_not_reading", overload == null ? null : overload.reason(),
+                    "loss reason");
+            checkEquals(State.BACKING_OFF, s.ue.state(), "an overload backs off");
+            expectCode(ResultCode.UNKNOWN_FLOW, () -> s.ue.peerNotReading(s.link.now(), flow, 1),
+                    "the lost flow takes no more input");
         }
     }
 
@@ -850,6 +867,7 @@ public final class JniTests {
                 () -> ue.connectFailed(1, 1, ConnectError.REFUSED, null),
                 () -> ue.receive(1, 1, new byte[1], 0, 1),
                 () -> ue.transportClosed(1, 1, TransportClosure.EOF, null),
+                () -> ue.peerNotReading(1, 1, 0),
                 () -> ue.handleTimeout(1),
                 () -> ue.pollOutput(),
                 () -> ue.nextTimeoutMs(),
