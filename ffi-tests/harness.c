@@ -260,7 +260,9 @@ static void on_sip(stack *s, const imstls_output *o) {
         return;
     }
     if (r.outcome == MINI_UA_CHALLENGED) s->challenged++;
-    CHECK_OK(report_answer(s, imstls_output_flow(o), r));
+    imstls_result rc = report_answer(s, imstls_output_flow(o), r);
+    /* A flow that ended in the same read makes its answer stale: dropped, as a stack does. */
+    if (rc != IMSTLS_STALE_REPORT) CHECK_OK(rc);
 }
 
 static void on_register_now(stack *s, const imstls_output *o) {

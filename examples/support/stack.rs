@@ -20,8 +20,17 @@ pub fn register_request(ua: &mut Ua, reason: RegisterReason) -> Vec<u8> {
 }
 
 /// Reports what a REGISTER response meant to the engine; `flow` is the flow it arrived on
-/// (that of its `SipReceived` event).
+/// (that of its `SipReceived` event). An answer whose flow is gone by now (the same read
+/// also ended the flow, or a new registration started) is refused as stale and dropped: it
+/// belongs to an earlier procedure.
 pub fn report(ue: &mut Ue, now: Instant, flow: FlowId, outcome: UaOutcome) -> Result<(), UeError> {
+    match apply(ue, now, flow, outcome) {
+        Err(UeError::StaleReport { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+fn apply(ue: &mut Ue, now: Instant, flow: FlowId, outcome: UaOutcome) -> Result<(), UeError> {
     match outcome {
         UaOutcome::Challenged { stale } => ue.registration_challenged(now, flow, stale),
         UaOutcome::Registered {
