@@ -438,7 +438,7 @@ enum imstls_event_kind
      */
     IMSTLS_EVENT_PONG_RECEIVED = 18,
     /**
-     * The P-CSCF pinged and imstls answered.
+     * The P-CSCF pinged and imstls answered: one pong per read, however many pings it held.
      */
     IMSTLS_EVENT_PING_ANSWERED = 19,
     /**

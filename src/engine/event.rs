@@ -466,7 +466,8 @@ pub enum Event {
         /// The flow.
         flow: FlowId,
     },
-    /// The P-CSCF pinged and imstls answered with a pong.
+    /// The P-CSCF pinged and imstls answered with a pong: one per read, however many pings
+    /// the read held (RFC 5626 §5.4; more would amplify a flood).
     PingAnswered {
         /// The flow.
         flow: FlowId,
