@@ -188,6 +188,10 @@ typedef struct stack {
     imstls_ue *ue;         /* sans-IO mode */
     imstls_driver *driver; /* driver mode */
     int hold_challenges;   /* leave the procedure incomplete after a 401 */
+    int hold_answers;      /* keep REGISTER answers unreported (a stack that is late) */
+    int held;
+    uint64_t held_flow[4];
+    mini_ua_result held_answer[4];
     int external;          /* driver in external-connect mode: this file connects */
     int borrow;            /* ... and lends its descriptor instead of giving it away */
     int lent_fd;
@@ -231,35 +235,45 @@ static void copy_str(char *dst, size_t cap, const char *src) {
     snprintf(dst, cap, "%s", src != NULL ? src : "(null)");
 }
 
+/* Reports a REGISTER answer that arrived on `flow` (the flow of its SIP_RECEIVED event). */
+static imstls_result report_answer(stack *s, uint64_t flow, mini_ua_result r) {
+    uint64_t now = now_ms();
+    switch (r.outcome) {
+    case MINI_UA_CHALLENGED:
+        return s->ue ? imstls_ue_registration_challenged(s->ue, now, flow, r.stale != 0)
+                     : imstls_driver_registration_challenged(s->driver, flow, r.stale != 0);
+    case MINI_UA_REGISTERED:
+        return s->ue ? imstls_ue_registration_succeeded(s->ue, now, flow, r.expires, 0)
+                     : imstls_driver_registration_succeeded(s->driver, flow, r.expires, 0);
+    case MINI_UA_DEREGISTERED:
+        return s->ue ? imstls_ue_registration_succeeded(s->ue, now, flow, 0, 0)
+                     : imstls_driver_registration_succeeded(s->driver, flow, 0, 0);
+    case MINI_UA_FAILED:
+        return s->ue ? imstls_ue_registration_failed(s->ue, now, flow, r.status, r.retry_after)
+                     : imstls_driver_registration_failed(s->driver, flow, r.status, r.retry_after);
+    default:
+        return IMSTLS_OK;
+    }
+}
+
 static void on_sip(stack *s, const imstls_output *o) {
     const uint8_t *data = NULL;
     size_t len = 0;
     CHECK_OK(imstls_output_data(o, &data, &len));
     mini_ua_result r = mini_ua_response(&s->ua, data, len);
-    imstls_result rc = IMSTLS_OK;
-    uint64_t now = now_ms();
-    switch (r.outcome) {
-    case MINI_UA_CHALLENGED:
-        s->challenged++;
-        rc = s->ue ? imstls_ue_registration_challenged(s->ue, now, r.stale != 0)
-                   : imstls_driver_registration_challenged(s->driver, r.stale != 0);
-        break;
-    case MINI_UA_REGISTERED:
-        rc = s->ue ? imstls_ue_registration_succeeded(s->ue, now, r.expires, 0)
-                   : imstls_driver_registration_succeeded(s->driver, r.expires, 0);
-        break;
-    case MINI_UA_DEREGISTERED:
-        rc = s->ue ? imstls_ue_registration_succeeded(s->ue, now, 0, 0)
-                   : imstls_driver_registration_succeeded(s->driver, 0, 0);
-        break;
-    case MINI_UA_FAILED:
-        rc = s->ue ? imstls_ue_registration_failed(s->ue, now, r.status, r.retry_after)
-                   : imstls_driver_registration_failed(s->driver, r.status, r.retry_after);
-        break;
-    default:
+    if (r.outcome < MINI_UA_CHALLENGED || r.outcome == MINI_UA_OTHER) return;
+    if (s->hold_answers) {
+        if (s->held < 4) {
+            s->held_flow[s->held] = imstls_output_flow(o);
+            s->held_answer[s->held] = r;
+        }
+        s->held++;
         return;
     }
-    CHECK_OK(rc);
+    if (r.outcome == MINI_UA_CHALLENGED) s->challenged++;
+    imstls_result rc = report_answer(s, imstls_output_flow(o), r);
+    /* A flow that ended in the same read makes its answer stale: dropped, as a stack does. */
+    if (rc != IMSTLS_STALE_REPORT) CHECK_OK(rc);
 }
 
 static void on_register_now(stack *s, const imstls_output *o) {
@@ -530,6 +544,8 @@ static int is_challenged(const stack *s) { return s->challenged >= 1; }
 static int is_superseded_and_registered(const stack *s) { return s->superseded >= 1 && s->registered >= 1; }
 static int is_failed(const stack *s) { return s->reg_failed >= 1; }
 static int is_deregistered(const stack *s) { return s->deregistered >= 1; }
+static int holds_one_answer(const stack *s) { return s->held >= 1; }
+static int holds_two_answers(const stack *s) { return s->held >= 2; }
 
 /* ---- callbacks ----------------------------------------------------------------------------- */
 
@@ -813,6 +829,51 @@ static void driver_supersede(void) {
     imstls_driver_free(s.driver);
 }
 
+/* O.4.1, issue 12 s3: a stack that handles the old flow's 401 only after a new procedure
+ * started must be told that the answer is stale; it must not be applied to the new flow. */
+static void stale_answer(int driver_mode) {
+    begin(driver_mode ? "driver: an old flow's 401 reported late is refused as stale"
+                      : "sans-IO: an old flow's 401 reported late is refused as stale");
+    imstls_config *config = make_config(opt.pcscf);
+    stack s;
+    stack_init(&s, driver_mode ? "drv" : "ue");
+    imstls_result created = driver_mode ? imstls_driver_new(config, &s.driver)
+                                        : imstls_ue_new(config, now_ms(), &s.ue);
+    imstls_config_free(config);
+    if (!CHECK_OK(created)) return;
+    const char *impus[] = {IMPU};
+    s.hold_answers = 1;
+    CHECK_OK(s.ue ? imstls_ue_start_registration(s.ue, now_ms(), IMPI, impus, 1)
+                  : imstls_driver_start_registration(s.driver, IMPI, impus, 1));
+    CHECK(until(&s, holds_one_answer, 30000));
+    CHECK_OK(s.ue ? imstls_ue_start_registration(s.ue, now_ms(), IMPI, impus, 1)
+                  : imstls_driver_start_registration(s.driver, IMPI, impus, 1));
+    CHECK(until(&s, holds_two_answers, 30000));
+    if (!CHECK(s.held == 2 && s.held_flow[0] != s.held_flow[1])) goto done;
+    imstls_state state = 0;
+    CHECK_OK(s.ue ? imstls_ue_state(s.ue, &state) : imstls_driver_state(s.driver, &state));
+    CHECK(state == IMSTLS_STATE_REGISTERING);
+    /* The old flow's 401, and a 200 or 403 claimed for it: all refused, nothing changes. */
+    mini_ua_result ok = {MINI_UA_REGISTERED, 0, 200, 600, 0};
+    mini_ua_result forbidden = {MINI_UA_FAILED, 0, 403, 0, 0};
+    CHECK_RESULT(report_answer(&s, s.held_flow[0], s.held_answer[0]), IMSTLS_STALE_REPORT);
+    CHECK_RESULT(report_answer(&s, s.held_flow[0], ok), IMSTLS_STALE_REPORT);
+    CHECK_RESULT(report_answer(&s, s.held_flow[0], forbidden), IMSTLS_STALE_REPORT);
+    CHECK(strcmp(imstls_result_str(IMSTLS_STALE_REPORT), "unknown result code") != 0);
+    CHECK_OK(s.ue ? imstls_ue_state(s.ue, &state) : imstls_driver_state(s.driver, &state));
+    CHECK(state == IMSTLS_STATE_REGISTERING);
+    /* The new flow's own answer is applied and the registration completes. */
+    s.hold_answers = 0;
+    s.challenged++;
+    CHECK_OK(report_answer(&s, s.held_flow[1], s.held_answer[1]));
+    CHECK(until(&s, is_superseded_and_registered, 30000));
+    CHECK(s.registered_flow == s.held_flow[1]);
+done:
+    if (s.ue) imstls_ue_free(s.ue);
+    if (s.driver) imstls_driver_free(s.driver);
+    if (s.fd >= 0) close(s.fd);
+}
+
 static void driver_certificate(void) {
     begin("driver: expired P-CSCF certificate -> reason \"expired\", alert certificate_expired");
     imstls_config *config = make_config(opt.expired);
@@ -1075,6 +1136,14 @@ static void misuse_utf8_and_arguments(void) {
         imstls_error_free(e);
     }
     CHECK_OK(imstls_config_builder_set_conformance_log_entries(b, 0));
+    /* A queue cap below twice the largest SIP message (default 128 KiB) is refused. */
+    CHECK_OK(imstls_config_builder_set_queue_limits(b, 0, 4096, 0));
+    CHECK_RESULT(imstls_config_builder_build(b, &config), IMSTLS_INVALID_CONFIG);
+    if (CHECK_OK(imstls_config_builder_last_error(b, &e))) {
+        CHECK(strcmp(imstls_error_config_field(e), "max_driver_outgoing_bytes") == 0);
+        imstls_error_free(e);
+    }
+    CHECK_OK(imstls_config_builder_set_queue_limits(b, 0, 512 * 1024, 0));
     CHECK_OK(imstls_config_builder_build(b, &config));
     imstls_config_builder_free(b);
     imstls_ue *ue = NULL;
@@ -1088,7 +1157,7 @@ static void misuse_utf8_and_arguments(void) {
     CHECK_RESULT(imstls_ue_start_registration(ue, now, IMPI, not_uri, 1), IMSTLS_INVALID_IDENTITY);
     CHECK_RESULT(imstls_ue_transport_closed(ue, now, 1, 77, NULL), IMSTLS_INVALID_ARGUMENT);
     CHECK_RESULT(imstls_ue_connect_failed(ue, now, 1, 0, NULL), IMSTLS_INVALID_ARGUMENT);
-    CHECK_RESULT(imstls_ue_registration_failed(ue, now, 70000, 0), IMSTLS_INVALID_ARGUMENT);
+    CHECK_RESULT(imstls_ue_registration_failed(ue, now, 0, 70000, 0), IMSTLS_INVALID_ARGUMENT);
     CHECK_RESULT(imstls_ue_set_log_callback(ue, on_log, NULL, 9), IMSTLS_INVALID_ARGUMENT);
     CHECK_RESULT(imstls_ue_handle_timeout(ue, UINT64_MAX), IMSTLS_INVALID_ARGUMENT);
     CHECK_OK(imstls_ue_handle_timeout(ue, now > 5000 ? now - 5000 : 0)); /* backwards: clamped */
@@ -1106,12 +1175,14 @@ static void misuse_order(void) {
     if (!CHECK_OK(imstls_ue_new(config, now, &ue))) return;
     CHECK_RESULT(imstls_ue_send_sip(ue, now, (const uint8_t *)reg, sizeof reg - 1), IMSTLS_WRONG_STATE);
     CHECK_RESULT(imstls_ue_send_sip(ue, now, (const uint8_t *)"junk", 4), IMSTLS_BAD_SIP_MESSAGE);
-    CHECK_RESULT(imstls_ue_registration_succeeded(ue, now, 600, 0), IMSTLS_WRONG_STATE);
-    CHECK_RESULT(imstls_ue_registration_challenged(ue, now, false), IMSTLS_WRONG_STATE);
+    /* No flow yet: an answer can only belong to a flow that is gone. */
+    CHECK_RESULT(imstls_ue_registration_succeeded(ue, now, 1, 600, 0), IMSTLS_STALE_REPORT);
+    CHECK_RESULT(imstls_ue_registration_challenged(ue, now, 1, false), IMSTLS_STALE_REPORT);
     CHECK_RESULT(imstls_ue_deregister(ue, now), IMSTLS_WRONG_STATE);
     CHECK_RESULT(imstls_ue_rekey(ue, now), IMSTLS_WRONG_STATE);
     CHECK_RESULT(imstls_ue_connected(ue, now, 42, NULL, NULL), IMSTLS_UNKNOWN_FLOW);
     CHECK_RESULT(imstls_ue_receive(ue, now, 42, (const uint8_t *)"x", 1), IMSTLS_UNKNOWN_FLOW);
+    CHECK_RESULT(imstls_ue_peer_not_reading(ue, now, 42, 1 << 20), IMSTLS_UNKNOWN_FLOW);
     imstls_error *e = NULL;
     if (CHECK_OK(imstls_ue_last_error(ue, &e))) {
         CHECK(imstls_error_result(e) == IMSTLS_UNKNOWN_FLOW);
@@ -1366,6 +1437,8 @@ int main(int argc, char **argv) {
     sansio_failover();
     driver_register();
     driver_supersede();
+    stale_answer(0);
+    stale_answer(1);
     driver_certificate();
     driver_own_loop();
     driver_adopt(0);

@@ -144,6 +144,11 @@ enum imstls_result
      */
     IMSTLS_WRONG_MODE = 204,
     /**
+     * A REGISTER answer was reported for a flow that is no longer the current one: it
+     * answers an earlier procedure or attempt and was not applied (TS 33.203 O.4.1).
+     */
+    IMSTLS_STALE_REPORT = 205,
+    /**
      * The engine refused the input for a reason this version of the C API does not name;
      * the handle's last error has the message.
      */
@@ -439,7 +444,7 @@ enum imstls_event_kind
      */
     IMSTLS_EVENT_PONG_RECEIVED = 18,
     /**
-     * The P-CSCF pinged and imstls answered.
+     * The P-CSCF pinged and imstls answered: one pong per read, however many pings it held.
      */
     IMSTLS_EVENT_PING_ANSWERED = 19,
     /**
@@ -1154,6 +1159,28 @@ imstls_result imstls_config_builder_set_conformance_log_entries(imstls_config_bu
                                                                 size_t entries);
 
 /**
+ * Caps, in bytes, on what a P-CSCF that does not read or a caller that does not drain can
+ * make imstls hold (0: the default, 1 MiB each; otherwise at least twice the largest SIP
+ * message and at most 1 GiB):
+ *
+ * - `engine_output_bytes`: outputs not yet taken with `imstls_ue_poll_output`;
+ * - `driver_outgoing_bytes`: TLS bytes the driver's socket has not taken (the P-CSCF does
+ *   not read): the flow fails with reason `"peer_not_reading"`;
+ * - `driver_event_bytes`: events not yet taken with `imstls_driver_poll_event`.
+ *
+ * At a cap the flow fails (CONNECTION_LOST, reason `"queue_overflow"` for the two queues)
+ * and recovery backs off (RFC 5626 §4.5). Out of range: `imstls_config_builder_build` fails
+ * with `IMSTLS_INVALID_CONFIG` naming `max_engine_output_bytes`, `max_driver_outgoing_bytes`
+ * or `max_driver_event_bytes`.
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
+ */
+imstls_result imstls_config_builder_set_queue_limits(imstls_config_builder *builder,
+                                                     size_t engine_output_bytes,
+                                                     size_t driver_outgoing_bytes,
+                                                     size_t driver_event_bytes);
+
+/**
  * Seeds the engine's jitter, for reproducible tests (default: from the crypto provider's
  * secure random source).
  *
@@ -1271,16 +1298,23 @@ imstls_result imstls_driver_send_sip(imstls_driver *driver, const uint8_t *messa
 /**
  * The stack got a 401/407 (see `imstls_ue_registration_challenged`).
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
-imstls_result imstls_driver_registration_challenged(imstls_driver *driver, bool stale);
+imstls_result imstls_driver_registration_challenged(imstls_driver *driver,
+                                                    uint64_t flow,
+                                                    bool stale);
 
 /**
  * The stack got a 2xx (see `imstls_ue_registration_succeeded`; `flow_timer_s` 0: none).
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
 imstls_result imstls_driver_registration_succeeded(imstls_driver *driver,
+                                                   uint64_t flow,
                                                    uint32_t expires_s,
                                                    uint32_t flow_timer_s);
 
@@ -1288,9 +1322,12 @@ imstls_result imstls_driver_registration_succeeded(imstls_driver *driver,
  * The stack got a final error 300–699 (see `imstls_ue_registration_failed`;
  * `retry_after_s` 0: none).
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
 imstls_result imstls_driver_registration_failed(imstls_driver *driver,
+                                                uint64_t flow,
                                                 uint32_t status,
                                                 uint32_t retry_after_s);
 
@@ -1918,19 +1955,28 @@ imstls_result imstls_ue_send_sip(imstls_ue *ue,
  * The stack got a 401/407 to the REGISTER (`stale`: the challenge said stale=true,
  * O.3.1.3). The next REGISTER goes on the same flow: a REGISTER_NOW follows.
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer.
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow: the answer
+ *   belongs to an earlier procedure or attempt (O.4.1).
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
-imstls_result imstls_ue_registration_challenged(imstls_ue *ue, uint64_t now_ms, bool stale);
+imstls_result imstls_ue_registration_challenged(imstls_ue *ue,
+                                                uint64_t now_ms,
+                                                uint64_t flow,
+                                                bool stale);
 
 /**
  * The stack got a 2xx to the REGISTER: `expires_s` as granted (> 0, except for the answer
  * to a de-REGISTER), `flow_timer_s` the RFC 5626 Flow-Timer (0: none). Schedules the
  * refresh and keep-alives.
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
 imstls_result imstls_ue_registration_succeeded(imstls_ue *ue,
                                                uint64_t now_ms,
+                                               uint64_t flow,
                                                uint32_t expires_s,
                                                uint32_t flow_timer_s);
 
@@ -1939,10 +1985,13 @@ imstls_result imstls_ue_registration_succeeded(imstls_ue *ue,
  * Retry-After (0: none). O.3.1.1: the flow is closed and its session deleted; 408, 480,
  * 500, 503, 504 are retried after a back-off, other codes stop (`IMSTLS_STATE_CLOSED`).
  *
+ * - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+ *   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
 imstls_result imstls_ue_registration_failed(imstls_ue *ue,
                                             uint64_t now_ms,
+                                            uint64_t flow,
                                             uint32_t status,
                                             uint32_t retry_after_s);
 
@@ -2009,6 +2058,20 @@ imstls_result imstls_ue_receive(imstls_ue *ue,
                                 uint64_t flow,
                                 const uint8_t *data,
                                 size_t len);
+
+/**
+ * The P-CSCF does not read: the TLS bytes of `flow` your socket has not taken reached the cap
+ * you keep for your write buffer (`queued_bytes` of them). Like the driver at its
+ * `driver_outgoing_bytes` cap, the flow fails (CONNECTION_LOST, reason `"peer_not_reading"`,
+ * a CLOSE follows: drop what you queued for it) and a new registration follows after an
+ * RFC 5626 §4.5 back-off.
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+ */
+imstls_result imstls_ue_peer_not_reading(imstls_ue *ue,
+                                         uint64_t now_ms,
+                                         uint64_t flow,
+                                         size_t queued_bytes);
 
 /**
  * Your socket for `flow` ended: `closure` is an `imstls_transport_closure` value, `detail`

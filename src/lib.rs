@@ -23,7 +23,8 @@
 //!
 //! Socket bytes go in with [`Ue::receive`], end of stream with [`Ue::transport_closed`];
 //! the SIP stack reports REGISTER answers with [`Ue::registration_challenged`],
-//! [`Ue::registration_succeeded`] and [`Ue::registration_failed`]. Inputs that do not fit
+//! [`Ue::registration_succeeded`] and [`Ue::registration_failed`], each naming the flow the
+//! answer arrived on (an older flow's answer is refused as stale). Inputs that do not fit
 //! the state return a [`UeError`] and change nothing; network and peer failures are never
 //! errors of an input, they arrive as events naming the clause that caused them.
 //!
@@ -95,11 +96,11 @@ pub mod x509;
 
 pub use config::{
     Backoff, Candidate, CertificateRequestPolicy, ConfigError, Host, KeepAlive, KxGroup,
-    TlsVersions, TrustSource, UeConfig, UeConfigBuilder,
+    QueueLimits, TlsVersions, TrustSource, UeConfig, UeConfigBuilder,
 };
 pub use engine::{
     Abandoned, AttemptFailure, Binding, CandidateFailure, ConformanceEntry, Event, FailureReason,
-    FlowId, Identity, LossReason, Output, RegisterKind, RegisterReason, RekeyMethod,
+    FlowId, Identity, LossReason, Output, Queue, RegisterKind, RegisterReason, RekeyMethod,
     TransportClosure, TransportError, Ue, UeError, UeState,
 };
 pub use profile::{crypto_provider_name, TlsProfile};

@@ -1310,17 +1310,19 @@ fn deregistering_an_incomplete_procedure_just_tears_it_down() {
 #[test]
 fn misuse_is_refused_without_changing_state() {
     let mut w = world();
+    // No flow: any report answers a flow that is gone.
+    let none = imstls::FlowId(1);
     assert!(matches!(
-        w.ue.registration_succeeded(w.now, S(60), None),
-        Err(UeError::WrongState { .. })
+        w.ue.registration_succeeded(w.now, none, S(60), None),
+        Err(UeError::StaleReport { current: None, .. })
     ));
     assert!(matches!(
-        w.ue.registration_challenged(w.now, false),
-        Err(UeError::WrongState { .. })
+        w.ue.registration_challenged(w.now, none, false),
+        Err(UeError::StaleReport { current: None, .. })
     ));
     assert!(matches!(
-        w.ue.registration_failed(w.now, 200, None),
-        Err(UeError::InvalidArgument(_))
+        w.ue.registration_failed(w.now, none, 404, None),
+        Err(UeError::StaleReport { current: None, .. })
     ));
     assert!(matches!(
         w.ue.deregister(w.now),
@@ -1332,9 +1334,14 @@ fn misuse_is_refused_without_changing_state() {
     ));
     assert_eq!(w.state(), UeState::Idle);
     w.register();
+    let flow = w.ue.current_flow().unwrap();
     assert!(matches!(
-        w.ue.registration_succeeded(w.now, Duration::ZERO, None),
+        w.ue.registration_succeeded(w.now, flow, Duration::ZERO, None),
         Err(UeError::WrongState { .. })
+    ));
+    assert!(matches!(
+        w.ue.registration_failed(w.now, flow, 200, None),
+        Err(UeError::InvalidArgument(_))
     ));
 }
 
@@ -1358,7 +1365,7 @@ fn a_queued_register_now_for_a_superseded_flow_is_withdrawn() {
         w2.ua.next_register()
     };
     w2.ue.send_sip(w2.now, &register).unwrap();
-    w2.ue.registration_challenged(w2.now, false).unwrap();
+    w2.ue.registration_challenged(w2.now, flow, false).unwrap();
     w2.ue
         .start_registration(w2.now, support::identity())
         .unwrap();
@@ -1449,8 +1456,12 @@ fn a_late_answer_to_a_refresh_overtaken_by_deregistration_is_accepted() {
     w.auto_stack = false;
     w.ue.send_sip(w.now, &refresh).unwrap();
     w.ue.deregister(w.now).unwrap();
-    assert_eq!(w.ue.registration_succeeded(w.now, S(3600), None), Ok(()));
-    assert_eq!(w.ue.registration_challenged(w.now, false), Ok(()));
+    let flow = w.ue.current_flow().unwrap();
+    assert_eq!(
+        w.ue.registration_succeeded(w.now, flow, S(3600), None),
+        Ok(())
+    );
+    assert_eq!(w.ue.registration_challenged(w.now, flow, false), Ok(()));
     assert_eq!(w.state(), UeState::Deregistering);
 }
 
@@ -1466,8 +1477,9 @@ fn a_registration_reported_before_any_pcscf_data_is_a_proven_flow() {
         w.ua.next_register()
     };
     w.ue.send_sip(w.now, &register).unwrap();
-    w.ue.registration_succeeded(w.now, S(3600), None).unwrap();
     let flow = w.ue.current_flow().unwrap();
+    w.ue.registration_succeeded(w.now, flow, S(3600), None)
+        .unwrap();
     // Then the flow breaks: a lost registration, not a failed handshake attempt.
     w.ue.receive(w.now, flow, b"\x17\x03\x03\x00\x05garbage")
         .unwrap();
@@ -1475,4 +1487,212 @@ fn a_registration_reported_before_any_pcscf_data_is_a_proven_flow() {
     w.pump();
     assert_eq!(w.count("connection_lost"), 1, "{:?}", w.codes());
     assert!(w.ue.check_invariants().is_ok());
+}
+
+/// The REGISTER answer that arrived on `flow` (last one), as the stack's UA reads it.
+fn held_answer(w: &mut World, flow: imstls::FlowId) -> imstls_testkit::ua::UaOutcome {
+    let message = w
+        .events
+        .iter()
+        .rev()
+        .find_map(|(_, e)| match e {
+            Event::SipReceived { flow: f, message } if *f == flow => Some(message.clone()),
+            _ => None,
+        })
+        .expect("an answer on the old flow");
+    let message = imstls_testkit::sip::SipMessage::parse(&message).expect("valid SIP");
+    w.ua.handle_response(&message)
+}
+
+/// Starts a procedure by hand (no automatic stack) and sends its REGISTER; returns its flow.
+fn procedure_with_register_out(w: &mut World) -> imstls::FlowId {
+    w.ue.start_registration(w.now, support::identity()).unwrap();
+    w.pump();
+    let flow = w.ue.current_flow().unwrap();
+    let register = {
+        w.ua.new_registration();
+        w.ua.next_register()
+    };
+    w.ue.send_sip(w.now, &register).unwrap();
+    w.pump();
+    flow
+}
+
+/// What the stack does with an answer that arrived on `flow`.
+fn report_answer(
+    w: &mut World,
+    flow: imstls::FlowId,
+    outcome: imstls_testkit::ua::UaOutcome,
+) -> Result<(), UeError> {
+    use imstls_testkit::ua::UaOutcome;
+    match outcome {
+        UaOutcome::Challenged { stale } => w.ue.registration_challenged(w.now, flow, stale),
+        UaOutcome::Registered { expires, .. } => {
+            w.ue.registration_succeeded(w.now, flow, S(expires.into()), None)
+        }
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
+
+#[test]
+fn an_old_flows_answer_reported_after_a_new_procedure_started_is_refused() {
+    use imstls_testkit::ua::UaOutcome;
+    for want_200 in [false, true] {
+        let mut w = world();
+        w.auto_stack = false;
+        let old = procedure_with_register_out(&mut w);
+        let mut held = held_answer(&mut w, old);
+        assert!(matches!(held, UaOutcome::Challenged { .. }), "{held:?}");
+        if want_200 {
+            report_answer(&mut w, old, held).unwrap();
+            w.pump();
+            let register = w.ua.next_register();
+            w.ue.send_sip(w.now, &register).unwrap();
+            w.pump();
+            held = held_answer(&mut w, old);
+            assert!(matches!(held, UaOutcome::Registered { .. }), "{held:?}");
+        }
+        // The stack had not handled that answer yet when a new procedure started.
+        let new = procedure_with_register_out(&mut w);
+        assert_ne!(old, new);
+        assert_eq!(w.state(), UeState::Registering);
+        let result = report_answer(&mut w, old, held);
+        w.pump();
+        assert_eq!(
+            result,
+            Err(UeError::StaleReport {
+                flow: old,
+                current: Some(new)
+            }),
+            "the stale answer (200: {want_200}) was applied: now {:?}, {:?}",
+            w.state(),
+            w.codes()
+        );
+        // A 3xx-6xx from the old flow is refused the same way and does not end the new one.
+        assert!(matches!(
+            w.ue.registration_failed(w.now, old, 403, None),
+            Err(UeError::StaleReport { .. })
+        ));
+        w.pump();
+        assert_eq!(w.state(), UeState::Registering, "{:?}", w.codes());
+    }
+}
+
+// ----- bounded under a hostile peer (issue 12 §5) ----------------------------------------
+
+#[test]
+fn a_burst_of_pings_in_one_read_gets_one_pong() {
+    let mut w = registered_world();
+    let answered = w.count("ping_answered");
+    let pongs = |w: &mut World| {
+        w.peer()
+            .observations()
+            .iter()
+            .filter(|o| **o == Observation::PongReceived)
+            .count()
+    };
+    let pongs_before = pongs(&mut w);
+    for _ in 0..6 {
+        w.peer().send_ping();
+    }
+    w.deliver_tampered(|_| {}); // the six ping records arrive in one read
+    assert_eq!(w.count("ping_answered") - answered, 1, "{:?}", w.codes());
+    assert_eq!(pongs(&mut w) - pongs_before, 1);
+    // The next read's ping is answered again: one pong per read, not one per flow.
+    w.peer().send_ping();
+    w.deliver_tampered(|_| {});
+    assert_eq!(w.count("ping_answered") - answered, 2);
+}
+
+/// What the undrained engine output queue holds: payload bytes plus one `Output` each.
+fn drain_footprint(ue: &mut imstls::Ue) -> (usize, Vec<imstls::Output>) {
+    use imstls::Output;
+    let mut bytes = 0;
+    let mut outputs = Vec::new();
+    loop {
+        let output = ue.poll_output();
+        bytes += std::mem::size_of::<Output>()
+            + match &output {
+                Output::Transmit { data, .. } => data.len(),
+                Output::Event(Event::SipReceived { message, .. }) => message.len(),
+                Output::Timeout(_) => return (bytes, outputs),
+                _ => 0,
+            };
+        outputs.push(output);
+    }
+}
+
+#[test]
+fn an_undrained_engine_output_queue_is_capped_and_fails_the_flow() {
+    const DEFAULT_CAP: usize = 1024 * 1024;
+    let mut w = registered_world();
+    let flow = w.ue.current_flow().unwrap();
+    let message = format!(
+        "MESSAGE sip:alice@ims.test SIP/2.0\r\nCSeq: 1 MESSAGE\r\nX-Fill: {}\r\nContent-Length: 0\r\n\r\n",
+        "a".repeat(900)
+    );
+    // The peer sends 3 MiB of requests; the caller feeds them in but never drains.
+    let mut refused = false;
+    for _ in 0..3000 {
+        let peer = &mut w.peers.get_mut(&flow).expect("the flooding peer").core;
+        peer.send_request(message.as_bytes());
+        let bytes = peer.take_output();
+        if w.ue.receive(w.now, flow, &bytes).is_err() {
+            refused = true; // the flow is gone: later bytes of it are not taken
+            break;
+        }
+    }
+    let (queued, outputs) = drain_footprint(&mut w.ue);
+    assert!(
+        queued <= DEFAULT_CAP + 64 * 1024,
+        "the engine held {queued} bytes for a caller that did not drain"
+    );
+    assert!(refused, "the flooded flow is failed");
+    use imstls::Output;
+    let lost = outputs.iter().find_map(|o| match o {
+        Output::Event(Event::ConnectionLost { reason, .. }) => Some(reason.code()),
+        _ => None,
+    });
+    assert_eq!(lost, Some("queue_overflow"));
+    // Recovery backs off (a flood never counts as a proven flow that is retried at once).
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::BackingOff { .. }))));
+    assert_eq!(w.state(), UeState::BackingOff);
+}
+
+#[test]
+fn an_overloaded_proven_flow_is_not_retried_at_once_but_backs_off() {
+    let mut w = registered_world();
+    w.advance(S(1)); // the first pong arrived: the flow is proven
+    assert!(w.count("pong_received") >= 1);
+    let flow = w.ue.current_flow().unwrap();
+    // Only the overload reasons are taken.
+    assert!(matches!(
+        w.ue.queue_overflowed(w.now, flow, imstls::LossReason::Eof),
+        Err(UeError::InvalidArgument(_))
+    ));
+    assert_eq!(w.state(), UeState::Registered);
+    w.ue.queue_overflowed(
+        w.now,
+        flow,
+        imstls::LossReason::PeerNotReading { queued: 2 << 20 },
+    )
+    .unwrap();
+    w.pump();
+    let Some((_, Event::ConnectionLost { reason, .. })) = w.last("connection_lost") else {
+        panic!("no loss: {:?}", w.codes());
+    };
+    assert_eq!(reason.code(), "peer_not_reading");
+    // A flooding P-CSCF must not get an immediate reconnect (and flood again) every time.
+    assert_eq!(w.state(), UeState::BackingOff, "{:?}", w.codes());
+    // The lost flow takes no more input.
+    assert!(matches!(
+        w.ue.queue_overflowed(
+            w.now,
+            flow,
+            imstls::LossReason::PeerNotReading { queued: 1 }
+        ),
+        Err(UeError::UnknownFlow(_))
+    ));
 }

@@ -45,17 +45,25 @@ fn act(driver: &mut Driver, ua: &mut Ua, event: &Event) {
             };
             driver.send_sip(&request).expect("REGISTER accepted");
         }
-        Event::SipReceived { message, .. } => {
+        Event::SipReceived { flow, message } => {
+            let flow = *flow;
             let message = SipMessage::parse(message).expect("a SIP response");
             match ua.handle_response(&message) {
-                UaOutcome::Challenged { stale } => driver.registration_challenged(stale),
+                UaOutcome::Challenged { stale } => driver.registration_challenged(flow, stale),
                 UaOutcome::Registered { expires, .. } => {
-                    driver.registration_succeeded(Duration::from_secs(expires.into()), None)
+                    driver.registration_succeeded(flow, Duration::from_secs(expires.into()), None)
                 }
-                UaOutcome::Deregistered => driver.registration_succeeded(Duration::ZERO, None),
-                UaOutcome::Failed { status, .. } => driver.registration_failed(status, None),
+                UaOutcome::Deregistered => {
+                    driver.registration_succeeded(flow, Duration::ZERO, None)
+                }
+                UaOutcome::Failed { status, .. } => driver.registration_failed(flow, status, None),
                 _ => Ok(()),
             }
+            .or_else(|e| match e {
+                // The flow ended in the same read: the answer belongs to it and is dropped.
+                imstls::driver::DriverError::Engine(imstls::UeError::StaleReport { .. }) => Ok(()),
+                e => Err(e),
+            })
             .expect("report accepted");
         }
         _ => {}

@@ -268,7 +268,7 @@ impl Drive {
                 let request = stack::register_request(&mut self.ua, *reason);
                 scoped(|| self.ue.send_sip(now, &request)).unwrap();
             }
-            Event::SipReceived { message, .. } => {
+            Event::SipReceived { flow, message } => {
                 let Ok(msg) = SipMessage::parse(message) else {
                     return;
                 };
@@ -285,7 +285,7 @@ impl Drive {
                         set_marker(slot, &challenge.nonce);
                     }
                 }
-                scoped(|| stack::report(&mut self.ue, now, outcome)).unwrap();
+                scoped(|| stack::report(&mut self.ue, now, *flow, outcome)).unwrap();
             }
             _ => {}
         }

@@ -286,15 +286,16 @@ pub fn act_as_stack(ue: &mut Ue, ua: &mut Ua, event: &Event, now: Instant) -> Re
             };
             ue.send_sip(now, &request)?;
         }
-        Event::SipReceived { message, .. } => {
+        Event::SipReceived { flow, message } => {
             let message = SipMessage::parse(message)?;
             match ua.handle_response(&message) {
-                UaOutcome::Challenged { stale } => ue.registration_challenged(now, stale)?,
+                UaOutcome::Challenged { stale } => ue.registration_challenged(now, *flow, stale)?,
                 UaOutcome::Registered {
                     expires,
                     flow_timer,
                 } => ue.registration_succeeded(
                     now,
+                    *flow,
                     Duration::from_secs(expires.into()),
                     flow_timer.map(|t| Duration::from_secs(t.into())),
                 )?,

@@ -246,10 +246,14 @@ static void act(app *p, const imstls_output *o) {
         size_t len = 0;
         imstls_output_data(o, &data, &len);
         mini_ua_result r = mini_ua_response(&p->ua, data, len);
-        if (r.outcome == MINI_UA_CHALLENGED) rc = imstls_driver_registration_challenged(p->driver, r.stale != 0);
-        else if (r.outcome == MINI_UA_REGISTERED) rc = imstls_driver_registration_succeeded(p->driver, r.expires, 0);
-        else if (r.outcome == MINI_UA_DEREGISTERED) rc = imstls_driver_registration_succeeded(p->driver, 0, 0);
-        else if (r.outcome == MINI_UA_FAILED) rc = imstls_driver_registration_failed(p->driver, r.status, r.retry_after);
+        /* The answer belongs to the flow it arrived on: imstls refuses it once that flow is
+         * gone (IMSTLS_STALE_REPORT), so a late answer never lands on a newer procedure. */
+        uint64_t flow = imstls_output_flow(o);
+        if (r.outcome == MINI_UA_CHALLENGED) rc = imstls_driver_registration_challenged(p->driver, flow, r.stale != 0);
+        else if (r.outcome == MINI_UA_REGISTERED) rc = imstls_driver_registration_succeeded(p->driver, flow, r.expires, 0);
+        else if (r.outcome == MINI_UA_DEREGISTERED) rc = imstls_driver_registration_succeeded(p->driver, flow, 0, 0);
+        else if (r.outcome == MINI_UA_FAILED) rc = imstls_driver_registration_failed(p->driver, flow, r.status, r.retry_after);
+        if (rc == IMSTLS_STALE_REPORT) rc = IMSTLS_OK; /* a late answer of an old flow: drop it */
         break;
     }
     case IMSTLS_EVENT_REGISTERED:

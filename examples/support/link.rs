@@ -172,7 +172,7 @@ impl Link {
                 let request = stack::register_request(&mut self.ua, *reason);
                 self.ue.send_sip(now, &request)?;
             }
-            Event::SipReceived { message, .. } => {
+            Event::SipReceived { flow, message } => {
                 let Ok(message) = SipMessage::parse(message) else {
                     return Ok(()); // not ours to judge: a real stack would log and drop it
                 };
@@ -181,7 +181,7 @@ impl Link {
                     return Ok(self.ue.send_sip(now, &answer)?);
                 }
                 let outcome = self.ua.handle_response(&message);
-                stack::report(&mut self.ue, now, outcome)?;
+                stack::report(&mut self.ue, now, *flow, outcome)?;
             }
             _ => {}
         }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use imstls::{RegisterReason, Ue, UeError};
+use imstls::{FlowId, RegisterReason, Ue, UeError};
 use imstls_testkit::ua::{Ua, UaOutcome};
 
 /// The REGISTER the stack sends for `reason`.
@@ -19,24 +19,36 @@ pub fn register_request(ua: &mut Ua, reason: RegisterReason) -> Vec<u8> {
     }
 }
 
-/// Reports what a REGISTER response meant to the engine.
-pub fn report(ue: &mut Ue, now: Instant, outcome: UaOutcome) -> Result<(), UeError> {
+/// Reports what a REGISTER response meant to the engine; `flow` is the flow it arrived on
+/// (that of its `SipReceived` event). An answer whose flow is gone by now (the same read
+/// also ended the flow, or a new registration started) is refused as stale and dropped: it
+/// belongs to an earlier procedure.
+pub fn report(ue: &mut Ue, now: Instant, flow: FlowId, outcome: UaOutcome) -> Result<(), UeError> {
+    match apply(ue, now, flow, outcome) {
+        Err(UeError::StaleReport { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+fn apply(ue: &mut Ue, now: Instant, flow: FlowId, outcome: UaOutcome) -> Result<(), UeError> {
     match outcome {
-        UaOutcome::Challenged { stale } => ue.registration_challenged(now, stale),
+        UaOutcome::Challenged { stale } => ue.registration_challenged(now, flow, stale),
         UaOutcome::Registered {
             expires,
             flow_timer,
         } => ue.registration_succeeded(
             now,
+            flow,
             Duration::from_secs(expires.into()),
             flow_timer.map(|t| Duration::from_secs(t.into())),
         ),
-        UaOutcome::Deregistered => ue.registration_succeeded(now, Duration::ZERO, None),
+        UaOutcome::Deregistered => ue.registration_succeeded(now, flow, Duration::ZERO, None),
         UaOutcome::Failed {
             status,
             retry_after,
         } => ue.registration_failed(
             now,
+            flow,
             status,
             retry_after.map(|s| Duration::from_secs(s.into())),
         ),

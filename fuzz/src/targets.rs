@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use imstls::sip::{parse_one_message, Frame, SipFramer};
 use imstls::{
-    Candidate, Identity, KxGroup, Output, TlsFlow, TlsProfile, TlsVersions, TransportClosure,
-    TrustSource, Ue, UeConfig,
+    Candidate, FlowId, Identity, KxGroup, Output, TlsFlow, TlsProfile, TlsVersions,
+    TransportClosure, TrustSource, Ue, UeConfig,
 };
 use imstls_testkit::pcscf::PcscfCore;
 use imstls_testkit::registrar::{RegistrarConfig, SharedRegistrar};
@@ -172,6 +172,16 @@ const REGISTER: &[u8] = b"REGISTER sip:ims.test SIP/2.0\r\nVia: SIP/2.0/TLS 127.
 /// the input is a list of operations (P-CSCF plaintext encrypted for real, raw bytes into
 /// `Ue::receive`, stack reports, time, transport ends). The invariants hold after every
 /// output, nothing panics, nothing loops.
+/// The flow a REGISTER answer is reported for: usually the current one, sometimes an older
+/// one (a stale report), as the last input byte decides.
+fn report_flow(current: Option<FlowId>, arg: &[u8]) -> FlowId {
+    let current = current.map_or(0, |f| f.0);
+    match arg.last() {
+        Some(back) if back % 4 == 0 => FlowId(current.saturating_sub(u64::from(back / 4))),
+        _ => FlowId(current),
+    }
+}
+
 pub fn engine(data: &[u8]) {
     thread_local! {
         static SERVER: RefCell<Option<Arc<rustls::ServerConfig>>> = const { RefCell::new(None) };
@@ -227,16 +237,25 @@ pub fn engine(data: &[u8]) {
                 let _ = s.ue.send_sip(s.now, REGISTER);
             }
             3 => {
-                let _ = s.ue.registration_challenged(s.now, arg.first() == Some(&1));
+                let _ = s.ue.registration_challenged(
+                    s.now,
+                    report_flow(flow, arg),
+                    arg.first() == Some(&1),
+                );
             }
             4 => {
                 let secs = u64::from(arg.first().copied().unwrap_or(1)) * 60;
-                let _ =
-                    s.ue.registration_succeeded(s.now, Duration::from_secs(secs.max(1)), None);
+                let _ = s.ue.registration_succeeded(
+                    s.now,
+                    report_flow(flow, arg),
+                    Duration::from_secs(secs.max(1)),
+                    None,
+                );
             }
             5 => {
                 let status = 300 + u16::from(arg.first().copied().unwrap_or(103)) % 400;
-                let _ = s.ue.registration_failed(s.now, status, None);
+                let _ =
+                    s.ue.registration_failed(s.now, report_flow(flow, arg), status, None);
             }
             6 => {
                 let secs = u64::from(u16::from_le_bytes([

@@ -313,6 +313,28 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Caps on what a peer that does not read, or a caller that does not drain, can make imstls
+/// hold (issue 12 §5). Each is in bytes: payload (TLS records, SIP messages) plus a fixed
+/// overhead per queued item. Reaching a cap fails the flow with
+/// [`LossReason::QueueOverflow`](crate::LossReason::QueueOverflow) or
+/// [`LossReason::PeerNotReading`](crate::LossReason::PeerNotReading), then the UE recovers
+/// with an RFC 5626 §4.5 back-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// The engine's output queue between two drains of `poll_output` (default 1 MiB).
+    pub engine_output_bytes: usize,
+    /// The driver's TLS bytes the socket has not taken yet: the P-CSCF does not read
+    /// (default 1 MiB).
+    pub driver_outgoing_bytes: usize,
+    /// The driver's events the application has not polled yet (default 1 MiB).
+    pub driver_event_bytes: usize,
+}
+
+/// The default of every [`QueueLimits`] cap: 1 MiB.
+pub const DEFAULT_QUEUE_LIMIT: usize = 1024 * 1024;
+/// The largest [`QueueLimits`] cap: 1 GiB.
+pub const MAX_QUEUE_LIMIT: usize = 1024 * 1024 * 1024;
+
 /// RFC 5626 keep-alive settings (§4.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeepAlive {
@@ -385,6 +407,7 @@ pub(crate) struct ConfigInner {
     pub max_sip_message_size: usize,
     pub max_challenges: u32,
     pub conformance_log_entries: usize,
+    pub queue_limits: QueueLimits,
     pub random_seed: Option<u64>,
     pub provider: Arc<CryptoProvider>,
     pub chain_verifier: Arc<WebPkiServerVerifier>,
@@ -485,6 +508,11 @@ impl UeConfig {
         self.inner.conformance_log_entries
     }
 
+    /// The queue caps.
+    pub fn queue_limits(&self) -> QueueLimits {
+        self.inner.queue_limits
+    }
+
     /// Policy for a P-CSCF CertificateRequest.
     pub fn certificate_request_policy(&self) -> CertificateRequestPolicy {
         self.inner.certificate_request_policy
@@ -513,6 +541,9 @@ pub struct UeConfigBuilder {
     max_sip_message_size: Option<usize>,
     max_challenges: Option<u32>,
     conformance_log_entries: Option<usize>,
+    max_engine_output_bytes: Option<usize>,
+    max_driver_outgoing_bytes: Option<usize>,
+    max_driver_event_bytes: Option<usize>,
     random_seed: Option<u64>,
     time_provider: Option<Arc<dyn TimeProvider>>,
 }
@@ -652,6 +683,29 @@ impl UeConfigBuilder {
         self
     }
 
+    /// Cap on the engine's output queue between two drains of `poll_output` (default 1 MiB;
+    /// at least twice `max_sip_message_size`, at most 1 GiB). Reached while bytes of a flow
+    /// are fed in, the flow fails with `LossReason::QueueOverflow` (engine output).
+    pub fn max_engine_output_bytes(mut self, bytes: usize) -> Self {
+        self.max_engine_output_bytes = Some(bytes);
+        self
+    }
+
+    /// Driver only: cap on TLS bytes the socket has not taken (default 1 MiB; same range).
+    /// Reached, the P-CSCF is not reading: the flow fails with `LossReason::PeerNotReading`.
+    pub fn max_driver_outgoing_bytes(mut self, bytes: usize) -> Self {
+        self.max_driver_outgoing_bytes = Some(bytes);
+        self
+    }
+
+    /// Driver only: cap on events the application has not polled (default 1 MiB; same
+    /// range). Reached when bytes arrive, the flow fails with `LossReason::QueueOverflow`
+    /// (driver events) and nothing more is read from it.
+    pub fn max_driver_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_driver_event_bytes = Some(bytes);
+        self
+    }
+
     /// Seeds the engine's jitter generator, for reproducible tests. Without it the seed
     /// comes from the crypto provider's secure random source.
     pub fn random_seed(mut self, seed: u64) -> Self {
@@ -764,6 +818,30 @@ impl UeConfigBuilder {
                 max: 16 * 1024 * 1024,
             });
         }
+        let queue_limit = |field: &'static str, value: Option<usize>| {
+            let min = 2 * max_sip_message_size;
+            let value = value.unwrap_or(DEFAULT_QUEUE_LIMIT.max(min));
+            if (min..=MAX_QUEUE_LIMIT).contains(&value) {
+                Ok(value)
+            } else {
+                Err(ConfigError::SizeOutOfRange {
+                    field,
+                    min,
+                    max: MAX_QUEUE_LIMIT,
+                })
+            }
+        };
+        let queue_limits = QueueLimits {
+            engine_output_bytes: queue_limit(
+                "max_engine_output_bytes",
+                self.max_engine_output_bytes,
+            )?,
+            driver_outgoing_bytes: queue_limit(
+                "max_driver_outgoing_bytes",
+                self.max_driver_outgoing_bytes,
+            )?,
+            driver_event_bytes: queue_limit("max_driver_event_bytes", self.max_driver_event_bytes)?,
+        };
 
         let provider = profile::crypto_provider();
         let kx_groups = profile::resolve_kx_groups(&provider, self.kx_groups.as_deref())?;
@@ -804,6 +882,7 @@ impl UeConfigBuilder {
                 max_sip_message_size,
                 max_challenges: self.max_challenges.unwrap_or(3),
                 conformance_log_entries,
+                queue_limits,
                 random_seed: self.random_seed,
                 provider,
                 chain_verifier,
@@ -965,6 +1044,44 @@ mod tests {
     fn message_size_is_bounded() {
         let err = base().max_sip_message_size(10).build().unwrap_err();
         assert_eq!(err.field(), "max_sip_message_size");
+    }
+
+    #[test]
+    fn queue_caps_default_to_1_mib_and_hold_two_sip_messages_at_least() {
+        let limits = base().build().unwrap().queue_limits();
+        assert_eq!(limits.engine_output_bytes, DEFAULT_QUEUE_LIMIT);
+        assert_eq!(limits.driver_outgoing_bytes, DEFAULT_QUEUE_LIMIT);
+        assert_eq!(limits.driver_event_bytes, DEFAULT_QUEUE_LIMIT);
+        // The default grows with the largest SIP message.
+        let big = base().max_sip_message_size(1024 * 1024).build().unwrap();
+        assert_eq!(big.queue_limits().engine_output_bytes, 2 * 1024 * 1024);
+        let small = base().max_sip_message_size(4096);
+        assert_eq!(
+            small
+                .clone()
+                .max_driver_outgoing_bytes(8192)
+                .build()
+                .unwrap()
+                .queue_limits()
+                .driver_outgoing_bytes,
+            8192
+        );
+        for (builder, field) in [
+            (
+                small.clone().max_engine_output_bytes(8191),
+                "max_engine_output_bytes",
+            ),
+            (
+                small.clone().max_driver_outgoing_bytes(100),
+                "max_driver_outgoing_bytes",
+            ),
+            (
+                small.max_driver_event_bytes(MAX_QUEUE_LIMIT + 1),
+                "max_driver_event_bytes",
+            ),
+        ] {
+            assert_eq!(builder.build().unwrap_err().field(), field);
+        }
     }
 
     #[test]

@@ -19,6 +19,14 @@
 //!   (e.g. `send_sip`) is written at once by that thread; [`Driver::waker`] interrupts the
 //!   waiting thread so it picks up the new socket or deadline.
 //!
+//! ## Bounded queues
+//!
+//! The bytes waiting for the socket and the events waiting for [`Driver::poll_event`] are
+//! capped ([`QueueLimits`](crate::QueueLimits), default 1 MiB each). A P-CSCF that does not
+//! read fails the flow with [`LossReason::PeerNotReading`]; an application that does not poll
+//! fails it with [`LossReason::QueueOverflow`] when more bytes arrive. Either way recovery
+//! backs off before the next flow.
+//!
 //! ## The clock
 //!
 //! The driver reads the clock itself for inputs: [`now`], which on Linux and Android follows
@@ -51,7 +59,7 @@
 //!     while let Some(event) = driver.poll_event() {
 //!         match event {
 //!             Event::RegisterNow { .. } => { /* driver.send_sip(&register)? */ }
-//!             Event::SipReceived { .. } => { /* parse; driver.registration_succeeded(..)? */ }
+//!             Event::SipReceived { flow, .. } => { /* parse; driver.registration_succeeded(flow, ..)? */ }
 //!             Event::Registered { .. } => return Ok(()),
 //!             _ => {}
 //!         }
@@ -75,7 +83,8 @@ use log::debug;
 
 use crate::config::{ConfigError, Host, UeConfig};
 use crate::engine::{
-    Binding, Event, FlowId, Identity, Output, TransportError, Ue, UeError, UeState,
+    Binding, Event, FlowId, Identity, LossReason, Output, Queue, TransportError, Ue, UeError,
+    UeState,
 };
 use crate::ffi::sys;
 
@@ -190,6 +199,8 @@ pub struct Driver {
     socket: Option<FlowSocket>,
     pending_connect: Option<ConnectRequest>,
     events: VecDeque<Event>,
+    /// What `events` holds, as [`Event::footprint`] counts it.
+    event_bytes: usize,
     pipe: WakePipe,
 }
 
@@ -221,6 +232,7 @@ impl Driver {
             socket: None,
             pending_connect: None,
             events: VecDeque::new(),
+            event_bytes: 0,
             pipe: WakePipe::new()?,
         })
     }
@@ -269,34 +281,45 @@ impl Driver {
         Ok(())
     }
 
-    /// [`Ue::registration_challenged`].
-    pub fn registration_challenged(&mut self, stale: bool) -> Result<(), DriverError> {
+    /// [`Ue::registration_challenged`]: `flow` is that of the [`Event::SipReceived`] that
+    /// carried the 401/407.
+    pub fn registration_challenged(
+        &mut self,
+        flow: FlowId,
+        stale: bool,
+    ) -> Result<(), DriverError> {
         let now = clock::now();
-        self.ue.registration_challenged(now, stale)?;
+        self.ue.registration_challenged(now, flow, stale)?;
         self.pump(now);
         Ok(())
     }
 
-    /// [`Ue::registration_succeeded`].
+    /// [`Ue::registration_succeeded`]: `flow` is that of the [`Event::SipReceived`] that
+    /// carried the 2xx.
     pub fn registration_succeeded(
         &mut self,
+        flow: FlowId,
         expires: Duration,
         flow_timer: Option<Duration>,
     ) -> Result<(), DriverError> {
         let now = clock::now();
-        self.ue.registration_succeeded(now, expires, flow_timer)?;
+        self.ue
+            .registration_succeeded(now, flow, expires, flow_timer)?;
         self.pump(now);
         Ok(())
     }
 
-    /// [`Ue::registration_failed`].
+    /// [`Ue::registration_failed`]: `flow` is that of the [`Event::SipReceived`] that
+    /// carried the final error.
     pub fn registration_failed(
         &mut self,
+        flow: FlowId,
         status: u16,
         retry_after: Option<Duration>,
     ) -> Result<(), DriverError> {
         let now = clock::now();
-        self.ue.registration_failed(now, status, retry_after)?;
+        self.ue
+            .registration_failed(now, flow, status, retry_after)?;
         self.pump(now);
         Ok(())
     }
@@ -414,7 +437,26 @@ impl Driver {
 
     /// The next event for the stack.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        self.event_bytes = self.event_bytes.saturating_sub(event.footprint());
+        if self.events.is_empty() {
+            // Drained: give the memory of a burst back.
+            self.events = VecDeque::new();
+            self.event_bytes = 0;
+        }
+        Some(event)
+    }
+
+    /// Bytes the events waiting in [`poll_event`](Self::poll_event) hold (capped by
+    /// [`QueueLimits::driver_event_bytes`](crate::QueueLimits)).
+    pub fn queued_event_bytes(&self) -> usize {
+        self.event_bytes
+    }
+
+    /// TLS bytes the socket has not taken yet (capped by
+    /// [`QueueLimits::driver_outgoing_bytes`](crate::QueueLimits)).
+    pub fn queued_outgoing_bytes(&self) -> usize {
+        self.socket.as_ref().map_or(0, FlowSocket::queued)
     }
 
     /// True when events wait in [`poll_event`](Self::poll_event).
@@ -508,7 +550,22 @@ impl Driver {
                     self.drop_socket();
                     self.ue.connect_failed(now, flow, reason)
                 }
-                SocketInput::Received(data) => self.ue.receive(now, flow, &data),
+                SocketInput::Received(data) => {
+                    let limit = self.ue.config().queue_limits().driver_event_bytes;
+                    if self.event_bytes > limit {
+                        // The application does not poll: read no more of this flow.
+                        self.ue.queue_overflowed(
+                            now,
+                            flow,
+                            LossReason::QueueOverflow {
+                                queue: Queue::DriverEvents,
+                                queued: self.event_bytes,
+                            },
+                        )
+                    } else {
+                        self.ue.receive(now, flow, &data)
+                    }
+                }
                 SocketInput::Closed(closure) => {
                     self.drop_socket();
                     self.ue.transport_closed(now, flow, closure)
@@ -545,7 +602,15 @@ impl Driver {
                 },
                 Output::Transmit { flow, data } => {
                     if let Some(socket) = self.socket.as_mut().filter(|s| s.flow == flow) {
-                        socket.queue(&data);
+                        let queued = socket.queue(&data);
+                        if queued > self.ue.config().queue_limits().driver_outgoing_bytes {
+                            // The P-CSCF does not read what we write.
+                            self.drop_socket();
+                            let reason = LossReason::PeerNotReading { queued };
+                            if let Err(error) = self.ue.queue_overflowed(now, flow, reason) {
+                                debug!("{flow}: overflow refused: {error}");
+                            }
+                        }
                     }
                 }
                 Output::Close { flow } => {
@@ -560,7 +625,10 @@ impl Driver {
                         self.drop_socket();
                     }
                 }
-                Output::Event(event) => self.events.push_back(event),
+                Output::Event(event) => {
+                    self.event_bytes += event.footprint();
+                    self.events.push_back(event);
+                }
                 Output::Timeout(_) => return,
                 #[allow(unreachable_patterns)] // `Output` is non-exhaustive
                 _ => {}

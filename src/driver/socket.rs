@@ -154,6 +154,11 @@ impl FlowSocket {
         })
     }
 
+    /// Bytes queued that the socket has not taken yet.
+    pub(crate) fn queued(&self) -> usize {
+        self.outgoing.len()
+    }
+
     pub(crate) fn fd(&self) -> std::os::fd::RawFd {
         std::os::fd::AsRawFd::as_raw_fd(&self.stream)
     }
@@ -174,8 +179,14 @@ impl FlowSocket {
         }
     }
 
-    pub(crate) fn queue(&mut self, data: &[u8]) {
+    /// Queues `data` and writes what the socket takes now; returns the bytes still waiting.
+    /// A write error is left for the next [`step`](Self::step) to report.
+    pub(crate) fn queue(&mut self, data: &[u8]) -> usize {
         self.outgoing.extend_from_slice(data);
+        if !self.is_connecting() {
+            let _ = self.flush();
+        }
+        self.outgoing.len()
     }
 
     /// Starts a new `process` round (resets the read budget).

@@ -22,6 +22,14 @@ pub enum UeError {
     },
     /// The flow is not the current one (late input from an old socket).
     UnknownFlow(FlowId),
+    /// A REGISTER answer reported for a flow that is no longer the current one: it answers
+    /// an earlier procedure (or an earlier attempt) and is not applied (O.4.1).
+    StaleReport {
+        /// The flow the report named (where the answer arrived).
+        flow: FlowId,
+        /// The current flow, if any.
+        current: Option<FlowId>,
+    },
     /// O.4.2 / invariant 2: a flow carries REGISTER first; only a REGISTER may be sent
     /// before the registration succeeds.
     RegisterFirst,
@@ -41,6 +49,17 @@ impl fmt::Display for UeError {
                 write!(f, "{operation} is not possible in state {state:?}")
             }
             Self::UnknownFlow(flow) => write!(f, "{flow} is not the current flow"),
+            Self::StaleReport { flow, current } => {
+                write!(
+                    f,
+                    "the answer arrived on {flow}, which is no longer current ("
+                )?;
+                match current {
+                    Some(current) => write!(f, "now {current}")?,
+                    None => f.write_str("no flow now")?,
+                }
+                f.write_str("): it belongs to an earlier procedure and was not applied")
+            }
             Self::RegisterFirst => write!(
                 f,
                 "only REGISTER may be sent on a flow that is not registered (TS 33.203 O.4.2)"

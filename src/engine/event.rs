@@ -59,6 +59,19 @@ pub enum Output {
     Timeout(Option<Instant>),
 }
 
+impl Output {
+    /// What this output holds in memory, as the queue caps count it: the output itself plus
+    /// its payload (TLS records, a received SIP message).
+    pub fn footprint(&self) -> usize {
+        std::mem::size_of::<Output>()
+            + match self {
+                Self::Transmit { data, .. } => data.len(),
+                Self::Event(event) => event.payload_len(),
+                _ => 0,
+            }
+    }
+}
+
 /// Why the stack should send a REGISTER now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegisterReason {
@@ -172,9 +185,52 @@ pub enum LossReason {
     RegistrationExpired,
     /// The application reported a network change.
     NetworkChanged,
+    /// A queue reached its cap ([`QueueLimits`](crate::QueueLimits)): the caller did not
+    /// drain what the P-CSCF's input produced. The flow is failed and recovery backs off.
+    QueueOverflow {
+        /// Which queue.
+        queue: Queue,
+        /// The bytes it held.
+        queued: usize,
+    },
+    /// The P-CSCF does not read: the TLS bytes waiting for its socket reached the cap
+    /// ([`QueueLimits::driver_outgoing_bytes`](crate::QueueLimits)). The flow is failed and
+    /// recovery backs off.
+    PeerNotReading {
+        /// The bytes waiting.
+        queued: usize,
+    },
+}
+
+/// A capped queue ([`LossReason::QueueOverflow`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// The engine's output queue ([`crate::Ue::poll_output`]).
+    EngineOutput,
+    /// The driver's event queue ([`crate::driver::Driver::poll_event`]).
+    DriverEvents,
+}
+
+impl fmt::Display for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EngineOutput => f.write_str("engine output queue"),
+            Self::DriverEvents => f.write_str("driver event queue"),
+        }
+    }
 }
 
 impl LossReason {
+    /// True for a loss that imstls declared because a queue reached its cap. Such a flow
+    /// never counts as proven: recovery backs off instead of reconnecting at once, so a
+    /// flooding P-CSCF cannot cause a reconnect storm.
+    pub fn is_overload(&self) -> bool {
+        matches!(
+            self,
+            Self::QueueOverflow { .. } | Self::PeerNotReading { .. }
+        )
+    }
+
     /// Stable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -188,6 +244,8 @@ impl LossReason {
             Self::RefreshTimeout => "refresh_timeout",
             Self::RegistrationExpired => "registration_expired",
             Self::NetworkChanged => "network_changed",
+            Self::QueueOverflow { .. } => "queue_overflow",
+            Self::PeerNotReading { .. } => "peer_not_reading",
         }
     }
 }
@@ -205,6 +263,13 @@ impl fmt::Display for LossReason {
             Self::RefreshTimeout => f.write_str("no answer to the re-REGISTER"),
             Self::RegistrationExpired => f.write_str("the registration expired"),
             Self::NetworkChanged => f.write_str("the network changed"),
+            Self::QueueOverflow { queue, queued } => {
+                write!(f, "the {queue} reached its cap ({queued} bytes held)")
+            }
+            Self::PeerNotReading { queued } => write!(
+                f,
+                "the P-CSCF does not read: {queued} bytes wait for its socket"
+            ),
         }
     }
 }
@@ -490,7 +555,8 @@ pub enum Event {
         /// The flow.
         flow: FlowId,
     },
-    /// The P-CSCF pinged and imstls answered with a pong.
+    /// The P-CSCF pinged and imstls answered with a pong: one per read, however many pings
+    /// the read held (RFC 5626 §5.4; more would amplify a flood).
     PingAnswered {
         /// The flow.
         flow: FlowId,
@@ -627,6 +693,20 @@ impl Event {
 pub(crate) struct EventKind {
     pub(crate) code: &'static str,
     pub(crate) clause: &'static str,
+}
+
+impl Event {
+    /// What this event holds in memory, as the queue caps count it.
+    pub fn footprint(&self) -> usize {
+        std::mem::size_of::<Event>() + self.payload_len()
+    }
+
+    fn payload_len(&self) -> usize {
+        match self {
+            Self::SipReceived { message, .. } => message.len(),
+            _ => 0,
+        }
+    }
 }
 
 impl fmt::Display for Event {

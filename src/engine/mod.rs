@@ -29,8 +29,8 @@ use log::{debug, info, warn};
 pub use error::UeError;
 pub use event::{
     Abandoned, AttemptFailure, Binding, CandidateFailure, ConformanceEntry, Event, FailureReason,
-    FlowId, LossReason, Output, RegisterKind, RegisterReason, RekeyMethod, TransportClosure,
-    TransportError,
+    FlowId, LossReason, Output, Queue, RegisterKind, RegisterReason, RekeyMethod,
+    TransportClosure, TransportError,
 };
 pub use identity::Identity;
 
@@ -398,9 +398,18 @@ impl Ue {
     }
 
     /// The stack got a 401/407 to the REGISTER: the next REGISTER goes on the same flow
-    /// (Annex N; with `stale` = true, O.3.1.3).
-    pub fn registration_challenged(&mut self, now: Instant, stale: bool) -> Result<(), UeError> {
+    /// (Annex N; with `stale` = true, O.3.1.3). `flow` is the flow of the
+    /// [`Event::SipReceived`] that carried the answer; an answer from any other flow belongs
+    /// to an earlier procedure and is refused with [`UeError::StaleReport`] (O.4.1: a new
+    /// procedure keeps nothing of the one it replaced).
+    pub fn registration_challenged(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        stale: bool,
+    ) -> Result<(), UeError> {
         self.advance(now);
+        self.check_report(flow)?;
         let max = self.config.inner.max_challenges;
         let timeout = self.config.registration_timeout();
         match self.state {
@@ -461,14 +470,18 @@ impl Ue {
 
     /// The stack got a 2xx to the REGISTER. `expires` is what the registrar granted;
     /// `flow_timer` is its RFC 5626 Flow-Timer, if any. Schedules the refresh
-    /// (TS 24.229 §5.1.1.4.1) and keep-alives (RFC 5626 §4.4.1).
+    /// (TS 24.229 §5.1.1.4.1) and keep-alives (RFC 5626 §4.4.1). `flow` is the flow of the
+    /// [`Event::SipReceived`] that carried the answer; another flow's answer is refused with
+    /// [`UeError::StaleReport`] (O.4.1).
     pub fn registration_succeeded(
         &mut self,
         now: Instant,
+        flow: FlowId,
         expires: Duration,
         flow_timer: Option<Duration>,
     ) -> Result<(), UeError> {
         self.advance(now);
+        self.check_report(flow)?;
         match self.state {
             State::Deregistering { sent: true, .. } => {
                 self.finish_deregistration();
@@ -527,13 +540,17 @@ impl Ue {
     /// The stack got a final error (3xx–6xx) to the REGISTER. O.3.1.1: the flow is closed
     /// and its TLS session deleted. 408, 480, 500, 503 and 504 are retried after a back-off
     /// (at least `retry_after`); every other status stops the UE ([`UeState::Closed`]).
+    /// `flow` is the flow of the [`Event::SipReceived`] that carried the answer; another
+    /// flow's answer is refused with [`UeError::StaleReport`] (O.4.1).
     pub fn registration_failed(
         &mut self,
         now: Instant,
+        flow: FlowId,
         status: u16,
         retry_after: Option<Duration>,
     ) -> Result<(), UeError> {
         self.advance(now);
+        self.check_report(flow)?;
         if !(300..=699).contains(&status) {
             return Err(UeError::InvalidArgument(
                 "status must be a final error, 300..=699",
@@ -765,6 +782,13 @@ impl Ue {
         };
         let result = tls.receive(data);
         self.flush_transmit();
+        self.receive_tls_result(flow, result);
+        self.enforce_output_cap(flow);
+        Ok(())
+    }
+
+    /// What `receive` does with the TLS layer's verdict on the bytes.
+    fn receive_tls_result(&mut self, flow: FlowId, result: Result<(), TlsFailure>) {
         match result {
             Err(failure) => self.on_tls_failure(failure),
             Ok(()) => {
@@ -790,6 +814,50 @@ impl Ue {
                 }
             }
         }
+    }
+
+    /// The caller did not drain what `flow`'s input produced and the engine output queue
+    /// passed [`QueueLimits::engine_output_bytes`](crate::QueueLimits): the flow fails (its
+    /// unsent bytes are dropped) and, as O.4.1 wants for a lost connection, a new registration
+    /// follows, after an RFC 5626 §4.5 back-off, so a peer cannot grow the queue without
+    /// bound.
+    fn enforce_output_cap(&mut self, flow: FlowId) {
+        if self.flow.as_ref().is_none_or(|f| f.id != flow) {
+            return;
+        }
+        let queued: usize = self.outputs.iter().map(Output::footprint).sum();
+        if queued <= self.config.queue_limits().engine_output_bytes {
+            return;
+        }
+        warn!("{flow}: the engine output queue holds {queued} bytes: failing the flow");
+        self.drop_queued(flow);
+        self.flow_lost(LossReason::QueueOverflow {
+            queue: Queue::EngineOutput,
+            queued,
+        });
+    }
+
+    /// The driver (or a sans-IO caller capping its own write buffer) could not hand what
+    /// `flow` produced on: `reason` is a [`LossReason::QueueOverflow`] or
+    /// [`LossReason::PeerNotReading`]. The flow is lost (O.4.1: a new registration follows)
+    /// and recovery backs off (RFC 5626 §4.5), never at once: an overloaded flow does not
+    /// count as proven.
+    pub fn queue_overflowed(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        reason: LossReason,
+    ) -> Result<(), UeError> {
+        self.advance(now);
+        self.check_flow(flow)?;
+        if !reason.is_overload() {
+            return Err(UeError::InvalidArgument(
+                "queue_overflowed takes QueueOverflow or PeerNotReading",
+            ));
+        }
+        warn!("{flow}: {reason}: failing the flow");
+        self.drop_queued(flow);
+        self.flow_lost(reason);
         Ok(())
     }
 
@@ -949,6 +1017,18 @@ impl Ue {
         match &self.flow {
             Some(current) if current.id == flow => Ok(()),
             _ => Err(UeError::UnknownFlow(flow)),
+        }
+    }
+
+    /// O.4.1: a REGISTER answer belongs to the flow it arrived on. Every procedure (and every
+    /// retry within one) has its own flow, so an answer from another flow is stale.
+    fn check_report(&self, flow: FlowId) -> Result<(), UeError> {
+        match &self.flow {
+            Some(current) if current.id == flow => Ok(()),
+            current => Err(UeError::StaleReport {
+                flow,
+                current: current.as_ref().map(|f| f.id),
+            }),
         }
     }
 
@@ -1320,7 +1400,8 @@ impl Ue {
         };
         let candidate = flow.candidate;
         let keepalive = self.config.keepalive();
-        let proven = flow.registered_at.is_some()
+        let proven = !reason.is_overload()
+            && flow.registered_at.is_some()
             && (flow.pong_seen
                 || (!keepalive.enabled
                     && flow.registered_at.is_some_and(|at| {
@@ -1359,6 +1440,7 @@ impl Ue {
     }
 
     fn process_plaintext(&mut self) {
+        let mut pong_sent = false;
         loop {
             let Some(flow) = self.flow.as_mut() else {
                 return;
@@ -1376,9 +1458,13 @@ impl Ue {
                 Ok(Some(Frame::Message(message))) => {
                     self.emit(Event::SipReceived { flow: id, message });
                 }
+                // RFC 5626 §5.4: a ping gets a pong. One pong answers every ping of the same
+                // read: more would let the P-CSCF amplify its pings into our records and events.
+                Ok(Some(Frame::Ping)) if pong_sent => {}
                 Ok(Some(Frame::Ping)) => {
                     if let Some(tls) = flow.tls.as_mut() {
                         if tls.send(PONG).is_ok() {
+                            pong_sent = true;
                             self.flush_transmit();
                             self.emit(Event::PingAnswered { flow: id });
                         }

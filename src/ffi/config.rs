@@ -508,6 +508,44 @@ pub extern "C" fn imstls_config_builder_set_conformance_log_entries(
     guard(|| update(builder, |b| Ok(b.conformance_log_entries(entries))))
 }
 
+/// Caps, in bytes, on what a P-CSCF that does not read or a caller that does not drain can
+/// make imstls hold (0: the default, 1 MiB each; otherwise at least twice the largest SIP
+/// message and at most 1 GiB):
+///
+/// - `engine_output_bytes`: outputs not yet taken with `imstls_ue_poll_output`;
+/// - `driver_outgoing_bytes`: TLS bytes the driver's socket has not taken (the P-CSCF does
+///   not read): the flow fails with reason `"peer_not_reading"`;
+/// - `driver_event_bytes`: events not yet taken with `imstls_driver_poll_event`.
+///
+/// At a cap the flow fails (CONNECTION_LOST, reason `"queue_overflow"` for the two queues)
+/// and recovery backs off (RFC 5626 §4.5). Out of range: `imstls_config_builder_build` fails
+/// with `IMSTLS_INVALID_CONFIG` naming `max_engine_output_bytes`, `max_driver_outgoing_bytes`
+/// or `max_driver_event_bytes`.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_config_builder_set_queue_limits(
+    builder: *mut imstls_config_builder,
+    engine_output_bytes: usize,
+    driver_outgoing_bytes: usize,
+    driver_event_bytes: usize,
+) -> imstls_result {
+    guard(|| {
+        update(builder, |mut b| {
+            if engine_output_bytes != 0 {
+                b = b.max_engine_output_bytes(engine_output_bytes);
+            }
+            if driver_outgoing_bytes != 0 {
+                b = b.max_driver_outgoing_bytes(driver_outgoing_bytes);
+            }
+            if driver_event_bytes != 0 {
+                b = b.max_driver_event_bytes(driver_event_bytes);
+            }
+            Ok(b)
+        })
+    })
+}
+
 /// Seeds the engine's jitter, for reproducible tests (default: from the crypto provider's
 /// secure random source).
 ///

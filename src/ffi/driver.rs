@@ -233,27 +233,38 @@ pub extern "C" fn imstls_driver_send_sip(
 
 /// The stack got a 401/407 (see `imstls_ue_registration_challenged`).
 ///
+/// - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+///   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
 /// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_driver_registration_challenged(
     driver: *mut imstls_driver,
+    flow: u64,
     stale: bool,
 ) -> imstls_result {
-    guard(|| input(driver, |d| Ok(d.registration_challenged(stale)?)))
+    guard(|| {
+        input(driver, |d| {
+            Ok(d.registration_challenged(FlowId(flow), stale)?)
+        })
+    })
 }
 
 /// The stack got a 2xx (see `imstls_ue_registration_succeeded`; `flow_timer_s` 0: none).
 ///
+/// - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+///   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
 /// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_driver_registration_succeeded(
     driver: *mut imstls_driver,
+    flow: u64,
     expires_s: u32,
     flow_timer_s: u32,
 ) -> imstls_result {
     guard(|| {
         input(driver, |d| {
             Ok(d.registration_succeeded(
+                FlowId(flow),
                 Duration::from_secs(expires_s.into()),
                 duration_s(flow_timer_s),
             )?)
@@ -264,10 +275,13 @@ pub extern "C" fn imstls_driver_registration_succeeded(
 /// The stack got a final error 300–699 (see `imstls_ue_registration_failed`;
 /// `retry_after_s` 0: none).
 ///
+/// - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+///   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
 /// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_driver_registration_failed(
     driver: *mut imstls_driver,
+    flow: u64,
     status: u32,
     retry_after_s: u32,
 ) -> imstls_result {
@@ -275,7 +289,7 @@ pub extern "C" fn imstls_driver_registration_failed(
         input(driver, |d| {
             let status = u16::try_from(status)
                 .map_err(|_| Failure::invalid("status must be a final error, 300..=699"))?;
-            Ok(d.registration_failed(status, duration_s(retry_after_s))?)
+            Ok(d.registration_failed(FlowId(flow), status, duration_s(retry_after_s))?)
         })
     })
 }

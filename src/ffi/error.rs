@@ -142,6 +142,7 @@ impl From<UeError> for Failure {
             UeError::InvalidIdentity(_) => R::IMSTLS_INVALID_IDENTITY,
             UeError::WrongState { .. } => R::IMSTLS_WRONG_STATE,
             UeError::UnknownFlow(_) => R::IMSTLS_UNKNOWN_FLOW,
+            UeError::StaleReport { .. } => R::IMSTLS_STALE_REPORT,
             UeError::RegisterFirst => R::IMSTLS_REGISTER_FIRST,
             UeError::RegisterInFlight => R::IMSTLS_REGISTER_IN_FLIGHT,
             UeError::BadMessage(_) => R::IMSTLS_BAD_SIP_MESSAGE,

@@ -50,6 +50,16 @@ fn number(arg: &[u8]) -> u32 {
     u32::from_le_bytes(raw)
 }
 
+/// The flow a REGISTER answer is reported for: usually the current one, sometimes an older
+/// one (a stale report), as the last input byte decides.
+fn report_flow(current: Option<u64>, arg: &[u8]) -> u64 {
+    let current = current.unwrap_or(0);
+    match arg.last() {
+        Some(back) if back % 4 == 0 => current.saturating_sub(u64::from(back / 4)),
+        _ => current,
+    }
+}
+
 fn read_error(error: *mut imstls_error, scratch: &mut [u8]) {
     let mut needed = 0usize;
     check(
@@ -170,16 +180,23 @@ pub fn ffi_bytes(data: &[u8]) {
                 now = now.wrapping_add(u64::from(number(arg)));
                 imstls_ue_handle_timeout(ue, now)
             }
-            13 => imstls_ue_registration_challenged(ue, now, arg.first() == Some(&1)),
+            13 => imstls_ue_registration_challenged(
+                ue,
+                now,
+                report_flow(flow, arg),
+                arg.first() == Some(&1),
+            ),
             14 => imstls_ue_registration_succeeded(
                 ue,
                 now,
+                report_flow(flow, arg),
                 number(arg),
                 number(arg.get(4..).unwrap_or_default()),
             ),
             _ => imstls_ue_registration_failed(
                 ue,
                 now,
+                report_flow(flow, arg),
                 number(arg),
                 number(arg.get(4..).unwrap_or_default()),
             ),

@@ -87,7 +87,7 @@ pub enum imstls_event_kind {
     IMSTLS_EVENT_KEEPALIVE_SENT = 17,
     /// The pong arrived.
     IMSTLS_EVENT_PONG_RECEIVED = 18,
-    /// The P-CSCF pinged and imstls answered.
+    /// The P-CSCF pinged and imstls answered: one pong per read, however many pings it held.
     IMSTLS_EVENT_PING_ANSWERED = 19,
     /// Keys were refreshed (`reason`: key_update, new_flow).
     IMSTLS_EVENT_REKEYED = 20,

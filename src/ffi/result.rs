@@ -51,6 +51,9 @@ pub enum imstls_result {
     IMSTLS_REGISTER_IN_FLIGHT = 203,
     /// The driver is not in the connect mode this call needs.
     IMSTLS_WRONG_MODE = 204,
+    /// A REGISTER answer was reported for a flow that is no longer the current one: it
+    /// answers an earlier procedure or attempt and was not applied (TS 33.203 O.4.1).
+    IMSTLS_STALE_REPORT = 205,
     /// The engine refused the input for a reason this version of the C API does not name;
     /// the handle's last error has the message.
     IMSTLS_REFUSED = 299,
@@ -103,6 +106,9 @@ impl imstls_result {
             }
             R::IMSTLS_REGISTER_IN_FLIGHT => c"a REGISTER is already waiting for its answer",
             R::IMSTLS_WRONG_MODE => c"the driver is not in the connect mode this call needs",
+            R::IMSTLS_STALE_REPORT => {
+                c"the answer arrived on a flow that is no longer current; it was not applied"
+            }
             R::IMSTLS_REFUSED => c"the engine refused the input",
             R::IMSTLS_BUSY => c"another call on this handle is in progress",
             R::IMSTLS_PANIC => c"imstls panicked inside the call; the handle is poisoned",
@@ -120,7 +126,7 @@ impl imstls_result {
     }
 
     /// Every code, for the validation of incoming integers.
-    const ALL: [imstls_result; 27] = {
+    const ALL: [imstls_result; 28] = {
         use imstls_result as R;
         [
             R::IMSTLS_OK,
@@ -137,6 +143,7 @@ impl imstls_result {
             R::IMSTLS_REGISTER_FIRST,
             R::IMSTLS_REGISTER_IN_FLIGHT,
             R::IMSTLS_WRONG_MODE,
+            R::IMSTLS_STALE_REPORT,
             R::IMSTLS_REFUSED,
             R::IMSTLS_BUSY,
             R::IMSTLS_PANIC,

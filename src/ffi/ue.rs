@@ -7,7 +7,9 @@ use std::ffi::{c_char, c_void};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::engine::{FlowId, Identity, Output, TransportClosure, TransportError, Ue, UeState};
+use crate::engine::{
+    FlowId, Identity, LossReason, Output, TransportClosure, TransportError, Ue, UeState,
+};
 
 use super::binding::imstls_binding;
 use super::boundary::{arg, boxed, bytes_arg, guard, opt_str_arg, out, str_arg, str_array_arg};
@@ -300,16 +302,20 @@ pub extern "C" fn imstls_ue_send_sip(
 /// The stack got a 401/407 to the REGISTER (`stale`: the challenge said stale=true,
 /// O.3.1.3). The next REGISTER goes on the same flow: a REGISTER_NOW follows.
 ///
+/// - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer.
+///   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow: the answer
+///   belongs to an earlier procedure or attempt (O.4.1).
 /// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_ue_registration_challenged(
     ue: *mut imstls_ue,
     now_ms: u64,
+    flow: u64,
     stale: bool,
 ) -> imstls_result {
     guard(|| {
         input(ue, now_ms, |engine, now| {
-            Ok(engine.registration_challenged(now, stale)?)
+            Ok(engine.registration_challenged(now, FlowId(flow), stale)?)
         })
     })
 }
@@ -318,11 +324,14 @@ pub extern "C" fn imstls_ue_registration_challenged(
 /// to a de-REGISTER), `flow_timer_s` the RFC 5626 Flow-Timer (0: none). Schedules the
 /// refresh and keep-alives.
 ///
+/// - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+///   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
 /// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_ue_registration_succeeded(
     ue: *mut imstls_ue,
     now_ms: u64,
+    flow: u64,
     expires_s: u32,
     flow_timer_s: u32,
 ) -> imstls_result {
@@ -330,6 +339,7 @@ pub extern "C" fn imstls_ue_registration_succeeded(
         input(ue, now_ms, |engine, now| {
             Ok(engine.registration_succeeded(
                 now,
+                FlowId(flow),
                 Duration::from_secs(expires_s.into()),
                 duration_s(flow_timer_s),
             )?)
@@ -341,11 +351,14 @@ pub extern "C" fn imstls_ue_registration_succeeded(
 /// Retry-After (0: none). O.3.1.1: the flow is closed and its session deleted; 408, 480,
 /// 500, 503, 504 are retried after a back-off, other codes stop (`IMSTLS_STATE_CLOSED`).
 ///
+/// - `flow`: the flow of the `IMSTLS_EVENT_SIP_RECEIVED` event that carried the answer;
+///   `IMSTLS_STALE_REPORT` (nothing applied) when it is not the current flow.
 /// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
 #[no_mangle]
 pub extern "C" fn imstls_ue_registration_failed(
     ue: *mut imstls_ue,
     now_ms: u64,
+    flow: u64,
     status: u32,
     retry_after_s: u32,
 ) -> imstls_result {
@@ -353,7 +366,7 @@ pub extern "C" fn imstls_ue_registration_failed(
         input(ue, now_ms, |engine, now| {
             let status = u16::try_from(status)
                 .map_err(|_| Failure::invalid("status must be a final error, 300..=699"))?;
-            Ok(engine.registration_failed(now, status, duration_s(retry_after_s))?)
+            Ok(engine.registration_failed(now, FlowId(flow), status, duration_s(retry_after_s))?)
         })
     })
 }
@@ -446,6 +459,30 @@ pub extern "C" fn imstls_ue_receive(
         input(ue, now_ms, |engine, now| {
             let data = bytes_arg(data, len, "data")?;
             Ok(engine.receive(now, FlowId(flow), data)?)
+        })
+    })
+}
+
+/// The P-CSCF does not read: the TLS bytes of `flow` your socket has not taken reached the cap
+/// you keep for your write buffer (`queued_bytes` of them). Like the driver at its
+/// `driver_outgoing_bytes` cap, the flow fails (CONNECTION_LOST, reason `"peer_not_reading"`,
+/// a CLOSE follows: drop what you queued for it) and a new registration follows after an
+/// RFC 5626 §4.5 back-off.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_ue_peer_not_reading(
+    ue: *mut imstls_ue,
+    now_ms: u64,
+    flow: u64,
+    queued_bytes: usize,
+) -> imstls_result {
+    guard(|| {
+        input(ue, now_ms, |engine, now| {
+            let reason = LossReason::PeerNotReading {
+                queued: queued_bytes,
+            };
+            Ok(engine.queue_overflowed(now, FlowId(flow), reason)?)
         })
     })
 }

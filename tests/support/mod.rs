@@ -302,7 +302,7 @@ impl World {
                     let r = self.ue.send_sip(self.now, &request);
                     self.note("send_sip REGISTER", r);
                 }
-                Event::SipReceived { message, .. } => {
+                Event::SipReceived { flow, message } => {
                     let msg = SipMessage::parse(message).expect("the simulator sends valid SIP");
                     if msg.is_request() {
                         let answer = self.ua.answer(&msg, 200);
@@ -310,7 +310,7 @@ impl World {
                         self.note("send_sip answer", r);
                     } else {
                         let outcome = self.ua.handle_response(&msg);
-                        self.report(outcome);
+                        self.report(*flow, outcome);
                     }
                 }
                 _ => {}
@@ -319,8 +319,8 @@ impl World {
         self.events.push((self.elapsed(), event));
     }
 
-    fn report(&mut self, outcome: UaOutcome) {
-        let r = stack::report(&mut self.ue, self.now, outcome);
+    fn report(&mut self, flow: FlowId, outcome: UaOutcome) {
+        let r = stack::report(&mut self.ue, self.now, flow, outcome);
         self.note("report", r);
     }
 

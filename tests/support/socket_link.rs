@@ -250,7 +250,7 @@ impl<'a> SocketLink<'a> {
                     }
                 }
             }
-            Event::SipReceived { message, .. } if self.stack == StackPolicy::Auto => {
+            Event::SipReceived { flow, message } if self.stack == StackPolicy::Auto => {
                 let Ok(message) = SipMessage::parse(message) else {
                     return;
                 };
@@ -261,7 +261,7 @@ impl<'a> SocketLink<'a> {
                     return;
                 }
                 let outcome = self.ua.handle_response(&message);
-                let r = stack::report(&mut self.ue, now, outcome);
+                let r = stack::report(&mut self.ue, now, *flow, outcome);
                 self.note("report", r);
             }
             _ => {}

@@ -393,6 +393,16 @@ static jint n_builder_set_conformance_log_entries(JNIEnv *env, jclass c, jlong b
                                                                    (size_t)v);
 }
 
+static jint n_builder_set_queue_limits(JNIEnv *env, jclass c, jlong b, jlong engine_output,
+                                       jlong driver_outgoing, jlong driver_events) {
+    (void)env;
+    (void)c;
+    return (jint)imstls_config_builder_set_queue_limits(PTR(imstls_config_builder, b),
+                                                        (size_t)engine_output,
+                                                        (size_t)driver_outgoing,
+                                                        (size_t)driver_events);
+}
+
 static jint n_builder_build(JNIEnv *env, jclass c, jlong b, jlongArray out) {
     (void)c;
     OUT_POINTER(imstls_config_builder_build(PTR(imstls_config_builder, b), &value_), imstls_config, out);
@@ -453,26 +463,28 @@ static jint n_ue_send_sip(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jbyteAr
     return rc;
 }
 
-static jint n_ue_registration_challenged(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jboolean stale) {
+static jint n_ue_registration_challenged(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong flow,
+                                         jboolean stale) {
     (void)env;
     (void)c;
-    return (jint)imstls_ue_registration_challenged(UE(ue), (uint64_t)now_ms, stale == JNI_TRUE);
+    return (jint)imstls_ue_registration_challenged(UE(ue), (uint64_t)now_ms, (uint64_t)flow,
+                                                   stale == JNI_TRUE);
 }
 
-static jint n_ue_registration_succeeded(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jint expires_s,
-                                        jint flow_timer_s) {
+static jint n_ue_registration_succeeded(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong flow,
+                                        jint expires_s, jint flow_timer_s) {
     (void)env;
     (void)c;
-    return (jint)imstls_ue_registration_succeeded(UE(ue), (uint64_t)now_ms, (uint32_t)expires_s,
-                                                  (uint32_t)flow_timer_s);
+    return (jint)imstls_ue_registration_succeeded(UE(ue), (uint64_t)now_ms, (uint64_t)flow,
+                                                  (uint32_t)expires_s, (uint32_t)flow_timer_s);
 }
 
-static jint n_ue_registration_failed(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jint status,
-                                     jint retry_after_s) {
+static jint n_ue_registration_failed(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong flow,
+                                     jint status, jint retry_after_s) {
     (void)env;
     (void)c;
-    return (jint)imstls_ue_registration_failed(UE(ue), (uint64_t)now_ms, (uint32_t)status,
-                                               (uint32_t)retry_after_s);
+    return (jint)imstls_ue_registration_failed(UE(ue), (uint64_t)now_ms, (uint64_t)flow,
+                                               (uint32_t)status, (uint32_t)retry_after_s);
 }
 
 /* A UE input taking only the time. */
@@ -530,6 +542,14 @@ static jint n_ue_receive(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong fl
     wipe(copy, (size_t)length);
     free(copy);
     return rc;
+}
+
+static jint n_ue_peer_not_reading(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong flow,
+                                  jlong queued_bytes) {
+    (void)env;
+    (void)c;
+    return (jint)imstls_ue_peer_not_reading(UE(ue), (uint64_t)now_ms, (uint64_t)flow,
+                                            (size_t)queued_bytes);
 }
 
 static jint n_ue_transport_closed(JNIEnv *env, jclass c, jlong ue, jlong now_ms, jlong flow,
@@ -638,25 +658,27 @@ static jint n_driver_send_sip(JNIEnv *env, jclass c, jlong driver, jbyteArray me
     return rc;
 }
 
-static jint n_driver_registration_challenged(JNIEnv *env, jclass c, jlong driver, jboolean stale) {
+static jint n_driver_registration_challenged(JNIEnv *env, jclass c, jlong driver, jlong flow,
+                                             jboolean stale) {
     (void)env;
     (void)c;
-    return (jint)imstls_driver_registration_challenged(DRIVER(driver), stale == JNI_TRUE);
+    return (jint)imstls_driver_registration_challenged(DRIVER(driver), (uint64_t)flow,
+                                                       stale == JNI_TRUE);
 }
 
-static jint n_driver_registration_succeeded(JNIEnv *env, jclass c, jlong driver, jint expires_s,
-                                            jint flow_timer_s) {
+static jint n_driver_registration_succeeded(JNIEnv *env, jclass c, jlong driver, jlong flow,
+                                            jint expires_s, jint flow_timer_s) {
     (void)env;
     (void)c;
-    return (jint)imstls_driver_registration_succeeded(DRIVER(driver), (uint32_t)expires_s,
-                                                      (uint32_t)flow_timer_s);
+    return (jint)imstls_driver_registration_succeeded(DRIVER(driver), (uint64_t)flow,
+                                                      (uint32_t)expires_s, (uint32_t)flow_timer_s);
 }
 
-static jint n_driver_registration_failed(JNIEnv *env, jclass c, jlong driver, jint status,
-                                         jint retry_after_s) {
+static jint n_driver_registration_failed(JNIEnv *env, jclass c, jlong driver, jlong flow,
+                                         jint status, jint retry_after_s) {
     (void)env;
     (void)c;
-    return (jint)imstls_driver_registration_failed(DRIVER(driver), (uint32_t)status,
+    return (jint)imstls_driver_registration_failed(DRIVER(driver), (uint64_t)flow, (uint32_t)status,
                                                    (uint32_t)retry_after_s);
 }
 
@@ -976,6 +998,7 @@ static const JNINativeMethod METHODS[] = {
     M("builderSetMaxSipMessageSize", "(" J J ")" I, n_builder_set_max_sip_message_size),
     M("builderSetMaxChallenges", "(" J I ")" I, n_builder_set_max_challenges),
     M("builderSetConformanceLogEntries", "(" J J ")" I, n_builder_set_conformance_log_entries),
+    M("builderSetQueueLimits", "(" J J J J ")" I, n_builder_set_queue_limits),
     M("builderSetRandomSeed", "(" J J ")" I, n_builder_set_random_seed),
     M("builderBuild", "(" J LONGS ")" I, n_builder_build),
     M("builderLastError", "(" J LONGS ")" I, n_builder_last_error),
@@ -985,9 +1008,9 @@ static const JNINativeMethod METHODS[] = {
     M("ueFree", "(" J ")V", n_ue_free),
     M("ueStartRegistration", "(" J J BYTES BYTES2 ")" I, n_ue_start_registration),
     M("ueSendSip", "(" J J BYTES ")" I, n_ue_send_sip),
-    M("ueRegistrationChallenged", "(" J J Z ")" I, n_ue_registration_challenged),
-    M("ueRegistrationSucceeded", "(" J J I I ")" I, n_ue_registration_succeeded),
-    M("ueRegistrationFailed", "(" J J I I ")" I, n_ue_registration_failed),
+    M("ueRegistrationChallenged", "(" J J J Z ")" I, n_ue_registration_challenged),
+    M("ueRegistrationSucceeded", "(" J J J I I ")" I, n_ue_registration_succeeded),
+    M("ueRegistrationFailed", "(" J J J I I ")" I, n_ue_registration_failed),
     M("ueDeregister", "(" J J ")" I, n_ue_deregister),
     M("ueNetworkChanged", "(" J J ")" I, n_ue_network_changed),
     M("ueRekey", "(" J J ")" I, n_ue_rekey),
@@ -995,6 +1018,7 @@ static const JNINativeMethod METHODS[] = {
     M("ueConnectFailed", "(" J J J I BYTES ")" I, n_ue_connect_failed),
     M("ueReceive", "(" J J J BYTES I I ")" I, n_ue_receive),
     M("ueTransportClosed", "(" J J J I BYTES ")" I, n_ue_transport_closed),
+    M("uePeerNotReading", "(" J J J J ")" I, n_ue_peer_not_reading),
     M("ueHandleTimeout", "(" J J ")" I, n_ue_handle_timeout),
     M("uePollOutput", "(" J LONGS ")" I, n_ue_poll_output),
     M("ueNextTimeout", "(" J LONGS ")" I, n_ue_next_timeout),
@@ -1009,9 +1033,9 @@ static const JNINativeMethod METHODS[] = {
     M("driverSetConnectMode", "(" J I ")" I, n_driver_set_connect_mode),
     M("driverStartRegistration", "(" J BYTES BYTES2 ")" I, n_driver_start_registration),
     M("driverSendSip", "(" J BYTES ")" I, n_driver_send_sip),
-    M("driverRegistrationChallenged", "(" J Z ")" I, n_driver_registration_challenged),
-    M("driverRegistrationSucceeded", "(" J I I ")" I, n_driver_registration_succeeded),
-    M("driverRegistrationFailed", "(" J I I ")" I, n_driver_registration_failed),
+    M("driverRegistrationChallenged", "(" J J Z ")" I, n_driver_registration_challenged),
+    M("driverRegistrationSucceeded", "(" J J I I ")" I, n_driver_registration_succeeded),
+    M("driverRegistrationFailed", "(" J J I I ")" I, n_driver_registration_failed),
     M("driverDeregister", "(" J ")" I, n_driver_deregister),
     M("driverNetworkChanged", "(" J ")" I, n_driver_network_changed),
     M("driverRekey", "(" J ")" I, n_driver_rekey),

@@ -284,6 +284,20 @@ public final class Config {
             return add(b -> Native.builderSetConformanceLogEntries(b, v));
         }
 
+        /**
+         * Caps in bytes on the engine output queue, the driver's unsent TLS bytes and the
+         * driver's unpolled events (0: the default, 1 MiB each). At a cap the flow fails
+         * (CONNECTION_LOST with reason "queue_overflow" or "peer_not_reading") and recovery
+         * backs off.
+         */
+        public Builder queueLimits(long engineOutputBytes, long driverOutgoingBytes,
+                long driverEventBytes) {
+            final long e = nonNegative(engineOutputBytes, "engine output bytes");
+            final long o = nonNegative(driverOutgoingBytes, "driver outgoing bytes");
+            final long v = nonNegative(driverEventBytes, "driver event bytes");
+            return add(b -> Native.builderSetQueueLimits(b, e, o, v));
+        }
+
         /** Seeds the engine's jitter, for reproducible tests. */
         public Builder randomSeed(long seed) {
             return add(b -> Native.builderSetRandomSeed(b, seed));

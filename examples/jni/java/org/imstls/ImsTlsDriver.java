@@ -81,6 +81,21 @@ public final class ImsTlsDriver implements AutoCloseable {
         int run(long driver);
     }
 
+    /** A REGISTER answer report: true when applied, false for {@link ResultCode#STALE_REPORT}. */
+    private boolean report(Call call) {
+        long driver = handle.acquire();
+        try {
+            int rc = call.run(driver);
+            if (rc == ResultCode.STALE_REPORT) {
+                return false;
+            }
+            check(driver, rc);
+            return true;
+        } finally {
+            handle.release();
+        }
+    }
+
     private void call(Call call) {
         long driver = handle.acquire();
         try {
@@ -139,20 +154,26 @@ public final class ImsTlsDriver implements AutoCloseable {
         call(d -> Native.driverSendSip(d, message));
     }
 
-    public void registrationChallenged(boolean stale) {
-        call(d -> Native.driverRegistrationChallenged(d, stale));
+    /**
+     * The stack got a 401/407 on {@code flow}, the {@link Event#flow()} of the SIP_RECEIVED
+     * event that carried it. False, nothing applied, when that flow is no longer current.
+     */
+    public boolean registrationChallenged(long flow, boolean stale) {
+        return report(d -> Native.driverRegistrationChallenged(d, flow, stale));
     }
 
-    public void registrationSucceeded(int expiresS, int flowTimerS) {
+    /** The stack got a 2xx on {@code flow}; false when the flow is stale. */
+    public boolean registrationSucceeded(long flow, int expiresS, int flowTimerS) {
         ImsTlsUe.u32(expiresS, "expiresS");
         ImsTlsUe.u32(flowTimerS, "flowTimerS");
-        call(d -> Native.driverRegistrationSucceeded(d, expiresS, flowTimerS));
+        return report(d -> Native.driverRegistrationSucceeded(d, flow, expiresS, flowTimerS));
     }
 
-    public void registrationFailed(int status, int retryAfterS) {
+    /** The stack got a final error 300-699 on {@code flow}; false when the flow is stale. */
+    public boolean registrationFailed(long flow, int status, int retryAfterS) {
         ImsTlsUe.u32(status, "status");
         ImsTlsUe.u32(retryAfterS, "retryAfterS");
-        call(d -> Native.driverRegistrationFailed(d, status, retryAfterS));
+        return report(d -> Native.driverRegistrationFailed(d, flow, status, retryAfterS));
     }
 
     public void deregister() {

@@ -49,6 +49,25 @@ public final class ImsTlsUe implements AutoCloseable {
         int run(long ue);
     }
 
+    /**
+     * A REGISTER answer report: true when applied, false when the flow it names is no longer
+     * current ({@link ResultCode#STALE_REPORT}: the answer belongs to an earlier procedure
+     * and nothing was applied). Every other failure throws.
+     */
+    private boolean report(Call call) {
+        long ue = handle.acquire();
+        try {
+            int rc = call.run(ue);
+            if (rc == ResultCode.STALE_REPORT) {
+                return false;
+            }
+            check(ue, rc);
+            return true;
+        } finally {
+            handle.release();
+        }
+    }
+
     private void call(Call call) {
         long ue = handle.acquire();
         try {
@@ -122,26 +141,36 @@ public final class ImsTlsUe implements AutoCloseable {
         call(ue -> Native.ueSendSip(ue, nowMs, message));
     }
 
-    /** The stack got a 401/407 ({@code stale}: stale=true, O.3.1.3). */
-    public void registrationChallenged(long nowMs, boolean stale) {
+    /**
+     * The stack got a 401/407 ({@code stale}: stale=true, O.3.1.3) on {@code flow}: the
+     * {@link Event#flow()} of the SIP_RECEIVED event that carried it. Returns false, applying
+     * nothing, when that flow is no longer current (a late answer of an earlier procedure).
+     */
+    public boolean registrationChallenged(long nowMs, long flow, boolean stale) {
         time(nowMs);
-        call(ue -> Native.ueRegistrationChallenged(ue, nowMs, stale));
+        return report(ue -> Native.ueRegistrationChallenged(ue, nowMs, flow, stale));
     }
 
-    /** The stack got a 2xx: the granted expiry and the RFC 5626 Flow-Timer (0: none). */
-    public void registrationSucceeded(long nowMs, int expiresS, int flowTimerS) {
+    /**
+     * The stack got a 2xx on {@code flow} (see {@link #registrationChallenged}): the granted
+     * expiry and the RFC 5626 Flow-Timer (0: none). False when the flow is stale.
+     */
+    public boolean registrationSucceeded(long nowMs, long flow, int expiresS, int flowTimerS) {
         time(nowMs);
         u32(expiresS, "expiresS");
         u32(flowTimerS, "flowTimerS");
-        call(ue -> Native.ueRegistrationSucceeded(ue, nowMs, expiresS, flowTimerS));
+        return report(ue -> Native.ueRegistrationSucceeded(ue, nowMs, flow, expiresS, flowTimerS));
     }
 
-    /** The stack got a final error 300-699; {@code retryAfterS} 0 when none (O.3.1.1). */
-    public void registrationFailed(long nowMs, int status, int retryAfterS) {
+    /**
+     * The stack got a final error 300-699 on {@code flow}; {@code retryAfterS} 0 when none
+     * (O.3.1.1). False when the flow is stale.
+     */
+    public boolean registrationFailed(long nowMs, long flow, int status, int retryAfterS) {
         time(nowMs);
         u32(status, "status");
         u32(retryAfterS, "retryAfterS");
-        call(ue -> Native.ueRegistrationFailed(ue, nowMs, status, retryAfterS));
+        return report(ue -> Native.ueRegistrationFailed(ue, nowMs, flow, status, retryAfterS));
     }
 
     /** De-registers (a REGISTER_NOW with reason DEREGISTER follows when registered). */
@@ -193,6 +222,19 @@ public final class ImsTlsUe implements AutoCloseable {
                     + ", array " + data.length);
         }
         call(ue -> Native.ueReceive(ue, nowMs, flow, data, offset, length));
+    }
+
+    /**
+     * The P-CSCF does not read: {@code queuedBytes} TLS bytes of {@code flow} wait in your
+     * write buffer, at the cap you keep. The flow fails (CONNECTION_LOST "peer_not_reading",
+     * a CLOSE follows) and a new registration follows after a back-off.
+     */
+    public void peerNotReading(long nowMs, long flow, long queuedBytes) {
+        time(nowMs);
+        if (queuedBytes < 0) {
+            throw new IllegalArgumentException("queuedBytes is negative: " + queuedBytes);
+        }
+        call(ue -> Native.uePeerNotReading(ue, nowMs, flow, queuedBytes));
     }
 
     /** Your socket for {@code flow} ended; close it yourself. {@code detail} may be null. */

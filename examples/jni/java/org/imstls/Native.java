@@ -106,6 +106,8 @@ final class Native {
     static native int builderSetMaxSipMessageSize(long builder, long bytes);
     static native int builderSetMaxChallenges(long builder, int count);
     static native int builderSetConformanceLogEntries(long builder, long entries);
+    static native int builderSetQueueLimits(long builder, long engineOutputBytes,
+            long driverOutgoingBytes, long driverEventBytes);
     static native int builderSetRandomSeed(long builder, long seed);
     static native int builderBuild(long builder, long[] out);
     static native int builderLastError(long builder, long[] out);
@@ -116,9 +118,11 @@ final class Native {
     static native void ueFree(long ue);
     static native int ueStartRegistration(long ue, long nowMs, byte[] impi, byte[][] impus);
     static native int ueSendSip(long ue, long nowMs, byte[] message);
-    static native int ueRegistrationChallenged(long ue, long nowMs, boolean stale);
-    static native int ueRegistrationSucceeded(long ue, long nowMs, int expiresS, int flowTimerS);
-    static native int ueRegistrationFailed(long ue, long nowMs, int status, int retryAfterS);
+    static native int ueRegistrationChallenged(long ue, long nowMs, long flow, boolean stale);
+    static native int ueRegistrationSucceeded(long ue, long nowMs, long flow, int expiresS,
+            int flowTimerS);
+    static native int ueRegistrationFailed(long ue, long nowMs, long flow, int status,
+            int retryAfterS);
     static native int ueDeregister(long ue, long nowMs);
     static native int ueNetworkChanged(long ue, long nowMs);
     static native int ueRekey(long ue, long nowMs);
@@ -126,6 +130,7 @@ final class Native {
     static native int ueConnectFailed(long ue, long nowMs, long flow, int reason, byte[] detail);
     static native int ueReceive(long ue, long nowMs, long flow, byte[] data, int offset, int length);
     static native int ueTransportClosed(long ue, long nowMs, long flow, int closure, byte[] detail);
+    static native int uePeerNotReading(long ue, long nowMs, long flow, long queuedBytes);
     static native int ueHandleTimeout(long ue, long nowMs);
     static native int uePollOutput(long ue, long[] out);
     static native int ueNextTimeout(long ue, long[] out);
@@ -141,9 +146,11 @@ final class Native {
     static native int driverSetConnectMode(long driver, int mode);
     static native int driverStartRegistration(long driver, byte[] impi, byte[][] impus);
     static native int driverSendSip(long driver, byte[] message);
-    static native int driverRegistrationChallenged(long driver, boolean stale);
-    static native int driverRegistrationSucceeded(long driver, int expiresS, int flowTimerS);
-    static native int driverRegistrationFailed(long driver, int status, int retryAfterS);
+    static native int driverRegistrationChallenged(long driver, long flow, boolean stale);
+    static native int driverRegistrationSucceeded(long driver, long flow, int expiresS,
+            int flowTimerS);
+    static native int driverRegistrationFailed(long driver, long flow, int status,
+            int retryAfterS);
     static native int driverDeregister(long driver);
     static native int driverNetworkChanged(long driver);
     static native int driverRekey(long driver);

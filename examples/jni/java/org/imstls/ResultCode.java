@@ -23,6 +23,8 @@ public final class ResultCode {
     public static final int REGISTER_FIRST = 202;
     public static final int REGISTER_IN_FLIGHT = 203;
     public static final int WRONG_MODE = 204;
+    /** A REGISTER answer named a flow that is no longer current; nothing was applied. */
+    public static final int STALE_REPORT = 205;
     public static final int REFUSED = 299;
     public static final int BUSY = 300;
     public static final int PANIC = 301;
@@ -54,6 +56,7 @@ public final class ResultCode {
             case REGISTER_FIRST: return "REGISTER_FIRST";
             case REGISTER_IN_FLIGHT: return "REGISTER_IN_FLIGHT";
             case WRONG_MODE: return "WRONG_MODE";
+            case STALE_REPORT: return "STALE_REPORT";
             case REFUSED: return "REFUSED";
             case BUSY: return "BUSY";
             case PANIC: return "PANIC";

@@ -260,11 +260,14 @@ public final class Ue {
                 }
                 case SIP_RECEIVED: {
                     MiniUa.Result r = ua.response(e.sipMessage());
+                    // The answer belongs to the flow it arrived on; a late one of an old flow is
+                    // refused (false) and simply dropped.
+                    long flow = e.flow();
                     switch (r.outcome) {
-                        case CHALLENGED: ue.registrationChallenged(link.now(), r.stale); break;
-                        case REGISTERED: ue.registrationSucceeded(link.now(), r.expires, 0); break;
-                        case DEREGISTERED: ue.registrationSucceeded(link.now(), 0, 0); break;
-                        case FAILED: ue.registrationFailed(link.now(), r.status, r.retryAfter); break;
+                        case CHALLENGED: ue.registrationChallenged(link.now(), flow, r.stale); break;
+                        case REGISTERED: ue.registrationSucceeded(link.now(), flow, r.expires, 0); break;
+                        case DEREGISTERED: ue.registrationSucceeded(link.now(), flow, 0, 0); break;
+                        case FAILED: ue.registrationFailed(link.now(), flow, r.status, r.retryAfter); break;
                         default: break;
                     }
                     break;

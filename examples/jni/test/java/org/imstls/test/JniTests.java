@@ -76,6 +76,8 @@ public final class JniTests {
         run("driver_registers_on_a_socket_java_created_and_handed_in",
                 JniTests::driverExternalSocket);
         run("driver_managed_mode_registers_and_refuses_misuse", JniTests::driverManaged);
+        run("sans_io_an_old_flows_answer_reported_late_is_refused", JniTests::sansIoStaleAnswer);
+        run("driver_an_old_flows_answer_reported_late_is_refused", JniTests::driverStaleAnswer);
         run("driver_wrong_name_reports_expected_and_presented_names",
                 JniTests::driverWrongName);
         run("log_sink_runs_on_the_calling_thread_and_busy_on_reentry", JniTests::logSinkThreads);
@@ -181,9 +183,10 @@ public final class JniTests {
     /** What the stack calls on the UE or driver. */
     private interface Inputs {
         void sendSip(byte[] message);
-        void challenged(boolean stale);
-        void succeeded(int expires);
-        void failed(int status, int retryAfter);
+        /* Each returns false when the answer's flow is stale (nothing applied). */
+        boolean challenged(long flow, boolean stale);
+        boolean succeeded(long flow, int expires);
+        boolean failed(long flow, int status, int retryAfter);
         Binding binding();
     }
 
@@ -195,6 +198,21 @@ public final class JniTests {
         boolean registered;
         boolean deregistered;
         boolean stopped; // a registration failure that is not retried
+        boolean holdAnswers; // a late stack: answers are kept, not reported
+        int staleDropped;
+        final List<Long> heldFlows = new ArrayList<Long>();
+        final List<MiniUa.Result> heldAnswers = new ArrayList<MiniUa.Result>();
+
+        /** Reports an answer that arrived on {@code flow}; false when imstls calls it stale. */
+        boolean report(long flow, MiniUa.Result r) {
+            switch (r.outcome) {
+                case CHALLENGED: return inputs.challenged(flow, r.stale);
+                case REGISTERED: return inputs.succeeded(flow, r.expires);
+                case DEREGISTERED: return inputs.succeeded(flow, 0);
+                case FAILED: return inputs.failed(flow, r.status, r.retryAfter);
+                default: return true;
+            }
+        }
 
         void react(Event e) {
             events.add(e);
@@ -212,12 +230,12 @@ public final class JniTests {
                 }
                 case SIP_RECEIVED: {
                     MiniUa.Result r = ua.response(e.sipMessage());
-                    switch (r.outcome) {
-                        case CHALLENGED: inputs.challenged(r.stale); break;
-                        case REGISTERED: inputs.succeeded(r.expires); break;
-                        case DEREGISTERED: inputs.succeeded(0); break;
-                        case FAILED: inputs.failed(r.status, r.retryAfter); break;
-                        default: break;
+                    if (holdAnswers) {
+                        heldFlows.add(e.flow());
+                        heldAnswers.add(r);
+                    } else {
+                        // False: the flow ended in the same read; the answer is dropped.
+                        staleDropped += report(e.flow(), r) ? 0 : 1;
                     }
                     break;
                 }
@@ -288,9 +306,15 @@ public final class JniTests {
             link = new SansIoLink(ue, null);
             inputs = new Inputs() {
                 public void sendSip(byte[] m) { ue.sendSip(link.now(), m); }
-                public void challenged(boolean stale) { ue.registrationChallenged(link.now(), stale); }
-                public void succeeded(int expires) { ue.registrationSucceeded(link.now(), expires, 0); }
-                public void failed(int s, int r) { ue.registrationFailed(link.now(), s, r); }
+                public boolean challenged(long flow, boolean stale) {
+                    return ue.registrationChallenged(link.now(), flow, stale);
+                }
+                public boolean succeeded(long flow, int expires) {
+                    return ue.registrationSucceeded(link.now(), flow, expires, 0);
+                }
+                public boolean failed(long flow, int s, int r) {
+                    return ue.registrationFailed(link.now(), flow, s, r);
+                }
                 public Binding binding() { return ue.binding(); }
             };
         }
@@ -334,9 +358,15 @@ public final class JniTests {
             }
             inputs = new Inputs() {
                 public void sendSip(byte[] m) { driver.sendSip(m); }
-                public void challenged(boolean stale) { driver.registrationChallenged(stale); }
-                public void succeeded(int expires) { driver.registrationSucceeded(expires, 0); }
-                public void failed(int s, int r) { driver.registrationFailed(s, r); }
+                public boolean challenged(long flow, boolean stale) {
+                    return driver.registrationChallenged(flow, stale);
+                }
+                public boolean succeeded(long flow, int expires) {
+                    return driver.registrationSucceeded(flow, expires, 0);
+                }
+                public boolean failed(long flow, int s, int r) {
+                    return driver.registrationFailed(flow, s, r);
+                }
                 public Binding binding() { return driver.binding(); }
             };
         }
@@ -423,6 +453,13 @@ public final class JniTests {
                 .conformanceLogEntries(5000).build(), "a conformance log over 4096 entries");
         checkEquals("conformance_log_entries", f == null ? null : f.configField(),
                 "field of the conformance log bound");
+        f = expectCode(ResultCode.INVALID_CONFIG, () -> Config.builder().addPcscf("127.0.0.1:9")
+                .queueLimits(0, 0, 1000).build(), "an event queue cap under two SIP messages");
+        checkEquals("max_driver_event_bytes", f == null ? null : f.configField(),
+                "field of the event queue cap");
+        Config capped = Config.builder().addPcscf("127.0.0.1:9")
+                .queueLimits(256 * 1024, 512 * 1024, 0).build();
+        checkEquals(1, capped.candidateCount(), "a UE with its own queue caps");
         Config noLog = Config.builder().addPcscf("127.0.0.1:9").conformanceLogEntries(0).build();
         checkEquals(1, noLog.candidateCount(), "a UE without conformance log");
         Config good = config(opt("pcscf"));
@@ -459,7 +496,7 @@ public final class JniTests {
             expect(IndexOutOfBoundsException.class,
                     () -> ue.receive(1, 1, new byte[4], 2, 3), "bytes beyond the array");
             expect(IllegalArgumentException.class,
-                    () -> ue.registrationSucceeded(1, -1, 0), "a negative expiry");
+                    () -> ue.registrationSucceeded(1, 1, -1, 0), "a negative expiry");
             expectCode(ResultCode.INVALID_IDENTITY,
                     () -> ue.startRegistration(1, opt("impi"), "mailto:alice@ims.test"),
                     "an IMPU that is no sip:/tel: URI");
@@ -579,6 +616,23 @@ public final class JniTests {
                     "a late wake-up refreshes the registration");
             check(s.sawRegisterNow(RegisterReason.REFRESH), "REGISTER_NOW refresh");
             checkEquals(State.REGISTERED, s.ue.state(), "still registered after catching up");
+
+            // A P-CSCF that stops reading: the app's cap on its own write buffer fails the
+            // flow, and recovery backs off (an overloaded flow never counts as proven).
+            long flow = s.ue.currentFlow();
+            int losses = s.count(EventKind.CONNECTION_LOST);
+            s.ue.peerNotReading(s.link.now(), flow, 2L << 20);
+            s.link.drain(s::react);
+            Event overload = null;
+            for (Event e : s.events) {
+                overload = e.kind() == EventKind.CONNECTION_LOST ? e : overload;
+            }
+            checkEquals(losses + 1, s.count(EventKind.CONNECTION_LOST), "the flow is lost");
+            checkEquals("peer_not_reading", overload == null ? null : overload.reason(),
+                    "loss reason");
+            checkEquals(State.BACKING_OFF, s.ue.state(), "an overload backs off");
+            expectCode(ResultCode.UNKNOWN_FLOW, () -> s.ue.peerNotReading(s.link.now(), flow, 1),
+                    "the lost flow takes no more input");
         }
     }
 
@@ -716,6 +770,49 @@ public final class JniTests {
         }
     }
 
+    /**
+     * O.4.1 (issue 12 section 3): the old flow's 401, and a 200 or 403 claimed for it, reported
+     * after a new procedure started, are refused (false) and change nothing; the new flow's
+     * own answer completes the registration.
+     */
+    private static void staleAnswerChecks(Stack s, java.util.function.Supplier<State> state) {
+        check(s.heldFlows.size() == 2 && !s.heldFlows.get(0).equals(s.heldFlows.get(1)),
+                "two answers on two flows: " + s.heldFlows);
+        checkEquals(State.REGISTERING, state.get(), "the new procedure waits for its answer");
+        long old = s.heldFlows.get(0);
+        check(!s.report(old, s.heldAnswers.get(0)), "the old flow's 401 is refused as stale");
+        check(!s.inputs.succeeded(old, 600), "a 200 for the old flow is refused as stale");
+        check(!s.inputs.failed(old, 403, 0), "a 403 for the old flow is refused as stale");
+        checkEquals(State.REGISTERING, state.get(), "nothing was applied");
+        checkEquals("STALE_REPORT", ResultCode.name(ResultCode.STALE_REPORT), "the code's name");
+        s.holdAnswers = false;
+        check(s.report(s.heldFlows.get(1), s.heldAnswers.get(1)), "the new flow's 401 applies");
+    }
+
+    private static void sansIoStaleAnswer() throws IOException {
+        try (SansIoStack s = new SansIoStack(config(opt("pcscf")))) {
+            s.holdAnswers = true;
+            s.start();
+            check(s.until(() -> s.heldAnswers.size() >= 1), "the first flow's answer arrived");
+            s.start();
+            check(s.until(() -> s.heldAnswers.size() >= 2), "the second flow's answer arrived");
+            staleAnswerChecks(s, s.ue::state);
+            check(s.until(() -> s.registered), "registered on the new flow");
+        }
+    }
+
+    private static void driverStaleAnswer() throws IOException {
+        try (DriverStack s = new DriverStack(config(opt("pcscf")), false)) {
+            s.holdAnswers = true;
+            s.driver.startRegistration(opt("impi"), opt("impu"));
+            check(s.until(() -> s.heldAnswers.size() >= 1), "the first flow's answer arrived");
+            s.driver.startRegistration(opt("impi"), opt("impu"));
+            check(s.until(() -> s.heldAnswers.size() >= 2), "the second flow's answer arrived");
+            staleAnswerChecks(s, s.driver::state);
+            check(s.until(() -> s.registered), "registered on the new flow");
+        }
+    }
+
     private static void driverWrongName() throws IOException {
         try (DriverStack s = new DriverStack(config(opt("wrong-name")), false)) {
             s.driver.startRegistration(opt("impi"), opt("impu"));
@@ -796,9 +893,9 @@ public final class JniTests {
         List<Body> ueCalls = Arrays.<Body>asList(
                 () -> ue.startRegistration(1, opt("impi"), opt("impu")),
                 () -> ue.sendSip(1, new byte[1]),
-                () -> ue.registrationChallenged(1, false),
-                () -> ue.registrationSucceeded(1, 60, 0),
-                () -> ue.registrationFailed(1, 403, 0),
+                () -> ue.registrationChallenged(1, 1, false),
+                () -> ue.registrationSucceeded(1, 1, 60, 0),
+                () -> ue.registrationFailed(1, 1, 403, 0),
                 () -> ue.deregister(1),
                 () -> ue.networkChanged(1),
                 () -> ue.rekey(1),
@@ -806,6 +903,7 @@ public final class JniTests {
                 () -> ue.connectFailed(1, 1, ConnectError.REFUSED, null),
                 () -> ue.receive(1, 1, new byte[1], 0, 1),
                 () -> ue.transportClosed(1, 1, TransportClosure.EOF, null),
+                () -> ue.peerNotReading(1, 1, 0),
                 () -> ue.handleTimeout(1),
                 () -> ue.pollOutput(),
                 () -> ue.nextTimeoutMs(),
@@ -824,9 +922,9 @@ public final class JniTests {
                 () -> d.setConnectMode(ImsTlsDriver.ConnectMode.EXTERNAL),
                 () -> d.startRegistration(opt("impi"), opt("impu")),
                 () -> d.sendSip(new byte[1]),
-                () -> d.registrationChallenged(false),
-                () -> d.registrationSucceeded(60, 0),
-                () -> d.registrationFailed(403, 0),
+                () -> d.registrationChallenged(1, false),
+                () -> d.registrationSucceeded(1, 60, 0),
+                () -> d.registrationFailed(1, 403, 0),
                 () -> d.deregister(),
                 () -> d.networkChanged(),
                 () -> d.rekey(),
