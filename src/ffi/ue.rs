@@ -232,7 +232,7 @@ pub extern "C" fn imstls_ue_new(
             let mut clock = Clock::new(now_ms);
             let now = clock.instant(now_ms)?;
             let ue = Ue::new(config.config.clone(), now)?;
-            slot.write(boxed(imstls_ue {
+            slot.write(handle::into_raw(imstls_ue {
                 handle: Handle::new(UeInner { ue, clock }),
             }));
             Ok(())
@@ -243,7 +243,8 @@ pub extern "C" fn imstls_ue_new(
 
 /// Frees a UE (identities and buffered SIP bytes are zeroized); NULL is a no-op. Sockets are
 /// yours: close them yourself. A UE with a call in progress (e.g. freed from inside its own
-/// log callback) is not freed.
+/// log callback) is not freed. Removes the wake-up callback first, as
+/// `imstls_ue_set_wake_callback(ue, NULL, NULL)` does (a barrier).
 ///
 /// - Thread safety: not concurrently with any other call on this UE.
 #[no_mangle]
@@ -649,7 +650,12 @@ pub extern "C" fn imstls_ue_set_log_callback(
 /// are ready (useful when inputs come from another thread than the one that drains the UE).
 /// NULL turns it off. See `imstls_wake_callback`.
 ///
-/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+/// A barrier: when it returns, no call of the previous callback is running on another thread
+/// and none will start, so the previous `userdata` may be freed (it waits for such a call to
+/// return). From inside a wake-up callback it does not wait.
+///
+/// - Thread safety: any thread; never `IMSTLS_BUSY` (works while another call is in
+///   progress, and on a poisoned UE).
 #[no_mangle]
 pub extern "C" fn imstls_ue_set_wake_callback(
     ue: *mut imstls_ue,
