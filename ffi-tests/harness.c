@@ -289,12 +289,29 @@ static void adopt_socket(stack *s, const imstls_output *o) {
         return;
     }
     mini_ua_set_local(&s->ua, local);
+    int status_flags = fcntl(fd, F_GETFL);
+    CHECK(status_flags != -1 && !(status_flags & O_NONBLOCK)); /* a blocking socket */
+    CHECK(!(fcntl(fd, F_GETFD) & FD_CLOEXEC));
+    int driver_fd = -1;
     if (s->borrow) {
         CHECK_OK(imstls_driver_adopt_fd(s->driver, flow, fd, IMSTLS_FD_BORROW));
         if (s->lent_fd >= 0) close(s->lent_fd); /* an earlier flow's: ours to close */
         s->lent_fd = fd;
+        /* The duplicate shares the open file description: imstls must not have changed its
+         * status flags (O_NONBLOCK would be ours too), nor our descriptor flags. */
+        CHECK(fcntl(fd, F_GETFL) == status_flags);
+        CHECK(!(fcntl(fd, F_GETFD) & FD_CLOEXEC));
+        if (CHECK_OK(imstls_driver_fd(s->driver, &driver_fd))) {
+            CHECK(driver_fd != fd);
+            CHECK(fcntl(driver_fd, F_GETFD) & FD_CLOEXEC);
+        }
     } else {
         CHECK_OK(imstls_driver_adopt_fd(s->driver, flow, fd, IMSTLS_FD_TRANSFER));
+        /* Given away: the driver's now, and close-on-exec. */
+        if (CHECK_OK(imstls_driver_fd(s->driver, &driver_fd))) {
+            CHECK(driver_fd == fd);
+            CHECK(fcntl(driver_fd, F_GETFD) & FD_CLOEXEC);
+        }
     }
 }
 
@@ -691,6 +708,10 @@ static void driver_register(void) {
     const char *impus[] = {IMPU};
     CHECK_OK(imstls_driver_start_registration(s.driver, IMPI, impus, 1));
     CHECK(until(&s, is_registered_and_proven, 30000));
+    int fd = -1;
+    if (CHECK_OK(imstls_driver_fd(s.driver, &fd))) {
+        CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC); /* the driver's own socket too */
+    }
     imstls_binding *binding = NULL;
     if (CHECK_OK(imstls_driver_binding(s.driver, &binding))) {
         CHECK(imstls_binding_registered(binding));
@@ -703,7 +724,7 @@ static void driver_register(void) {
     CHECK(s.registered_flow != s.first_registered_flow);
     CHECK_OK(imstls_driver_deregister(s.driver));
     CHECK(until(&s, is_deregistered, 30000));
-    int fd = -1;
+    fd = -1;
     CHECK_RESULT(imstls_driver_fd(s.driver, &fd), IMSTLS_NOT_AVAILABLE);
     CHECK(fd == -1);
     imstls_driver_free(s.driver);

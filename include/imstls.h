@@ -667,14 +667,17 @@ enum imstls_fd_ownership
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
-     * The driver owns the descriptor from a successful call on and closes it when the flow
-     * ends. (On error it stays yours.)
+     * The driver owns the descriptor from a successful call on, sets close-on-exec on it and
+     * closes it when the flow ends. (On error it stays yours.)
      */
     IMSTLS_FD_TRANSFER = 1,
     /**
-     * The descriptor stays yours: the driver works on a duplicate and never closes yours;
-     * when the flow ends it shuts the connection down (`shutdown(2)`) and closes its
-     * duplicate. Close yours whenever you like after the adopt call.
+     * The descriptor stays yours: the driver works on a duplicate (close-on-exec) and never
+     * closes yours; when the flow ends it shuts the connection down (`shutdown(2)`) and
+     * closes its duplicate. Close yours whenever you like after the adopt call. The
+     * duplicate shares your open file description, so the driver never changes its status
+     * flags: a blocking descriptor stays blocking (the driver asks for non-blocking I/O per
+     * call, `MSG_DONTWAIT`). It does set `TCP_NODELAY` on the connection.
      */
     IMSTLS_FD_BORROW = 2,
 };
