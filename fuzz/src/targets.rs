@@ -348,3 +348,13 @@ pub fn x509(data: &[u8]) {
 pub fn ffi(data: &[u8]) {
     imstls::__fuzz_ffi_bytes(data);
 }
+
+/// The managed driver's C API as a program of calls: sockets handed in with `adopt_fd`
+/// (loopback TCP pairs, a datagram socket, -1, out-of-range ownership codes), stepping with
+/// `run(0)` and `process`, `send_sip`, peer bytes and closes, events read through undersized
+/// buffers, stop, wake and free mid-flow. No `IMSTLS_PANIC`/`IMSTLS_POISONED`, no descriptor
+/// leaked (`/proc/self/fd` before and after), nothing blocks (body in
+/// `src/ffi/fuzz_driver.rs`).
+pub fn driver_api(data: &[u8]) {
+    imstls::__fuzz_driver_api_bytes(data);
+}

@@ -389,3 +389,61 @@ pub(crate) fn call<H: HasHandle, R>(
     let result = h.handle().call(body);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+    use std::time::{Duration, Instant};
+
+    static ENTERED: AtomicBool = AtomicBool::new(false);
+    static FINISHED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn slow(_userdata: *mut c_void) {
+        ENTERED.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(200));
+        FINISHED.store(true, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn replacing_waits_for_a_call_running_on_another_thread() {
+        let slot = Arc::new(WakeSlot::default());
+        slot.replace(Wake::new(Some(slow), std::ptr::null_mut()));
+        let firing = {
+            let slot = Arc::clone(&slot);
+            std::thread::spawn(move || slot.fire())
+        };
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while !ENTERED.load(Ordering::SeqCst) {
+            assert!(Instant::now() < give_up, "the callback never ran");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        slot.replace(None);
+        assert!(
+            FINISHED.load(Ordering::SeqCst),
+            "replace returned during the old call"
+        );
+        firing.join().expect("no panic");
+    }
+
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+
+    extern "C" fn replaces_itself(userdata: *mut c_void) {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY (test): `userdata` is the slot below, alive for the whole test.
+        let slot = unsafe { &*userdata.cast::<WakeSlot>() };
+        slot.replace(None); // inside a callback: must return without waiting for itself
+    }
+
+    #[test]
+    fn replacing_from_inside_the_callback_neither_waits_nor_calls_the_old_one_again() {
+        let slot = WakeSlot::default();
+        let userdata = std::ptr::from_ref(&slot).cast_mut().cast::<c_void>();
+        slot.replace(Wake::new(Some(replaces_itself), userdata));
+        slot.fire();
+        slot.fire();
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+        assert!(slot.state.lock().running.is_empty());
+        assert!(!in_wake_callback());
+    }
+}
