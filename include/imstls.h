@@ -734,7 +734,8 @@ typedef struct imstls_config_builder imstls_config_builder;
  * other: a call made while another is in progress returns `IMSTLS_BUSY` — except that
  * `imstls_driver_run` holds the driver only while it works, not while it waits, so another
  * thread may call inputs (e.g. `imstls_driver_send_sip`, which writes at once) and the
- * waiting `run` wakes up. A panic inside imstls poisons this driver only.
+ * waiting `run` wakes up; and that replacing the wake-up callback waits for a call of the old
+ * one running on another thread. A panic inside imstls poisons this driver only.
  *
  * Ending a loop that runs on another thread: `imstls_driver_stop` makes a waiting `run`
  * return `IMSTLS_STOPPED` at once (and every later one); leave the loop on that result, join
@@ -771,7 +772,8 @@ typedef struct imstls_output imstls_output;
  *
  * Thread safety: every function may be called from any thread. Calls on one UE never wait
  * for each other: a call made while another is in progress (another thread, or a callback
- * re-entering) returns `IMSTLS_BUSY` and does nothing. A panic inside imstls (a bug) makes
+ * re-entering) returns `IMSTLS_BUSY` and does nothing (only `imstls_ue_set_wake_callback`
+ * waits, for a call of the old callback on another thread). A panic inside imstls (a bug) makes
  * that call return `IMSTLS_PANIC` and poisons this UE only (later calls:
  * `IMSTLS_POISONED`).
  *

@@ -84,7 +84,8 @@ pub const IMSTLS_INTEREST_WRITABLE: u32 = 2;
 /// other: a call made while another is in progress returns `IMSTLS_BUSY` — except that
 /// `imstls_driver_run` holds the driver only while it works, not while it waits, so another
 /// thread may call inputs (e.g. `imstls_driver_send_sip`, which writes at once) and the
-/// waiting `run` wakes up. A panic inside imstls poisons this driver only.
+/// waiting `run` wakes up; and that replacing the wake-up callback waits for a call of the old
+/// one running on another thread. A panic inside imstls poisons this driver only.
 ///
 /// Ending a loop that runs on another thread: `imstls_driver_stop` makes a waiting `run`
 /// return `IMSTLS_STOPPED` at once (and every later one); leave the loop on that result, join

@@ -172,7 +172,8 @@ pub(crate) struct UeInner {
 ///
 /// Thread safety: every function may be called from any thread. Calls on one UE never wait
 /// for each other: a call made while another is in progress (another thread, or a callback
-/// re-entering) returns `IMSTLS_BUSY` and does nothing. A panic inside imstls (a bug) makes
+/// re-entering) returns `IMSTLS_BUSY` and does nothing (only `imstls_ue_set_wake_callback`
+/// waits, for a call of the old callback on another thread). A panic inside imstls (a bug) makes
 /// that call return `IMSTLS_PANIC` and poisons this UE only (later calls:
 /// `IMSTLS_POISONED`).
 ///
