@@ -896,37 +896,51 @@ static void on_wake_slow(void *userdata) {
     __atomic_store_n(&wake_race_finished, 1, __ATOMIC_SEQ_CST);
 }
 
+typedef struct wake_race {
+    imstls_driver *driver; /* one of the two */
+    imstls_ue *ue;
+} wake_race;
+
 static void *input_on_thread(void *arg) {
-    imstls_driver *driver = arg;
+    wake_race *w = arg;
     /* An input: the wake-up callback runs on this thread after it. */
-    imstls_driver_set_connect_mode(driver, IMSTLS_CONNECT_MANAGED);
+    if (w->driver != NULL) imstls_driver_set_connect_mode(w->driver, IMSTLS_CONNECT_MANAGED);
+    else imstls_ue_handle_timeout(w->ue, now_ms());
     return NULL;
 }
 
-static void race_wake_callback_replaced(void) {
-    begin("race: replacing the wake-up callback waits for a call running on another thread");
+static void race_wake_callback_replaced(int use_ue) {
+    begin(use_ue ? "race: replacing a UE's wake-up callback waits for a call on another thread"
+                 : "race: replacing the wake-up callback waits for a call running on another thread");
     imstls_config *config = make_config("127.0.0.1:9");
-    imstls_driver *driver = NULL;
-    if (!CHECK_OK(imstls_driver_new(config, &driver))) return;
+    wake_race w = {NULL, NULL};
+    if (use_ue) {
+        if (!CHECK_OK(imstls_ue_new(config, now_ms(), &w.ue))) return;
+    } else if (!CHECK_OK(imstls_driver_new(config, &w.driver))) {
+        return;
+    }
     imstls_config_free(config);
     int *counter = malloc(sizeof *counter);
     if (!CHECK(counter != NULL)) return;
     *counter = 0;
     __atomic_store_n(&wake_race_entered, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&wake_race_finished, 0, __ATOMIC_SEQ_CST);
-    CHECK_OK(imstls_driver_set_wake_callback(driver, on_wake_slow, counter));
+    CHECK_OK(use_ue ? imstls_ue_set_wake_callback(w.ue, on_wake_slow, counter)
+                    : imstls_driver_set_wake_callback(w.driver, on_wake_slow, counter));
     pthread_t thread;
-    CHECK(pthread_create(&thread, NULL, input_on_thread, driver) == 0);
+    CHECK(pthread_create(&thread, NULL, input_on_thread, &w) == 0);
     uint64_t give_up = now_ms() + 10000;
     while (!__atomic_load_n(&wake_race_entered, __ATOMIC_SEQ_CST) && now_ms() < give_up) sleep_ms(1);
     CHECK(__atomic_load_n(&wake_race_entered, __ATOMIC_SEQ_CST));
     /* The callback is running on the other thread now. */
-    CHECK_OK(imstls_driver_set_wake_callback(driver, NULL, NULL));
+    CHECK_OK(use_ue ? imstls_ue_set_wake_callback(w.ue, NULL, NULL)
+                    : imstls_driver_set_wake_callback(w.driver, NULL, NULL));
     /* The barrier: the old callback has returned; freeing its userdata is safe. */
     CHECK(__atomic_load_n(&wake_race_finished, __ATOMIC_SEQ_CST));
     free(counter);
     pthread_join(thread, NULL);
-    imstls_driver_free(driver);
+    if (use_ue) imstls_ue_free(w.ue);
+    else imstls_driver_free(w.driver);
 }
 
 typedef struct blocked_run {
@@ -1483,7 +1497,8 @@ int main(int argc, char **argv) {
     driver_adopt(0);
     driver_adopt(1);
     driver_run_unlocked();
-    race_wake_callback_replaced();
+    race_wake_callback_replaced(0);
+    race_wake_callback_replaced(1);
     race_free_while_run_waits();
     driver_stop_and_wake();
     driver_wake_reentrant();
