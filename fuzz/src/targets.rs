@@ -356,5 +356,12 @@ pub fn ffi(data: &[u8]) {
 /// leaked (`/proc/self/fd` before and after), nothing blocks (body in
 /// `src/ffi/fuzz_driver.rs`).
 pub fn driver_api(data: &[u8]) {
-    imstls::__fuzz_driver_api_bytes(data);
+    imstls::__fuzz_driver_api_bytes(data, count_wake);
+}
+
+static WAKES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The programs' wake-up callback: counts, touches nothing else.
+extern "C" fn count_wake(_userdata: *mut std::ffi::c_void) {
+    WAKES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }

@@ -15,7 +15,6 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::ptr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::config::*;
 use super::driver::*;
@@ -68,11 +67,9 @@ pub fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
 }
 
-static WAKES: AtomicUsize = AtomicUsize::new(0);
-
-extern "C" fn count_wake(_userdata: *mut c_void) {
-    WAKES.fetch_add(1, Ordering::Relaxed);
-}
+/// The wake-up callback the program installs: the fuzz caller's (`fuzz/src/targets.rs`), as
+/// callbacks are the C caller's code.
+pub type WakeCallback = unsafe extern "C" fn(userdata: *mut c_void);
 
 /// The loopback listener the "P-CSCF" ends of handed-in sockets come from (one per thread).
 fn listener() -> Option<&'static TcpListener> {
@@ -101,7 +98,7 @@ struct Subject {
 }
 
 impl Subject {
-    fn new(config: *const imstls_config, arg: &[u8]) -> Option<Self> {
+    fn new(config: *const imstls_config, arg: &[u8], wake: WakeCallback) -> Option<Self> {
         let mut driver = ptr::null_mut();
         if check(imstls_driver_new(config, &mut driver), "new") != imstls_result::IMSTLS_OK {
             return None;
@@ -113,7 +110,7 @@ impl Subject {
         }
         if arg.get(1).is_some_and(|b| b & 1 == 1) {
             check(
-                imstls_driver_set_wake_callback(driver, Some(count_wake), ptr::null_mut()),
+                imstls_driver_set_wake_callback(driver, Some(wake), ptr::null_mut()),
                 "set_wake_callback",
             );
         }
@@ -304,16 +301,19 @@ fn queries(subject: &Subject, arg: &[u8], scratch: &mut [u8]) {
     }
 }
 
-/// One fuzz input: a program of calls on up to two drivers.
-pub fn driver_api_bytes(data: &[u8]) {
+/// One fuzz input: a program of calls on up to two drivers; `wake` is installed as their
+/// wake-up callback (with a NULL userdata) when the program says so.
+pub fn driver_api_bytes(data: &[u8], wake: WakeCallback) {
     // Whatever a process opens once and keeps (the listener, anything the TLS stack opens
     // on first use) is opened before counting.
     thread_local! {
-        static WARM: () = run_program(&[1, 0, 2, 0, 0, 1, 0]);
+        static WARM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
-    WARM.with(|()| ());
+    if !WARM.replace(true) {
+        run_program(&[1, 0, 2, 0, 0, 1, 0], wake);
+    }
     let before = open_descriptors();
-    run_program(data);
+    run_program(data, wake);
     // Another thread of the process (a test harness) may hold a descriptor for a moment: a
     // leak is what stays.
     let mut after = open_descriptors();
@@ -330,7 +330,7 @@ pub fn driver_api_bytes(data: &[u8]) {
     );
 }
 
-fn run_program(data: &[u8]) {
+fn run_program(data: &[u8], wake: WakeCallback) {
     let mut builder = ptr::null_mut();
     check(imstls_config_builder_new(&mut builder), "builder");
     // Port 9 on loopback: a managed-mode connect is refused at once, never reaches a server.
@@ -346,7 +346,7 @@ fn run_program(data: &[u8]) {
     let mut subjects: Vec<Subject> = Vec::new();
     let mut sockets = Sockets::default();
     let mut scratch = vec![0u8; 16];
-    if let Some(subject) = Subject::new(config, &[]) {
+    if let Some(subject) = Subject::new(config, &[], wake) {
         subjects.push(subject);
     }
     for (op, arg) in ops(data) {
@@ -355,7 +355,7 @@ fn run_program(data: &[u8]) {
         if op % 16 == 15 {
             // A new driver (or none, beyond the limit).
             if subjects.len() < MAX_DRIVERS {
-                subjects.extend(Subject::new(config, arg));
+                subjects.extend(Subject::new(config, arg, wake));
             }
             continue;
         }
@@ -415,11 +415,7 @@ fn run_program(data: &[u8]) {
                 );
             }
             12 => {
-                let callback = if arg.first().is_some_and(|b| b & 1 == 1) {
-                    Some(count_wake as unsafe extern "C" fn(*mut c_void))
-                } else {
-                    None
-                };
+                let callback = arg.first().is_some_and(|b| b & 1 == 1).then_some(wake);
                 check(
                     imstls_driver_set_wake_callback(d, callback, ptr::null_mut()),
                     "set_wake_callback",
