@@ -314,12 +314,29 @@ static void adopt_socket(stack *s, const imstls_output *o) {
         return;
     }
     mini_ua_set_local(&s->ua, local);
+    int status_flags = fcntl(fd, F_GETFL);
+    CHECK(status_flags != -1 && !(status_flags & O_NONBLOCK)); /* a blocking socket */
+    CHECK(!(fcntl(fd, F_GETFD) & FD_CLOEXEC));
+    int driver_fd = -1;
     if (s->borrow) {
         CHECK_OK(imstls_driver_adopt_fd(s->driver, flow, fd, IMSTLS_FD_BORROW));
         if (s->lent_fd >= 0) close(s->lent_fd); /* an earlier flow's: ours to close */
         s->lent_fd = fd;
+        /* The duplicate shares the open file description: imstls must not have changed its
+         * status flags (O_NONBLOCK would be ours too), nor our descriptor flags. */
+        CHECK(fcntl(fd, F_GETFL) == status_flags);
+        CHECK(!(fcntl(fd, F_GETFD) & FD_CLOEXEC));
+        if (CHECK_OK(imstls_driver_fd(s->driver, &driver_fd))) {
+            CHECK(driver_fd != fd);
+            CHECK(fcntl(driver_fd, F_GETFD) & FD_CLOEXEC);
+        }
     } else {
         CHECK_OK(imstls_driver_adopt_fd(s->driver, flow, fd, IMSTLS_FD_TRANSFER));
+        /* Given away: the driver's now, and close-on-exec. */
+        if (CHECK_OK(imstls_driver_fd(s->driver, &driver_fd))) {
+            CHECK(driver_fd == fd);
+            CHECK(fcntl(driver_fd, F_GETFD) & FD_CLOEXEC);
+        }
     }
 }
 
@@ -793,6 +810,10 @@ static void driver_register(void) {
     const char *impus[] = {IMPU};
     CHECK_OK(imstls_driver_start_registration(s.driver, IMPI, impus, 1));
     CHECK(until(&s, is_registered_and_proven, 30000));
+    int fd = -1;
+    if (CHECK_OK(imstls_driver_fd(s.driver, &fd))) {
+        CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC); /* the driver's own socket too */
+    }
     imstls_binding *binding = NULL;
     if (CHECK_OK(imstls_driver_binding(s.driver, &binding))) {
         CHECK(imstls_binding_registered(binding));
@@ -805,7 +826,7 @@ static void driver_register(void) {
     CHECK(s.registered_flow != s.first_registered_flow);
     CHECK_OK(imstls_driver_deregister(s.driver));
     CHECK(until(&s, is_deregistered, 30000));
-    int fd = -1;
+    fd = -1;
     CHECK_RESULT(imstls_driver_fd(s.driver, &fd), IMSTLS_NOT_AVAILABLE);
     CHECK(fd == -1);
     imstls_driver_free(s.driver);
@@ -1006,6 +1027,198 @@ static void driver_run_unlocked(void) {
     pthread_join(thread, NULL);
     CHECK_OK(r.result);
     imstls_driver_free(r.driver);
+}
+
+/* ---- scenarios: races between threads on one driver --------------------------------------- */
+
+static int wake_race_entered, wake_race_finished;
+
+/* Sits in the wake-up callback long enough for the main thread to replace it and free the
+ * userdata; then writes through the userdata. */
+static void on_wake_slow(void *userdata) {
+    int *counter = userdata;
+    __atomic_store_n(&wake_race_entered, 1, __ATOMIC_SEQ_CST);
+    sleep_ms(300);
+    (*counter)++;
+    __atomic_store_n(&wake_race_finished, 1, __ATOMIC_SEQ_CST);
+}
+
+typedef struct wake_race {
+    imstls_driver *driver; /* one of the two */
+    imstls_ue *ue;
+} wake_race;
+
+static void *input_on_thread(void *arg) {
+    wake_race *w = arg;
+    /* An input: the wake-up callback runs on this thread after it. */
+    if (w->driver != NULL) imstls_driver_set_connect_mode(w->driver, IMSTLS_CONNECT_MANAGED);
+    else imstls_ue_handle_timeout(w->ue, now_ms());
+    return NULL;
+}
+
+static void race_wake_callback_replaced(int use_ue) {
+    begin(use_ue ? "race: replacing a UE's wake-up callback waits for a call on another thread"
+                 : "race: replacing the wake-up callback waits for a call running on another thread");
+    imstls_config *config = make_config("127.0.0.1:9");
+    wake_race w = {NULL, NULL};
+    if (use_ue) {
+        if (!CHECK_OK(imstls_ue_new(config, now_ms(), &w.ue))) return;
+    } else if (!CHECK_OK(imstls_driver_new(config, &w.driver))) {
+        return;
+    }
+    imstls_config_free(config);
+    int *counter = malloc(sizeof *counter);
+    if (!CHECK(counter != NULL)) return;
+    *counter = 0;
+    __atomic_store_n(&wake_race_entered, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&wake_race_finished, 0, __ATOMIC_SEQ_CST);
+    CHECK_OK(use_ue ? imstls_ue_set_wake_callback(w.ue, on_wake_slow, counter)
+                    : imstls_driver_set_wake_callback(w.driver, on_wake_slow, counter));
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, input_on_thread, &w) == 0);
+    uint64_t give_up = now_ms() + 10000;
+    while (!__atomic_load_n(&wake_race_entered, __ATOMIC_SEQ_CST) && now_ms() < give_up) sleep_ms(1);
+    CHECK(__atomic_load_n(&wake_race_entered, __ATOMIC_SEQ_CST));
+    /* The callback is running on the other thread now. */
+    CHECK_OK(use_ue ? imstls_ue_set_wake_callback(w.ue, NULL, NULL)
+                    : imstls_driver_set_wake_callback(w.driver, NULL, NULL));
+    /* The barrier: the old callback has returned; freeing its userdata is safe. */
+    CHECK(__atomic_load_n(&wake_race_finished, __ATOMIC_SEQ_CST));
+    free(counter);
+    pthread_join(thread, NULL);
+    if (use_ue) imstls_ue_free(w.ue);
+    else imstls_driver_free(w.driver);
+}
+
+typedef struct blocked_run {
+    imstls_driver *driver;
+    uint32_t max_wait_ms;
+    imstls_result result;
+    uint64_t elapsed_ms;
+    int started;
+} blocked_run;
+
+static void *run_once(void *arg) {
+    blocked_run *r = arg;
+    uint64_t start = now_ms();
+    __atomic_store_n(&r->started, 1, __ATOMIC_SEQ_CST);
+    r->result = imstls_driver_run(r->driver, r->max_wait_ms);
+    r->elapsed_ms = now_ms() - start;
+    return NULL;
+}
+
+static void race_free_while_run_waits(void) {
+    begin("race: imstls_driver_free while imstls_driver_run waits on another thread");
+    imstls_config *config = make_config("127.0.0.1:9");
+    blocked_run r = {NULL, 2000, IMSTLS_PANIC, 0, 0};
+    if (!CHECK_OK(imstls_driver_new(config, &r.driver))) return;
+    imstls_config_free(config);
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, run_once, &r) == 0);
+    while (!__atomic_load_n(&r.started, __ATOMIC_SEQ_CST)) sleep_ms(1);
+    sleep_ms(300); /* run() is in its wait now (an idle driver: nothing to process) */
+    imstls_driver_free(r.driver); /* must not pull the driver from under the waiting run */
+    pthread_join(thread, NULL);
+    printf("   run returned %s after %llu ms\n", imstls_result_str(r.result),
+           (unsigned long long)r.elapsed_ms);
+    /* The free stopped the run: it returned at once, not after its 2 s. */
+    CHECK_RESULT(r.result, IMSTLS_STOPPED);
+    CHECK(r.elapsed_ms < 1500);
+}
+
+typedef struct loop_thread {
+    imstls_driver *driver;
+    int iterations;
+    imstls_result last;
+    uint64_t stopped_at;
+} loop_thread;
+
+static void *run_loop(void *arg) {
+    loop_thread *l = arg;
+    for (;;) {
+        imstls_result rc = imstls_driver_run(l->driver, 5000);
+        if (rc == IMSTLS_BUSY) continue;
+        __atomic_add_fetch(&l->iterations, 1, __ATOMIC_SEQ_CST);
+        if (rc != IMSTLS_OK) {
+            l->last = rc;
+            l->stopped_at = now_ms();
+            return NULL;
+        }
+    }
+}
+
+static void driver_stop_and_wake(void) {
+    begin("driver: imstls_driver_wake and imstls_driver_stop end a waiting run early");
+    imstls_config *config = make_config("127.0.0.1:9");
+    loop_thread l = {NULL, 0, IMSTLS_PANIC, 0};
+    if (!CHECK_OK(imstls_driver_new(config, &l.driver))) return;
+    imstls_config_free(config);
+    CHECK_RESULT(imstls_driver_stop(NULL), IMSTLS_NULL_ARGUMENT);
+    CHECK_RESULT(imstls_driver_wake(NULL), IMSTLS_NULL_ARGUMENT);
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, run_loop, &l) == 0);
+    sleep_ms(200);
+    int before = __atomic_load_n(&l.iterations, __ATOMIC_SEQ_CST);
+    CHECK_OK(imstls_driver_wake(l.driver));
+    uint64_t give_up = now_ms() + 2500;
+    while (__atomic_load_n(&l.iterations, __ATOMIC_SEQ_CST) == before && now_ms() < give_up) sleep_ms(1);
+    CHECK(__atomic_load_n(&l.iterations, __ATOMIC_SEQ_CST) > before); /* woken before its 5 s */
+    sleep_ms(100);
+    uint64_t stop_at = now_ms();
+    CHECK_OK(imstls_driver_stop(l.driver));
+    pthread_join(thread, NULL);
+    CHECK_RESULT(l.last, IMSTLS_STOPPED);
+    CHECK(l.stopped_at - stop_at < 1500);
+    /* Stopping is final for run; everything else still works. */
+    CHECK_RESULT(imstls_driver_run(l.driver, 1000), IMSTLS_STOPPED);
+    CHECK_OK(imstls_driver_stop(l.driver));
+    imstls_state state = 0;
+    CHECK_OK(imstls_driver_state(l.driver, &state));
+    CHECK(state == IMSTLS_STATE_IDLE);
+    imstls_driver_free(l.driver);
+}
+
+typedef struct wake_swap {
+    imstls_driver *driver;
+    int first_calls, second_calls;
+    imstls_result replaced;
+} wake_swap;
+
+static void on_wake_second(void *userdata) {
+    wake_swap *w = userdata;
+    w->second_calls++;
+}
+
+/* Replaces itself from inside: must neither deadlock nor fail. */
+static void on_wake_first(void *userdata) {
+    wake_swap *w = userdata;
+    w->first_calls++;
+    w->replaced = imstls_driver_set_wake_callback(w->driver, on_wake_second, w);
+}
+
+static void on_wake_free(void *userdata) {
+    imstls_driver_free(userdata); /* frees the driver whose call is still on its way out */
+}
+
+static void driver_wake_reentrant(void) {
+    begin("driver: the wake-up callback replaces itself, and frees its driver");
+    imstls_config *config = make_config("127.0.0.1:9");
+    wake_swap w = {NULL, 0, 0, IMSTLS_PANIC};
+    if (!CHECK_OK(imstls_driver_new(config, &w.driver))) return;
+    CHECK_OK(imstls_driver_set_wake_callback(w.driver, on_wake_first, &w));
+    CHECK_OK(imstls_driver_set_connect_mode(w.driver, IMSTLS_CONNECT_MANAGED));
+    CHECK_OK(w.replaced);
+    CHECK(w.first_calls == 1 && w.second_calls == 0);
+    CHECK_OK(imstls_driver_set_connect_mode(w.driver, IMSTLS_CONNECT_MANAGED));
+    CHECK(w.first_calls == 1 && w.second_calls == 1);
+    imstls_driver_free(w.driver);
+
+    imstls_driver *driver = NULL;
+    if (!CHECK_OK(imstls_driver_new(config, &driver))) return;
+    imstls_config_free(config);
+    CHECK_OK(imstls_driver_set_wake_callback(driver, on_wake_free, driver));
+    /* The callback frees the driver; this call still returns normally (Valgrind watches). */
+    CHECK_OK(imstls_driver_set_connect_mode(driver, IMSTLS_CONNECT_EXTERNAL));
 }
 
 /* ---- scenarios: misuse --------------------------------------------------------------------- */
@@ -1444,6 +1657,11 @@ int main(int argc, char **argv) {
     driver_adopt(0);
     driver_adopt(1);
     driver_run_unlocked();
+    race_wake_callback_replaced(0);
+    race_wake_callback_replaced(1);
+    race_free_while_run_waits();
+    driver_stop_and_wake();
+    driver_wake_reentrant();
     begin("C++: the header in a C++ translation unit");
     CHECK(cpp_checks("127.0.0.1:9") == 0);
 

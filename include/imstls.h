@@ -167,6 +167,11 @@ enum imstls_result
      */
     IMSTLS_POISONED = 302,
     /**
+     * The driver was stopped (`imstls_driver_stop` or `imstls_driver_free`):
+     * `imstls_driver_run` returns at once without processing. Leave the loop.
+     */
+    IMSTLS_STOPPED = 303,
+    /**
      * A configuration value cannot be used; the builder's last error names the field.
      */
     IMSTLS_INVALID_CONFIG = 400,
@@ -673,14 +678,17 @@ enum imstls_fd_ownership
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
-     * The driver owns the descriptor from a successful call on and closes it when the flow
-     * ends. (On error it stays yours.)
+     * The driver owns the descriptor from a successful call on, sets close-on-exec on it and
+     * closes it when the flow ends. (On error it stays yours.)
      */
     IMSTLS_FD_TRANSFER = 1,
     /**
-     * The descriptor stays yours: the driver works on a duplicate and never closes yours;
-     * when the flow ends it shuts the connection down (`shutdown(2)`) and closes its
-     * duplicate. Close yours whenever you like after the adopt call.
+     * The descriptor stays yours: the driver works on a duplicate (close-on-exec) and never
+     * closes yours; when the flow ends it shuts the connection down (`shutdown(2)`) and
+     * closes its duplicate. Close yours whenever you like after the adopt call. The
+     * duplicate shares your open file description, so the driver never changes its status
+     * flags: a blocking descriptor stays blocking (the driver asks for non-blocking I/O per
+     * call, `MSG_DONTWAIT`). It does set `TCP_NODELAY` on the connection.
      */
     IMSTLS_FD_BORROW = 2,
 };
@@ -737,7 +745,15 @@ typedef struct imstls_config_builder imstls_config_builder;
  * other: a call made while another is in progress returns `IMSTLS_BUSY` — except that
  * `imstls_driver_run` holds the driver only while it works, not while it waits, so another
  * thread may call inputs (e.g. `imstls_driver_send_sip`, which writes at once) and the
- * waiting `run` wakes up. A panic inside imstls poisons this driver only.
+ * waiting `run` wakes up; and that replacing the wake-up callback waits for a call of the old
+ * one running on another thread. A panic inside imstls poisons this driver only.
+ *
+ * Ending a loop that runs on another thread: `imstls_driver_stop` makes a waiting `run`
+ * return `IMSTLS_STOPPED` at once (and every later one); leave the loop on that result, join
+ * the thread, then `imstls_driver_free`. `imstls_driver_free` itself may also be called while
+ * a `run` waits on another thread: that `run` returns `IMSTLS_STOPPED` and the memory is
+ * released when it has returned — but no call may *start* on the driver once `free` began,
+ * so a loop that could be between two calls must be stopped and joined first.
  */
 typedef struct imstls_driver imstls_driver;
 
@@ -767,7 +783,8 @@ typedef struct imstls_output imstls_output;
  *
  * Thread safety: every function may be called from any thread. Calls on one UE never wait
  * for each other: a call made while another is in progress (another thread, or a callback
- * re-entering) returns `IMSTLS_BUSY` and does nothing. A panic inside imstls (a bug) makes
+ * re-entering) returns `IMSTLS_BUSY` and does nothing (only `imstls_ue_set_wake_callback`
+ * waits, for a call of the old callback on another thread). A panic inside imstls (a bug) makes
  * that call return `IMSTLS_PANIC` and poisons this UE only (later calls:
  * `IMSTLS_POISONED`).
  *
@@ -796,6 +813,12 @@ typedef void (*imstls_log_callback)(void *userdata,
  * imstls released the handle's lock, with the `userdata` given when it was set. It may call
  * any imstls function, including on this handle (e.g. write to an eventfd, post to a Looper,
  * or poll outputs directly).
+ *
+ * Replacing it (`_set_wake_callback`, also with NULL) and `_free` are barriers: when they
+ * return, no call of the old callback is running on another thread and none will start, so
+ * its `userdata` may be freed. Called from inside a wake-up callback (of any handle) they do
+ * not wait, since waiting there could deadlock: calls that already started may still be
+ * running then (the one the caller is in, at least).
  */
 typedef void (*imstls_wake_callback)(void *userdata);
 
@@ -1257,13 +1280,39 @@ imstls_result imstls_driver_new(const imstls_config *config, imstls_driver **out
 
 /**
  * Frees a driver: the current socket is closed (after writing what is queued); descriptors
- * lent with `IMSTLS_FD_BORROW` are not closed. NULL is a no-op. A driver with a call in
- * progress is not freed.
+ * lent with `IMSTLS_FD_BORROW` are not closed. NULL is a no-op.
  *
- * - Thread safety: not concurrently with any other call on this driver, including a
- *   blocked `imstls_driver_run`.
+ * It first stops the driver (see `imstls_driver_stop`) and removes the wake-up callback (a
+ * barrier: when `free` returns, no wake-up callback of this driver runs on another thread or
+ * will start). A call still running — an `imstls_driver_run` waiting on another thread, which
+ * then returns `IMSTLS_STOPPED` without touching the driver, or the call from whose callback
+ * `free` is called — keeps the memory (and the socket) until it returns; it is never leaked.
+ *
+ * - Thread safety: any thread, also while `imstls_driver_run` waits on another thread and
+ *   from inside this driver's callbacks. No call on this driver may start once `free` has
+ *   begun (stop and join a loop thread first if it could be between two calls).
  */
 void imstls_driver_free(imstls_driver *driver);
+
+/**
+ * Stops the driver's loop from any thread: an `imstls_driver_run` waiting now returns
+ * `IMSTLS_STOPPED` at once, without processing, and so does every later `run`. Other calls
+ * keep working (drain the last events with `imstls_driver_poll_event`, then
+ * `imstls_driver_free`). Stopping is final.
+ *
+ * - Returns `IMSTLS_OK` (also when already stopped).
+ * - Thread safety: any thread; never `IMSTLS_BUSY`; works on a poisoned driver.
+ */
+imstls_result imstls_driver_stop(imstls_driver *driver);
+
+/**
+ * Wakes an `imstls_driver_run` waiting on another thread (or the next one, if none waits):
+ * it processes and returns `IMSTLS_OK` at once, e.g. so that its loop can check a flag of
+ * yours. Inputs (`imstls_driver_send_sip`, ...) wake it by themselves.
+ *
+ * - Thread safety: any thread; never `IMSTLS_BUSY`; works on a poisoned driver.
+ */
+imstls_result imstls_driver_wake(imstls_driver *driver);
 
 /**
  * Chooses who connects new flows: an `imstls_connect_mode` value. Takes effect for the
@@ -1422,9 +1471,11 @@ imstls_result imstls_driver_process(imstls_driver *driver);
  * The driver is locked only while it works, not while it waits: other threads' calls go
  * through meanwhile. If another thread holds the driver when the wait ends, `run` returns
  * `IMSTLS_OK` without processing (that thread did its part; readiness is kept for the next
- * `run`).
+ * `run`). `imstls_driver_wake` ends the wait early; `imstls_driver_stop` and
+ * `imstls_driver_free` end it with `IMSTLS_STOPPED`.
  *
- * - Returns `IMSTLS_OK`, or `IMSTLS_IO_ERROR` when `poll(2)` failed.
+ * - Returns `IMSTLS_OK`; `IMSTLS_STOPPED` once the driver is stopped (nothing processed:
+ *   leave your loop); `IMSTLS_IO_ERROR` when `poll(2)` failed.
  * - Thread safety: any thread; `IMSTLS_BUSY` (nothing done) when another call is in
  *   progress as it starts.
  */
@@ -1483,7 +1534,13 @@ imstls_result imstls_driver_set_log_callback(imstls_driver *driver,
  * drains events (e.g. write to an eventfd the loop watches). NULL turns it off. A thread
  * blocked in `imstls_driver_run` is woken without it.
  *
- * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+ * A barrier: when it returns, no call of the previous callback is running on another thread
+ * and none will start, so the previous `userdata` may be freed (it waits for such a call to
+ * return). From inside a wake-up callback it does not wait: the new callback is used by the
+ * calls that start afterwards, and calls already running finish with the old one.
+ *
+ * - Thread safety: any thread; never `IMSTLS_BUSY` (works while another call is in
+ *   progress, and on a poisoned driver).
  */
 imstls_result imstls_driver_set_wake_callback(imstls_driver *driver,
                                               imstls_wake_callback callback,
@@ -1915,7 +1972,8 @@ imstls_result imstls_ue_new(const imstls_config *config, uint64_t now_ms, imstls
 /**
  * Frees a UE (identities and buffered SIP bytes are zeroized); NULL is a no-op. Sockets are
  * yours: close them yourself. A UE with a call in progress (e.g. freed from inside its own
- * log callback) is not freed.
+ * log callback) is not freed. Removes the wake-up callback first, as
+ * `imstls_ue_set_wake_callback(ue, NULL, NULL)` does (a barrier).
  *
  * - Thread safety: not concurrently with any other call on this UE.
  */
@@ -2163,7 +2221,12 @@ imstls_result imstls_ue_set_log_callback(imstls_ue *ue,
  * are ready (useful when inputs come from another thread than the one that drains the UE).
  * NULL turns it off. See `imstls_wake_callback`.
  *
- * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+ * A barrier: when it returns, no call of the previous callback is running on another thread
+ * and none will start, so the previous `userdata` may be freed (it waits for such a call to
+ * return). From inside a wake-up callback it does not wait.
+ *
+ * - Thread safety: any thread; never `IMSTLS_BUSY` (works while another call is in
+ *   progress, and on a poisoned UE).
  */
 imstls_result imstls_ue_set_wake_callback(imstls_ue *ue,
                                           imstls_wake_callback callback,

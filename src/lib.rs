@@ -86,6 +86,8 @@ pub mod engine;
 mod ffi;
 #[doc(hidden)]
 pub use ffi::fuzz::ffi_bytes as __fuzz_ffi_bytes;
+#[doc(hidden)]
+pub use ffi::fuzz_driver::driver_api_bytes as __fuzz_driver_api_bytes;
 pub mod name;
 mod profile;
 pub mod session;

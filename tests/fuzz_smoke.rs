@@ -142,6 +142,11 @@ fn ffi() {
 }
 
 #[test]
+fn driver_api() {
+    smoke("driver_api", targets::driver_api, 300);
+}
+
+#[test]
 fn x509() {
     smoke("x509", targets::x509, 20_000);
 }
@@ -279,4 +284,84 @@ fn write_seed_corpus() {
         write("x509", &kind.name(), &pki.leaf(kind).chain_der[0]);
     }
     write("x509", "root", &pki.root_der());
+    write_driver_api_seeds();
+}
+
+/// The `driver_api` seeds alone (`cargo test --test fuzz_smoke -- --ignored
+/// write_driver_api_seeds`). Each op: byte (driver << 4 | code), length, argument (see
+/// `src/ffi/fuzz_driver.rs`).
+#[test]
+#[ignore]
+fn write_driver_api_seeds() {
+    let write = |name: &str, ops: &[&[u8]]| {
+        let dir = corpus_dir("driver_api");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), ops.concat()).unwrap();
+    };
+    let register =
+        b"REGISTER sip:ims.test SIP/2.0\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+    let mut send: Vec<u8> = vec![4, register.len() as u8];
+    send.extend_from_slice(register);
+    let alert: &[u8] = &[5, 8, 0, 0x15, 3, 3, 0, 2, 2, 40];
+    write(
+        "transfer-step-close",
+        &[
+            &[0, 0],       // drain: CONNECTING
+            &[1, 1, 0x00], // adopt a TCP pair end, IMSTLS_FD_TRANSFER, the pending flow
+            &[2, 0],       // run(0): ClientHello out
+            &[0, 1, 64],   // drain through a 64-byte buffer
+            &[6, 1, 0],    // the peer reads
+            alert,         // the peer answers with a fatal alert
+            &[2, 0],
+            &[0, 1, 8],
+            &send,      // send_sip in the wrong state
+            &[8, 1, 0], // fd, interest, timeout, state, binding, last error
+            &[6, 1, 2], // the peer closes
+            &[2, 0],
+            &[10, 1, 0], // network changed: a new flow
+            &[0, 0],
+            &[1, 1, 0x01], // adopt, IMSTLS_FD_BORROW
+            &[3, 0],       // process
+            &[13, 1, 1],   // stop, then run -> STOPPED
+            &[14, 0],      // free mid-flow
+        ],
+    );
+    write(
+        "misuse",
+        &[
+            &[0, 0],
+            &[1, 1, 0x30],                         // adopt -1
+            &[1, 1, 0x20],                         // adopt a datagram socket: refused, stays ours
+            &[1, 5, 0x02, 7, 0, 0, 0],             // ownership 7
+            &[1, 1, 0x08],                         // the wrong flow
+            &[7, 6, 99, 0, 0, 0, b'x', 0],         // connect_failed with reason 99
+            &[11, 1, 7],                           // connect mode 7
+            &[12, 1, 1],                           // a wake-up callback
+            &[9, 8, 1, 0, 0, 0, 0, 0, 0, 0],       // registration_succeeded in the wrong state
+            &[9, 8, 2, 0xff, 0xff, 0, 0, 1, 0, 0], // registration_failed, status out of range
+            &[8, 1, 1],                            // queries with NULL out-parameters
+            &[13, 1, 0],                           // wake, then run
+            &[12, 1, 0],                           // the callback off
+            &[1, 1, 0x00],                         // a proper adopt after all
+            &[2, 0],
+            &[0, 1, 0], // drain through a zero-byte buffer
+        ],
+    );
+    write(
+        "two-drivers",
+        &[
+            &[15, 2, 0, 1],   // a second driver, external, with a wake-up callback
+            &[0x10, 0],       // drain driver 1
+            &[0x11, 1, 0x01], // adopt on driver 1, lent
+            &[0x12, 0],
+            &[1, 1, 0x00], // adopt on driver 0, given
+            &[2, 0],
+            &[0x1e, 0],     // free driver 1 with its flow up
+            &[15, 2, 1, 0], // a managed-mode driver: connects to 127.0.0.1:9, refused
+            &[0x12, 0],
+            &[0x10, 1, 32],
+            &[0x1a, 1, 2], // deregister
+            &[0x13, 0],
+        ],
+    );
 }

@@ -367,3 +367,20 @@ pub fn x509(data: &[u8]) {
 pub fn ffi(data: &[u8]) {
     imstls::__fuzz_ffi_bytes(data);
 }
+
+/// The managed driver's C API as a program of calls: sockets handed in with `adopt_fd`
+/// (loopback TCP pairs, a datagram socket, -1, out-of-range ownership codes), stepping with
+/// `run(0)` and `process`, `send_sip`, peer bytes and closes, events read through undersized
+/// buffers, stop, wake and free mid-flow. No `IMSTLS_PANIC`/`IMSTLS_POISONED`, no descriptor
+/// leaked (`/proc/self/fd` before and after), nothing blocks (body in
+/// `src/ffi/fuzz_driver.rs`).
+pub fn driver_api(data: &[u8]) {
+    imstls::__fuzz_driver_api_bytes(data, count_wake);
+}
+
+static WAKES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The programs' wake-up callback: counts, touches nothing else.
+extern "C" fn count_wake(_userdata: *mut std::ffi::c_void) {
+    WAKES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}

@@ -76,7 +76,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::TcpStream;
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use log::debug;
@@ -358,13 +358,18 @@ impl Driver {
     /// Hands in the socket for `flow`, connected or with a non-blocking connect in progress.
     /// The driver owns it from now on and closes it when the flow ends. On error the
     /// descriptor is closed (it was moved in).
+    /// Close-on-exec is set on it.
     pub fn adopt(&mut self, flow: FlowId, fd: OwnedFd) -> Result<(), DriverError> {
+        sys::set_cloexec(fd.as_fd())?;
         self.adopt_socket(flow, fd, clock::now())
     }
 
     /// Like [`adopt`](Self::adopt), but the application keeps its descriptor: the driver
-    /// works on a duplicate and never closes `fd`; when the flow ends it shuts the connection
-    /// down (so the peer sees the close) and closes only its duplicate.
+    /// works on a duplicate (close-on-exec) and never closes `fd`; when the flow ends it shuts
+    /// the connection down (so the peer sees the close) and closes only its duplicate. The
+    /// duplicate shares `fd`'s open file description, so the driver never changes its status
+    /// flags: `fd` stays blocking if it was (the driver asks for non-blocking I/O per call).
+    /// What it does change is the connection's: `TCP_NODELAY` is set on it.
     pub fn adopt_borrowed(&mut self, flow: FlowId, fd: BorrowedFd<'_>) -> Result<(), DriverError> {
         let duplicate = fd.try_clone_to_owned()?;
         self.adopt_socket(flow, duplicate, clock::now())
@@ -378,7 +383,7 @@ impl Driver {
             return Err(DriverError::NoPendingConnect(flow));
         }
         let stream = TcpStream::from(fd);
-        let socket = FlowSocket::adopt(flow, stream, now, self.ue.config().connect_timeout())?;
+        let socket = FlowSocket::adopt(flow, stream, now, self.ue.config().connect_timeout());
         self.pending_connect = None;
         self.socket = Some(socket);
         self.pump(now);

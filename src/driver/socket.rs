@@ -1,9 +1,12 @@
 //! One flow's TCP socket: a non-blocking connect over the resolved addresses of a candidate,
-//! then non-blocking reads and buffered writes.
+//! then non-blocking reads and buffered writes. Reads and writes ask for non-blocking I/O per
+//! call (`MSG_DONTWAIT`) instead of relying on `O_NONBLOCK`, which a socket the application
+//! lends (a duplicate sharing its open file description) must keep as the application set it.
 
 use std::collections::VecDeque;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use crate::config::Host;
@@ -130,15 +133,10 @@ impl FlowSocket {
     }
 
     /// Wraps a socket the application created (connected, or with a connect in progress).
-    pub(crate) fn adopt(
-        flow: FlowId,
-        stream: TcpStream,
-        now: Instant,
-        timeout: Duration,
-    ) -> io::Result<Self> {
+    /// Its `O_NONBLOCK` flag is left alone (see the module docs).
+    pub(crate) fn adopt(flow: FlowId, stream: TcpStream, now: Instant, timeout: Duration) -> Self {
         // A pending socket error shows up in the first step, as a connect failure.
-        stream.set_nonblocking(true)?;
-        Ok(Self {
+        Self {
             flow,
             stream,
             state: State::Connecting {
@@ -151,7 +149,7 @@ impl FlowSocket {
             outgoing: Vec::new(),
             reads: 0,
             origin: Origin::Adopted,
-        })
+        }
     }
 
     /// Bytes queued that the socket has not taken yet.
@@ -208,7 +206,7 @@ impl FlowSocket {
         }
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            return match self.stream.read(&mut buf) {
+            return match sys::recv_nonblocking(self.stream.as_fd(), &mut buf) {
                 Ok(0) => Some(SocketInput::Closed(TransportClosure::Eof)),
                 Ok(n) => {
                     self.reads += 1;
@@ -282,7 +280,7 @@ impl FlowSocket {
     /// Writes what is queued until the socket would block.
     fn flush(&mut self) -> io::Result<()> {
         while !self.outgoing.is_empty() {
-            match self.stream.write(&self.outgoing) {
+            match sys::send_nonblocking(self.stream.as_fd(), &self.outgoing) {
                 Ok(0) => return Err(io::Error::from(ErrorKind::WriteZero)),
                 Ok(n) => {
                     self.outgoing.drain(..n);
@@ -304,7 +302,7 @@ impl FlowSocket {
             let _ = self.flush();
             let mut buf = [0u8; 4096];
             for _ in 0..16 {
-                match self.stream.read(&mut buf) {
+                match sys::recv_nonblocking(self.stream.as_fd(), &mut buf) {
                     Ok(n) if n > 0 => continue,
                     _ => break,
                 }

@@ -117,7 +117,7 @@ pub extern "C" fn imstls_config_builder_new(
     guard(|| match out(out_builder, "out_builder") {
         Err(failure) => failure.result,
         Ok(slot) => {
-            slot.write(boxed(imstls_config_builder {
+            slot.write(handle::into_raw(imstls_config_builder {
                 handle: Handle::new(UeConfigBuilder::default()),
             }));
             imstls_result::IMSTLS_OK

@@ -2,16 +2,17 @@
 //! connects, reads, writes, closes and keeps time; the stack answers events.
 
 use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::driver::{ConnectMode, Driver, DriverError};
+use crate::driver::{ConnectMode, Driver, DriverError, Waker};
 use crate::engine::FlowId;
 
 use super::binding::imstls_binding;
 use super::boundary::{arg, boxed, bytes_arg, guard, opt_str_arg, out};
 use super::config::imstls_config;
 use super::error::{imstls_error, Failure};
-use super::handle::{self, call, imstls_wake_callback, with, with_code, Handle, HasHandle};
+use super::handle::{self, imstls_wake_callback, with, with_code, Handle, HasHandle};
 use super::log::imstls_log_callback;
 use super::output::imstls_output;
 use super::result::imstls_result;
@@ -35,12 +36,15 @@ pub enum imstls_connect_mode {
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum imstls_fd_ownership {
-    /// The driver owns the descriptor from a successful call on and closes it when the flow
-    /// ends. (On error it stays yours.)
+    /// The driver owns the descriptor from a successful call on, sets close-on-exec on it and
+    /// closes it when the flow ends. (On error it stays yours.)
     IMSTLS_FD_TRANSFER = 1,
-    /// The descriptor stays yours: the driver works on a duplicate and never closes yours;
-    /// when the flow ends it shuts the connection down (`shutdown(2)`) and closes its
-    /// duplicate. Close yours whenever you like after the adopt call.
+    /// The descriptor stays yours: the driver works on a duplicate (close-on-exec) and never
+    /// closes yours; when the flow ends it shuts the connection down (`shutdown(2)`) and
+    /// closes its duplicate. Close yours whenever you like after the adopt call. The
+    /// duplicate shares your open file description, so the driver never changes its status
+    /// flags: a blocking descriptor stays blocking (the driver asks for non-blocking I/O per
+    /// call, `MSG_DONTWAIT`). It does set `TCP_NODELAY` on the connection.
     IMSTLS_FD_BORROW = 2,
 }
 
@@ -80,9 +84,34 @@ pub const IMSTLS_INTEREST_WRITABLE: u32 = 2;
 /// other: a call made while another is in progress returns `IMSTLS_BUSY` — except that
 /// `imstls_driver_run` holds the driver only while it works, not while it waits, so another
 /// thread may call inputs (e.g. `imstls_driver_send_sip`, which writes at once) and the
-/// waiting `run` wakes up. A panic inside imstls poisons this driver only.
+/// waiting `run` wakes up; and that replacing the wake-up callback waits for a call of the old
+/// one running on another thread. A panic inside imstls poisons this driver only.
+///
+/// Ending a loop that runs on another thread: `imstls_driver_stop` makes a waiting `run`
+/// return `IMSTLS_STOPPED` at once (and every later one); leave the loop on that result, join
+/// the thread, then `imstls_driver_free`. `imstls_driver_free` itself may also be called while
+/// a `run` waits on another thread: that `run` returns `IMSTLS_STOPPED` and the memory is
+/// released when it has returned — but no call may *start* on the driver once `free` began,
+/// so a loop that could be between two calls must be stopped and joined first.
 pub struct imstls_driver {
     handle: Handle<Driver>,
+    /// Interrupts a waiting `run` without the lock.
+    waker: Waker,
+    /// Set by `imstls_driver_stop` and `imstls_driver_free`.
+    stopped: AtomicBool,
+}
+
+impl imstls_driver {
+    /// Stops `run` for good: set the flag first, then wake, so that a `run` that drained the
+    /// wake-up pipe before the flag was set still finds a byte in it and does not wait.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
 }
 
 impl HasHandle for imstls_driver {
@@ -146,8 +175,10 @@ pub extern "C" fn imstls_driver_new(
         let result = arg(config, "config").and_then(|config| {
             let slot = out(out_driver, "out_driver")?;
             let driver = Driver::new(config.config.clone())?;
-            slot.write(boxed(imstls_driver {
+            slot.write(handle::into_raw(imstls_driver {
+                waker: driver.waker(),
                 handle: Handle::new(driver),
+                stopped: AtomicBool::new(false),
             }));
             Ok(())
         });
@@ -156,14 +187,62 @@ pub extern "C" fn imstls_driver_new(
 }
 
 /// Frees a driver: the current socket is closed (after writing what is queued); descriptors
-/// lent with `IMSTLS_FD_BORROW` are not closed. NULL is a no-op. A driver with a call in
-/// progress is not freed.
+/// lent with `IMSTLS_FD_BORROW` are not closed. NULL is a no-op.
 ///
-/// - Thread safety: not concurrently with any other call on this driver, including a
-///   blocked `imstls_driver_run`.
+/// It first stops the driver (see `imstls_driver_stop`) and removes the wake-up callback (a
+/// barrier: when `free` returns, no wake-up callback of this driver runs on another thread or
+/// will start). A call still running — an `imstls_driver_run` waiting on another thread, which
+/// then returns `IMSTLS_STOPPED` without touching the driver, or the call from whose callback
+/// `free` is called — keeps the memory (and the socket) until it returns; it is never leaked.
+///
+/// - Thread safety: any thread, also while `imstls_driver_run` waits on another thread and
+///   from inside this driver's callbacks. No call on this driver may start once `free` has
+///   begun (stop and join a loop thread first if it could be between two calls).
 #[no_mangle]
 pub extern "C" fn imstls_driver_free(driver: *mut imstls_driver) {
-    guard(|| handle::free(driver))
+    guard(|| {
+        let Ok(d) = handle::acquire(driver.cast_const(), "driver") else {
+            return;
+        };
+        d.stop();
+        handle::clear_wake_callback(&*d);
+        // SAFETY: non-NULL (acquired), from `handle::into_raw`; `_free` is called once.
+        unsafe { handle::release(driver) };
+    })
+}
+
+/// Stops the driver's loop from any thread: an `imstls_driver_run` waiting now returns
+/// `IMSTLS_STOPPED` at once, without processing, and so does every later `run`. Other calls
+/// keep working (drain the last events with `imstls_driver_poll_event`, then
+/// `imstls_driver_free`). Stopping is final.
+///
+/// - Returns `IMSTLS_OK` (also when already stopped).
+/// - Thread safety: any thread; never `IMSTLS_BUSY`; works on a poisoned driver.
+#[no_mangle]
+pub extern "C" fn imstls_driver_stop(driver: *mut imstls_driver) -> imstls_result {
+    guard(|| match handle::acquire(driver.cast_const(), "driver") {
+        Err(failure) => failure.result,
+        Ok(d) => {
+            d.stop();
+            imstls_result::IMSTLS_OK
+        }
+    })
+}
+
+/// Wakes an `imstls_driver_run` waiting on another thread (or the next one, if none waits):
+/// it processes and returns `IMSTLS_OK` at once, e.g. so that its loop can check a flag of
+/// yours. Inputs (`imstls_driver_send_sip`, ...) wake it by themselves.
+///
+/// - Thread safety: any thread; never `IMSTLS_BUSY`; works on a poisoned driver.
+#[no_mangle]
+pub extern "C" fn imstls_driver_wake(driver: *mut imstls_driver) -> imstls_result {
+    guard(|| match handle::acquire(driver.cast_const(), "driver") {
+        Err(failure) => failure.result,
+        Ok(d) => {
+            d.waker.wake();
+            imstls_result::IMSTLS_OK
+        }
+    })
 }
 
 /// Chooses who connects new flows: an `imstls_connect_mode` value. Takes effect for the
@@ -479,16 +558,26 @@ pub extern "C" fn imstls_driver_process(driver: *mut imstls_driver) -> imstls_re
 /// The driver is locked only while it works, not while it waits: other threads' calls go
 /// through meanwhile. If another thread holds the driver when the wait ends, `run` returns
 /// `IMSTLS_OK` without processing (that thread did its part; readiness is kept for the next
-/// `run`).
+/// `run`). `imstls_driver_wake` ends the wait early; `imstls_driver_stop` and
+/// `imstls_driver_free` end it with `IMSTLS_STOPPED`.
 ///
-/// - Returns `IMSTLS_OK`, or `IMSTLS_IO_ERROR` when `poll(2)` failed.
+/// - Returns `IMSTLS_OK`; `IMSTLS_STOPPED` once the driver is stopped (nothing processed:
+///   leave your loop); `IMSTLS_IO_ERROR` when `poll(2)` failed.
 /// - Thread safety: any thread; `IMSTLS_BUSY` (nothing done) when another call is in
 ///   progress as it starts.
 #[no_mangle]
 pub extern "C" fn imstls_driver_run(driver: *mut imstls_driver, max_wait_ms: u32) -> imstls_result {
     guard(|| {
-        let driver = driver.cast_const();
-        let plan = call(driver, "driver", |locked, _| {
+        // Our own reference: a `free` on another thread during the wait leaves the driver,
+        // its wake-up pipe and its socket alive until this call returns.
+        let d = match handle::acquire(driver.cast_const(), "driver") {
+            Ok(d) => d,
+            Err(failure) => return failure.result,
+        };
+        if d.stopped() {
+            return imstls_result::IMSTLS_STOPPED;
+        }
+        let plan = d.handle().call(|locked, _| {
             locked.inner.process(crate::driver::now());
             Ok(locked
                 .inner
@@ -498,16 +587,27 @@ pub extern "C" fn imstls_driver_run(driver: *mut imstls_driver, max_wait_ms: u32
             Ok(plan) => plan,
             Err(code) => return code,
         };
+        // Checked after `process` drained the wake-up pipe: a stop from now on leaves a byte
+        // in it, so the wait below cannot miss it.
+        if d.stopped() {
+            return imstls_result::IMSTLS_STOPPED;
+        }
         let waited = if plan.timeout() == Some(Duration::ZERO) {
             Ok(false)
         } else {
             plan.wait()
         };
-        let result = with(driver, "driver", |locked, _| {
-            waited.map_err(|e| Failure::io("poll", &e))?;
-            locked.inner.process(crate::driver::now());
-            Ok(())
-        });
+        if d.stopped() {
+            return imstls_result::IMSTLS_STOPPED;
+        }
+        let result = d
+            .handle()
+            .call(|locked, _| {
+                waited.map_err(|e| Failure::io("poll", &e))?;
+                locked.inner.process(crate::driver::now());
+                Ok(imstls_result::IMSTLS_OK)
+            })
+            .unwrap_or_else(|code| code);
         match result {
             // Another thread is working on the driver right now: it performs what its own
             // call caused, and the socket's readiness waits for the next run (poll(2) is
@@ -616,7 +716,13 @@ pub extern "C" fn imstls_driver_set_log_callback(
 /// drains events (e.g. write to an eventfd the loop watches). NULL turns it off. A thread
 /// blocked in `imstls_driver_run` is woken without it.
 ///
-/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+/// A barrier: when it returns, no call of the previous callback is running on another thread
+/// and none will start, so the previous `userdata` may be freed (it waits for such a call to
+/// return). From inside a wake-up callback it does not wait: the new callback is used by the
+/// calls that start afterwards, and calls already running finish with the old one.
+///
+/// - Thread safety: any thread; never `IMSTLS_BUSY` (works while another call is in
+///   progress, and on a poisoned driver).
 #[no_mangle]
 pub extern "C" fn imstls_driver_set_wake_callback(
     driver: *mut imstls_driver,

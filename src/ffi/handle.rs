@@ -3,15 +3,22 @@
 //! `IMSTLS_BUSY` and never waits), a poison flag set when a call panics, the last error, and
 //! the handle's callbacks.
 //!
+//! Memory: a handle is reference-counted. The pointer C holds is one reference; every call
+//! takes its own for as long as it runs, so a `_free` that meets a running call (a
+//! `imstls_driver_run` waiting on another thread, or the call whose callback frees) only
+//! drops C's reference, and the memory goes with the last call out.
+//!
 //! Callbacks and the lock: the log callback runs *inside* a call, on the calling thread, with
 //! the handle locked — calling back into the same handle from it returns `IMSTLS_BUSY`. The
 //! wake-up callback runs *after* the lock is released, so it may call back into imstls
-//! freely.
+//! freely. Replacing the wake-up callback is a barrier (see [`WakeSlot::replace`]).
 
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::error::Failure;
 use super::log::{self as ffi_log, LogSink};
@@ -22,6 +29,12 @@ use super::result::imstls_result;
 /// imstls released the handle's lock, with the `userdata` given when it was set. It may call
 /// any imstls function, including on this handle (e.g. write to an eventfd, post to a Looper,
 /// or poll outputs directly).
+///
+/// Replacing it (`_set_wake_callback`, also with NULL) and `_free` are barriers: when they
+/// return, no call of the old callback is running on another thread and none will start, so
+/// its `userdata` may be freed. Called from inside a wake-up callback (of any handle) they do
+/// not wait, since waiting there could deadlock: calls that already started may still be
+/// running then (the one the caller is in, at least).
 pub type imstls_wake_callback = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
 #[derive(Clone, Copy)]
@@ -41,9 +54,94 @@ impl Wake {
 
     fn fire(self) {
         // SAFETY: the callback and userdata were registered together by the application,
-        // whose contract is that the callback stays callable with that userdata until it is
-        // replaced or the handle is freed. No lock is held.
+        // whose contract is that the callback stays callable with that userdata until its
+        // replacement (or `_free`) returns; `WakeSlot` makes those wait for this call. No
+        // lock is held.
         unsafe { (self.callback)(self.userdata as *mut c_void) }
+    }
+}
+
+thread_local! {
+    /// How many wake-up callbacks (of any handle) this thread is inside.
+    static IN_WAKE_CALLBACK: Cell<u32> = const { Cell::new(0) };
+}
+
+fn in_wake_callback() -> bool {
+    IN_WAKE_CALLBACK.try_with(Cell::get).unwrap_or(0) > 0
+}
+
+/// A handle's wake-up callback and the calls of it in progress.
+#[derive(Default)]
+pub(crate) struct WakeSlot {
+    state: Mutex<WakeState>,
+    finished: Condvar,
+}
+
+#[derive(Default)]
+struct WakeState {
+    current: Option<Wake>,
+    /// Bumped by every replacement.
+    generation: u64,
+    /// The generation of every call running now (one entry per call).
+    running: Vec<u64>,
+}
+
+impl WakeSlot {
+    /// Calls the current callback, if any, registered as running until it returns.
+    fn fire(&self) {
+        let (wake, generation) = {
+            let mut state = self.state.lock();
+            let Some(wake) = state.current else {
+                return;
+            };
+            let generation = state.generation;
+            state.running.push(generation);
+            (wake, generation)
+        };
+        let _running = Running::enter(self, generation);
+        wake.fire();
+    }
+
+    /// Installs `wake` (`None`: no callback). Then, unless this thread is inside a wake-up
+    /// callback, waits until every call of an earlier callback has returned: afterwards no
+    /// call of the old pair runs or starts, and its userdata may be freed. Inside a callback
+    /// it does not wait (the callbacks it would wait for may be waiting for this one).
+    pub(crate) fn replace(&self, wake: Option<Wake>) {
+        let mut state = self.state.lock();
+        state.current = wake;
+        state.generation += 1;
+        let replaced = state.generation;
+        if in_wake_callback() {
+            return;
+        }
+        while state.running.iter().any(|g| *g < replaced) {
+            self.finished.wait(&mut state);
+        }
+    }
+}
+
+/// One call of a wake-up callback in progress.
+struct Running<'a> {
+    slot: &'a WakeSlot,
+    generation: u64,
+}
+
+impl<'a> Running<'a> {
+    fn enter(slot: &'a WakeSlot, generation: u64) -> Self {
+        let _ = IN_WAKE_CALLBACK.try_with(|depth| depth.set(depth.get() + 1));
+        Self { slot, generation }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let _ = IN_WAKE_CALLBACK.try_with(|depth| depth.set(depth.get().saturating_sub(1)));
+        let mut state = self.slot.state.lock();
+        if let Some(i) = state.running.iter().position(|g| *g == self.generation) {
+            state.running.swap_remove(i);
+        }
+        drop(state);
+        self.slot.finished.notify_all();
     }
 }
 
@@ -51,7 +149,6 @@ impl Wake {
 pub(crate) struct Locked<T> {
     pub inner: T,
     pub log: Option<LogSink>,
-    pub wake: Option<Wake>,
 }
 
 /// What one call wants done after it releases the lock.
@@ -67,18 +164,16 @@ pub(crate) struct Handle<T> {
     state: Mutex<Locked<T>>,
     poisoned: AtomicBool,
     last_error: Mutex<Option<Failure>>,
+    wake: WakeSlot,
 }
 
 impl<T> Handle<T> {
     pub(crate) fn new(inner: T) -> Self {
         Self {
-            state: Mutex::new(Locked {
-                inner,
-                log: None,
-                wake: None,
-            }),
+            state: Mutex::new(Locked { inner, log: None }),
             poisoned: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            wake: WakeSlot::default(),
         }
     }
 
@@ -102,7 +197,6 @@ impl<T> Handle<T> {
             let _log = ffi_log::enter(locked.log);
             body(&mut locked, &mut call)
         };
-        let wake = locked.wake.filter(|_| call.wake);
         drop(locked);
         std::mem::forget(poison); // no panic: nothing to poison
         match &result {
@@ -113,8 +207,8 @@ impl<T> Handle<T> {
                 }
             }
         }
-        if let Some(wake) = wake {
-            wake.fire();
+        if call.wake {
+            self.wake.fire();
         }
         result.map_err(|f| f.result)
     }
@@ -159,6 +253,36 @@ pub(crate) trait HasHandle {
     fn handle(&self) -> &Handle<Self::Inner>;
 }
 
+/// A new handle for C: one reference, owned by the pointer (released by [`free`]).
+pub(crate) fn into_raw<H: HasHandle>(handle: H) -> *mut H {
+    Arc::into_raw(Arc::new(handle)).cast_mut()
+}
+
+/// A reference to the handle behind `ptr` for the length of one call, so that a `_free`
+/// during the call cannot pull the memory from under it. NULL → `IMSTLS_NULL_ARGUMENT`.
+pub(crate) fn acquire<H: HasHandle>(ptr: *const H, what: &'static str) -> Result<Arc<H>, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(what));
+    }
+    // SAFETY: a non-NULL handle passed to an export came from `into_raw` and has not been
+    // freed (each function's documented contract), so C's reference keeps the count at one
+    // at least while we add ours.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Ok(Arc::from_raw(ptr))
+    }
+}
+
+/// Drops C's reference to a handle; the memory goes when the last running call ends.
+///
+/// # Safety
+///
+/// `ptr` is non-NULL, came from [`into_raw`] and is released once (`_free`'s contract).
+pub(crate) unsafe fn release<H: HasHandle>(ptr: *mut H) {
+    // SAFETY: the caller's contract above.
+    drop(unsafe { Arc::from_raw(ptr.cast_const()) });
+}
+
 /// Runs `body` on the handle behind `ptr`: NULL → `IMSTLS_NULL_ARGUMENT`; busy →
 /// `IMSTLS_BUSY`; poisoned → `IMSTLS_POISONED`; `Ok(())` → `IMSTLS_OK`; `Err` → its code
 /// (recorded as the last error).
@@ -179,10 +303,7 @@ pub(crate) fn with_code<H: HasHandle>(
     what: &'static str,
     body: impl FnOnce(&mut Locked<H::Inner>, &mut Call) -> Result<imstls_result, Failure>,
 ) -> imstls_result {
-    match super::boundary::arg(ptr, what) {
-        Err(failure) => failure.result,
-        Ok(h) => h.handle().call(body).unwrap_or_else(|code| code),
-    }
+    call(ptr, what, body).unwrap_or_else(|code| code)
 }
 
 /// `_last_error`: a copy of the handle's last failure in `*out` (free it with
@@ -192,7 +313,7 @@ pub(crate) fn last_error<H: HasHandle>(
     ptr: *const H,
     out: *mut *mut super::error::imstls_error,
 ) -> imstls_result {
-    let result = super::boundary::arg(ptr, "handle").and_then(|h| {
+    let result = acquire(ptr, "handle").and_then(|h| {
         let out = super::boundary::out(out, "out")?;
         Ok(h.handle().last_error().map(|failure| {
             out.write(super::boundary::boxed(super::error::imstls_error::new(
@@ -220,28 +341,42 @@ pub(crate) fn set_log_callback<H: HasHandle>(
     })
 }
 
-/// `_set_wake_callback`.
+/// `_set_wake_callback`: a barrier ([`WakeSlot::replace`]). It does not take the handle's
+/// lock, so it works while another call is in progress and on a poisoned handle.
 pub(crate) fn set_wake_callback<H: HasHandle>(
     ptr: *const H,
     callback: imstls_wake_callback,
     userdata: *mut c_void,
 ) -> imstls_result {
-    with(ptr, "handle", |locked, _| {
-        locked.wake = Wake::new(callback, userdata);
-        Ok(())
-    })
-}
-
-/// `_free`: NULL is a no-op. A handle with a call in progress (a `_free` from inside one of
-/// its own callbacks, or racing another thread) is not freed — leaking it is the only safe
-/// choice — and a poisoned handle is freed normally.
-pub(crate) fn free<H: HasHandle>(ptr: *mut H) {
-    if let Ok(h) = super::boundary::arg(ptr.cast_const(), "handle") {
-        if !h.handle().idle() {
-            return;
+    match acquire(ptr, "handle") {
+        Err(failure) => failure.result,
+        Ok(h) => {
+            h.handle().wake.replace(Wake::new(callback, userdata));
+            imstls_result::IMSTLS_OK
         }
     }
-    super::boundary::free_boxed(ptr);
+}
+
+/// Removes the wake-up callback as a barrier (see [`WakeSlot::replace`]); for `_free`.
+pub(crate) fn clear_wake_callback<H: HasHandle>(handle: &H) {
+    handle.handle().wake.replace(None);
+}
+
+/// `_free`: NULL is a no-op. A handle with a call in progress (a `_free` from inside its own
+/// log callback, or racing another thread) is not freed — leaking it is the only safe choice
+/// — and a poisoned handle is freed normally. Otherwise the wake-up callback is removed (a
+/// barrier) and C's reference dropped: a call still on its way out (e.g. the one whose wake-up
+/// callback frees) keeps the memory until it returns.
+pub(crate) fn free<H: HasHandle>(ptr: *mut H) {
+    let Ok(h) = acquire(ptr.cast_const(), "handle") else {
+        return;
+    };
+    if !h.handle().idle() {
+        return;
+    }
+    clear_wake_callback(&*h);
+    // SAFETY: non-NULL (acquired), from `into_raw`, and `_free` is called once per handle.
+    unsafe { release(ptr) };
 }
 
 /// Like [`with`], returning the body's value (for exports that continue after the call).
@@ -250,8 +385,7 @@ pub(crate) fn call<H: HasHandle, R>(
     what: &'static str,
     body: impl FnOnce(&mut Locked<H::Inner>, &mut Call) -> Result<R, Failure>,
 ) -> Result<R, imstls_result> {
-    match super::boundary::arg(ptr, what) {
-        Err(failure) => Err(failure.result),
-        Ok(h) => h.handle().call(body),
-    }
+    let h = acquire(ptr, what).map_err(|failure| failure.result)?;
+    let result = h.handle().call(body);
+    result
 }

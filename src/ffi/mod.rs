@@ -34,6 +34,8 @@ mod driver;
 mod error;
 #[doc(hidden)]
 pub mod fuzz;
+#[doc(hidden)]
+pub mod fuzz_driver;
 mod handle;
 mod log;
 mod output;

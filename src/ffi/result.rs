@@ -64,6 +64,9 @@ pub enum imstls_result {
     IMSTLS_PANIC = 301,
     /// An earlier call on this handle panicked; only `_free` and `_last_error` still work.
     IMSTLS_POISONED = 302,
+    /// The driver was stopped (`imstls_driver_stop` or `imstls_driver_free`):
+    /// `imstls_driver_run` returns at once without processing. Leave the loop.
+    IMSTLS_STOPPED = 303,
     /// A configuration value cannot be used; the builder's last error names the field.
     IMSTLS_INVALID_CONFIG = 400,
     /// A configuration file (trust anchors, CRLs) could not be read.
@@ -113,6 +116,7 @@ impl imstls_result {
             R::IMSTLS_BUSY => c"another call on this handle is in progress",
             R::IMSTLS_PANIC => c"imstls panicked inside the call; the handle is poisoned",
             R::IMSTLS_POISONED => c"the handle is poisoned by an earlier panic",
+            R::IMSTLS_STOPPED => c"the driver was stopped",
             R::IMSTLS_INVALID_CONFIG => c"a configuration value cannot be used",
             R::IMSTLS_CONFIG_FILE => c"a configuration file could not be read",
             R::IMSTLS_CERTIFICATE_REJECTED => c"the P-CSCF certificate was rejected",
@@ -148,6 +152,7 @@ impl imstls_result {
             R::IMSTLS_BUSY,
             R::IMSTLS_PANIC,
             R::IMSTLS_POISONED,
+            R::IMSTLS_STOPPED,
             R::IMSTLS_INVALID_CONFIG,
             R::IMSTLS_CONFIG_FILE,
             R::IMSTLS_CERTIFICATE_REJECTED,

@@ -1,6 +1,7 @@
 //! The few operating-system calls std lacks, used by the managed driver (`crate::driver`):
-//! a non-blocking TCP connect, `poll(2)` over several descriptors, and taking in a socket
-//! descriptor created by the application. Everything else the driver does with std.
+//! a non-blocking TCP connect, `poll(2)` over several descriptors, `send`/`recv` that never
+//! block whatever the descriptor's `O_NONBLOCK` flag, and taking in a socket descriptor
+//! created by the application. Everything else the driver does with std.
 
 use std::ffi::c_int;
 use std::io;
@@ -134,13 +135,68 @@ pub(crate) fn poll(waits: &[Wait], timeout: Option<Duration>) -> io::Result<bool
     Ok(rc > 0)
 }
 
+/// `recv(2)` with `MSG_DONTWAIT`: never blocks, whether or not the descriptor is in
+/// non-blocking mode. A duplicate of an application's descriptor shares its open file
+/// description, so the driver leaves `O_NONBLOCK` alone and asks per call instead.
+pub(crate) fn recv_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is writable memory of `buf.len()` bytes for the duration of the call;
+    // `fd` is open (borrowed).
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast::<libc::c_void>(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// `send(2)` with `MSG_DONTWAIT | MSG_NOSIGNAL`: never blocks (see [`recv_nonblocking`]) and
+/// never raises `SIGPIPE` in the host process; a closed peer is an `EPIPE` error.
+pub(crate) fn send_nonblocking(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is readable memory of `buf.len()` bytes for the duration of the call;
+    // `fd` is open (borrowed).
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast::<libc::c_void>(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// Sets close-on-exec (`FD_CLOEXEC`), so that a program the application starts does not
+/// inherit the connection.
+pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl(2) F_GETFD/F_SETFD on an open descriptor; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::FD_CLOEXEC != 0 {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Takes in a connected (or connecting) TCP socket descriptor the application created, e.g.
-/// one bound to an Android `Network` with `Network.bindSocket`.
+/// one bound to an Android `Network` with `Network.bindSocket`. Its status flags
+/// (`O_NONBLOCK`) are left as they are: the driver's I/O never blocks anyway
+/// ([`recv_nonblocking`], [`send_nonblocking`]).
 ///
-/// `transfer`: imstls becomes the owner and closes it when the flow ends. Otherwise imstls
-/// works on its own duplicate (`F_DUPFD_CLOEXEC`) and never closes `fd`; when the flow ends
-/// it shuts the connection down and closes the duplicate, and `fd` stays the caller's to
-/// close. On error, `fd` stays the caller's either way.
+/// `transfer`: imstls becomes the owner, sets close-on-exec on `fd` and closes it when the
+/// flow ends. Otherwise imstls works on its own duplicate (`F_DUPFD_CLOEXEC`) and never
+/// closes `fd` or changes its flags; when the flow ends it shuts the connection down and
+/// closes the duplicate, and `fd` stays the caller's to close. On error, `fd` stays the
+/// caller's either way.
 ///
 /// # Safety
 ///
@@ -159,6 +215,7 @@ pub(crate) unsafe fn adopt_socket(fd: c_int, transfer: bool) -> io::Result<Owned
         ));
     }
     if transfer {
+        set_cloexec(borrowed)?;
         // SAFETY: the caller transfers ownership of the open descriptor `fd` to us.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     } else {
@@ -213,5 +270,127 @@ pub(crate) fn boottime_ns() -> Option<u64> {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::os::fd::{AsFd, IntoRawFd};
+    use std::os::unix::net::UnixStream;
+    use std::time::Instant;
+
+    fn fcntl(fd: RawFd, command: c_int) -> c_int {
+        // SAFETY: F_GETFD/F_GETFL on a descriptor the test holds open; no memory is passed.
+        let value = unsafe { libc::fcntl(fd, command) };
+        assert!(value >= 0, "fcntl: {}", io::Error::last_os_error());
+        value
+    }
+
+    /// A connected, blocking TCP pair on loopback (std sockets are close-on-exec: clear it
+    /// on the client so that the transfer case has something to set).
+    fn blocking_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        let fd = client.as_raw_fd();
+        // SAFETY: F_SETFD on the test's open descriptor.
+        assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, 0);
+        (client, server)
+    }
+
+    #[test]
+    fn a_lent_descriptor_keeps_its_flags_and_io_on_it_never_blocks() {
+        let (client, mut server) = blocking_pair();
+        let status = fcntl(client.as_raw_fd(), libc::F_GETFL);
+        assert_eq!(status & libc::O_NONBLOCK, 0);
+        // SAFETY: `client` stays open for the call.
+        let duplicate = unsafe { adopt_socket(client.as_raw_fd(), false) }.expect("adopt");
+        assert_ne!(duplicate.as_raw_fd(), client.as_raw_fd());
+        assert_ne!(
+            fcntl(duplicate.as_raw_fd(), libc::F_GETFD) & libc::FD_CLOEXEC,
+            0
+        );
+        assert_eq!(
+            fcntl(client.as_raw_fd(), libc::F_GETFL),
+            status,
+            "caller's flags"
+        );
+        assert_eq!(
+            fcntl(client.as_raw_fd(), libc::F_GETFD) & libc::FD_CLOEXEC,
+            0
+        );
+
+        // Nothing to read on a blocking socket: WouldBlock at once, not a hang.
+        let mut buf = [0u8; 16];
+        let started = Instant::now();
+        let error = recv_nonblocking(duplicate.as_fd(), &mut buf).expect_err("nothing to read");
+        assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(
+            send_nonblocking(duplicate.as_fd(), b"ping").expect("send"),
+            4
+        );
+        let mut got = [0u8; 4];
+        std::io::Read::read_exact(&mut server, &mut got).expect("read");
+        assert_eq!(&got, b"ping");
+        std::io::Write::write_all(&mut server, b"pong").expect("write");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match recv_nonblocking(duplicate.as_fd(), &mut buf) {
+                Ok(n) => break assert_eq!(&buf[..n], b"pong"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "no data");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        assert_eq!(
+            fcntl(client.as_raw_fd(), libc::F_GETFL),
+            status,
+            "caller's flags"
+        );
+    }
+
+    #[test]
+    fn a_transferred_descriptor_becomes_close_on_exec() {
+        let (client, _server) = blocking_pair();
+        let raw = client.into_raw_fd();
+        assert_eq!(fcntl(raw, libc::F_GETFD) & libc::FD_CLOEXEC, 0);
+        // SAFETY: `raw` is open and ours to give away.
+        let owned = unsafe { adopt_socket(raw, true) }.expect("adopt");
+        assert_eq!(owned.as_raw_fd(), raw);
+        assert_ne!(fcntl(raw, libc::F_GETFD) & libc::FD_CLOEXEC, 0);
+    }
+
+    #[test]
+    fn sockets_imstls_creates_are_close_on_exec() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let stream = connect_nonblocking(&listener.local_addr().expect("addr")).expect("connect");
+        assert_ne!(
+            fcntl(stream.as_raw_fd(), libc::F_GETFD) & libc::FD_CLOEXEC,
+            0
+        );
+        // The driver's wake-up pipe is a std socket pair.
+        let (a, b) = UnixStream::pair().expect("pair");
+        for end in [&a, &b] {
+            assert_ne!(fcntl(end.as_raw_fd(), libc::F_GETFD) & libc::FD_CLOEXEC, 0);
+        }
+    }
+
+    #[test]
+    fn a_descriptor_that_is_not_a_stream_socket_stays_the_callers() {
+        let datagram = std::os::unix::net::UnixDatagram::unbound().expect("datagram");
+        // SAFETY: open for the call.
+        let refused = unsafe { adopt_socket(datagram.as_raw_fd(), true) };
+        assert!(refused.is_err());
+        assert!(
+            fcntl(datagram.as_raw_fd(), libc::F_GETFD) >= 0,
+            "still open"
+        );
+        // SAFETY: open for the call.
+        assert!(unsafe { adopt_socket(-1, false) }.is_err());
     }
 }

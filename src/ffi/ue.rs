@@ -174,7 +174,8 @@ pub(crate) struct UeInner {
 ///
 /// Thread safety: every function may be called from any thread. Calls on one UE never wait
 /// for each other: a call made while another is in progress (another thread, or a callback
-/// re-entering) returns `IMSTLS_BUSY` and does nothing. A panic inside imstls (a bug) makes
+/// re-entering) returns `IMSTLS_BUSY` and does nothing (only `imstls_ue_set_wake_callback`
+/// waits, for a call of the old callback on another thread). A panic inside imstls (a bug) makes
 /// that call return `IMSTLS_PANIC` and poisons this UE only (later calls:
 /// `IMSTLS_POISONED`).
 ///
@@ -234,7 +235,7 @@ pub extern "C" fn imstls_ue_new(
             let mut clock = Clock::new(now_ms);
             let now = clock.instant(now_ms)?;
             let ue = Ue::new(config.config.clone(), now)?;
-            slot.write(boxed(imstls_ue {
+            slot.write(handle::into_raw(imstls_ue {
                 handle: Handle::new(UeInner { ue, clock }),
             }));
             Ok(())
@@ -245,7 +246,8 @@ pub extern "C" fn imstls_ue_new(
 
 /// Frees a UE (identities and buffered SIP bytes are zeroized); NULL is a no-op. Sockets are
 /// yours: close them yourself. A UE with a call in progress (e.g. freed from inside its own
-/// log callback) is not freed.
+/// log callback) is not freed. Removes the wake-up callback first, as
+/// `imstls_ue_set_wake_callback(ue, NULL, NULL)` does (a barrier).
 ///
 /// - Thread safety: not concurrently with any other call on this UE.
 #[no_mangle]
@@ -686,7 +688,12 @@ pub extern "C" fn imstls_ue_set_log_callback(
 /// are ready (useful when inputs come from another thread than the one that drains the UE).
 /// NULL turns it off. See `imstls_wake_callback`.
 ///
-/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+/// A barrier: when it returns, no call of the previous callback is running on another thread
+/// and none will start, so the previous `userdata` may be freed (it waits for such a call to
+/// return). From inside a wake-up callback it does not wait.
+///
+/// - Thread safety: any thread; never `IMSTLS_BUSY` (works while another call is in
+///   progress, and on a poisoned UE).
 #[no_mangle]
 pub extern "C" fn imstls_ue_set_wake_callback(
     ue: *mut imstls_ue,

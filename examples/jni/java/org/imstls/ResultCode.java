@@ -29,6 +29,7 @@ public final class ResultCode {
     public static final int BUSY = 300;
     public static final int PANIC = 301;
     public static final int POISONED = 302;
+    public static final int STOPPED = 303;
     public static final int INVALID_CONFIG = 400;
     public static final int CONFIG_FILE = 401;
     public static final int CERTIFICATE_REJECTED = 500;
@@ -61,6 +62,7 @@ public final class ResultCode {
             case BUSY: return "BUSY";
             case PANIC: return "PANIC";
             case POISONED: return "POISONED";
+            case STOPPED: return "STOPPED";
             case INVALID_CONFIG: return "INVALID_CONFIG";
             case CONFIG_FILE: return "CONFIG_FILE";
             case CERTIFICATE_REJECTED: return "CERTIFICATE_REJECTED";
