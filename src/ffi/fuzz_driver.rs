@@ -393,10 +393,17 @@ fn run_program(data: &[u8], wake: WakeCallback) {
             8 => queries(subject, arg, &mut scratch),
             9 => {
                 let second = number(arg.get(4..).unwrap_or_default());
-                let result = match arg.first().copied().unwrap_or(0) % 3 {
-                    0 => imstls_driver_registration_challenged(d, second & 1 == 1),
-                    1 => imstls_driver_registration_succeeded(d, number(arg), second),
-                    _ => imstls_driver_registration_failed(d, number(arg), second),
+                let choice = arg.first().copied().unwrap_or(0);
+                // Mostly the current flow; sometimes a stale or unknown one.
+                let flow = match (choice >> 2) % 4 {
+                    0 | 1 => subject.pending.unwrap_or(1),
+                    2 => subject.pending.map_or(0, |f| f.wrapping_add(1)),
+                    _ => u64::from(second),
+                };
+                let result = match choice % 3 {
+                    0 => imstls_driver_registration_challenged(d, flow, second & 1 == 1),
+                    1 => imstls_driver_registration_succeeded(d, flow, number(arg), second),
+                    _ => imstls_driver_registration_failed(d, flow, number(arg), second),
                 };
                 check(result, "report");
             }

@@ -130,7 +130,7 @@ impl imstls_result {
     }
 
     /// Every code, for the validation of incoming integers.
-    const ALL: [imstls_result; 28] = {
+    const ALL: [imstls_result; 29] = {
         use imstls_result as R;
         [
             R::IMSTLS_OK,
