@@ -997,12 +997,16 @@ impl Ue {
             return None;
         }
         let flow = self.flow.as_ref().map(|f| f.id);
+        let mut dropped_records = 0;
         let mut dropped_bytes = 0;
         if let Some(id) = flow {
-            dropped_bytes += self.drop_queued(id);
-            dropped_bytes += self.flow.as_ref().map_or(0, |f| f.framer.buffered());
+            dropped_records = self.drop_queued(id);
+            dropped_bytes = dropped_records + self.flow.as_ref().map_or(0, |f| f.framer.buffered());
         }
-        self.close_flow(true);
+        // RFC 8446 §5.3 / RFC 5246 §6.1: every record advances the sequence number, so after
+        // dropping encrypted records a close_notify would not decrypt at the P-CSCF (a tamper
+        // alarm there). Then the flow ends with a bare FIN; otherwise with close_notify.
+        self.close_flow(dropped_records == 0);
         let purged_sessions = self
             .procedure
             .take()
