@@ -1020,6 +1020,17 @@ static void misuse_order(void) {
     if (!CHECK_OK(imstls_ue_new(config, now, &ue))) return;
     CHECK_RESULT(imstls_ue_send_sip(ue, now, (const uint8_t *)reg, sizeof reg - 1), IMSTLS_WRONG_STATE);
     CHECK_RESULT(imstls_ue_send_sip(ue, now, (const uint8_t *)"junk", 4), IMSTLS_BAD_SIP_MESSAGE);
+    /* A bare LF ending the head with an INVITE behind it: refused, and the error says why. */
+    static const char smuggle[] = "REGISTER sip:ims.test SIP/2.0\r\nCSeq: 1 REGISTER\r\n"
+                                  "Content-Length: 0\r\n\nINVITE sip:bob@ims.test SIP/2.0\r\n"
+                                  "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    CHECK_RESULT(imstls_ue_send_sip(ue, now, (const uint8_t *)smuggle, sizeof smuggle - 1),
+                 IMSTLS_BAD_SIP_MESSAGE);
+    imstls_error *smuggle_error = NULL;
+    if (CHECK_OK(imstls_ue_last_error(ue, &smuggle_error))) {
+        CHECK(strstr(imstls_error_message(smuggle_error), "bare LF") != NULL);
+        imstls_error_free(smuggle_error);
+    }
     CHECK_RESULT(imstls_ue_registration_succeeded(ue, now, 600, 0), IMSTLS_WRONG_STATE);
     CHECK_RESULT(imstls_ue_registration_challenged(ue, now, false), IMSTLS_WRONG_STATE);
     CHECK_RESULT(imstls_ue_deregister(ue, now), IMSTLS_WRONG_STATE);

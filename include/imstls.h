@@ -120,7 +120,10 @@ enum imstls_result
      */
     IMSTLS_INVALID_IDENTITY = 104,
     /**
-     * The buffer given to `send_sip` is not exactly one well-formed SIP message.
+     * The buffer given to `send_sip` is not exactly one well-formed SIP message in the strict
+     * form imstls sends (RFC 3261: CRLF line ends only, `name: value` header lines without
+     * folding, one Content-Length equal to the body's length); the handle's last error names
+     * the rule that failed.
      */
     IMSTLS_BAD_SIP_MESSAGE = 105,
     /**

@@ -36,7 +36,7 @@ pub use identity::Identity;
 use crate::config::{ConfigError, UeConfig};
 use crate::profile::TlsProfile;
 use crate::session::StoreMark;
-use crate::sip::{parse_one_message, Frame, SipFramer};
+use crate::sip::{parse_outgoing_message, Frame, SipFramer};
 use crate::tls::{Closure, TlsFailure, TlsFailureKind, TlsFlow, TlsPhase};
 use conformance::ConformanceLog;
 use timing::{backoff_window, keepalive_window, refresh_delay, Jitter};
@@ -321,11 +321,13 @@ impl Ue {
     }
 
     /// The stack sends a SIP message on the current flow. `message` must be exactly one
-    /// complete SIP message. O.4.2: until the registration succeeds, only REGISTER may go.
+    /// complete SIP message in strict RFC 3261 form ([`parse_outgoing_message`]), so that no
+    /// lenient P-CSCF parser can find a second request in it. O.4.2: until the registration
+    /// succeeds, only REGISTER may go.
     pub fn send_sip(&mut self, now: Instant, message: &[u8]) -> Result<(), UeError> {
         self.advance(now);
         let max = self.config.max_sip_message_size();
-        let head = parse_one_message(message, max).map_err(UeError::BadMessage)?;
+        let head = parse_outgoing_message(message, max).map_err(UeError::BadMessage)?;
         let is_register = head.is_request("REGISTER");
         let timeout = self.config.registration_timeout();
         let flow_id = self.flow.as_ref().map(|f| f.id);
