@@ -371,10 +371,12 @@ fn end_of_strict_line(bytes: &[u8], from: usize) -> Result<usize, FramingError> 
 fn parse_strict_start_line(line: &[u8]) -> Result<StartLine, FramingError> {
     if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
         let (code, reason) = rest.split_at_checked(3).ok_or(FramingError::BadStartLine)?;
-        if !code.iter().all(u8::is_ascii_digit) || !reason.starts_with(b" ") {
+        let Some(reason) = reason.strip_prefix(b" ") else {
+            return Err(FramingError::BadStartLine);
+        };
+        if !code.iter().all(u8::is_ascii_digit) || !is_reason_phrase(reason) {
             return Err(FramingError::BadStartLine);
         }
-        std::str::from_utf8(reason).map_err(|_| FramingError::BadHeaderBytes)?;
         let status = code
             .iter()
             .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
@@ -389,14 +391,62 @@ fn parse_strict_start_line(line: &[u8]) -> Result<StartLine, FramingError> {
     else {
         return Err(FramingError::BadStartLine);
     };
-    let uri_ok = !uri.is_empty() && uri.iter().all(|b| b.is_ascii_graphic());
-    if !is_token(method) || !uri_ok {
+    if !is_token(method) || !is_request_uri(uri) {
         return Err(FramingError::BadStartLine);
     }
     Ok(StartLine::Request {
         // A token is ASCII.
         method: String::from_utf8_lossy(method).into_owned(),
     })
+}
+
+/// RFC 3261 §25.1 `reserved` and `mark` characters, and the brackets of an `IPv6reference`:
+/// what a Request-URI holds besides alphanumerics and `escaped`.
+const REQUEST_URI_MARKS: &[u8] = b";/?:@&=+$,-_.!~*'()[]";
+
+/// `reserved`, `mark`, SP and HTAB: what a Reason-Phrase holds besides alphanumerics,
+/// `escaped` and UTF-8.
+const REASON_PHRASE_MARKS: &[u8] = b";/?:@&=+$,-_.!~*'() \t";
+
+/// Every byte is alphanumeric, in `extra`, or an `escaped` `%` HEXDIG HEXDIG; bytes above
+/// 0x7f are let through when `utf8` (and the whole is then valid UTF-8).
+fn is_uri_text(bytes: &[u8], extra: &[u8], utf8: bool) -> bool {
+    let mut at = 0;
+    while let Some(&b) = bytes.get(at) {
+        if b == b'%' {
+            let hex = bytes.get(at + 1..at + 3).unwrap_or_default();
+            if hex.len() != 2 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                return false;
+            }
+            at += 3;
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || extra.contains(&b) || (utf8 && b >= 0x80)) {
+            return false;
+        }
+        at += 1;
+    }
+    !utf8 || bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
+}
+
+/// RFC 3261 §25.1 `Request-URI` (SIP-URI / SIPS-URI / absoluteURI): a scheme, `:`, then URI
+/// characters (with `[` `]` for IPv6 references, RFC 3261 §25.1 `IPv6reference`).
+fn is_request_uri(uri: &[u8]) -> bool {
+    let Some(colon) = uri.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    let (scheme, rest) = (&uri[..colon], &uri[colon + 1..]);
+    let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b));
+    scheme_ok && !rest.is_empty() && is_uri_text(rest, REQUEST_URI_MARKS, false)
+}
+
+/// RFC 3261 §25.1 `Reason-Phrase = *(reserved / unreserved / escaped / UTF8-NONASCII /
+/// UTF8-CONT / SP / HTAB)` (and valid UTF-8).
+fn is_reason_phrase(reason: &[u8]) -> bool {
+    is_uri_text(reason, REASON_PHRASE_MARKS, true)
 }
 
 /// RFC 3261 §7.3 / §25.1 `header-name HCOLON header-value` without folding: the name a

@@ -205,6 +205,26 @@ fn send_sip_refuses_every_message_outside_the_strict_grammar() {
             FramingError::BadStartLine,
         ),
         (
+            "a Request-URI without a scheme",
+            replace(&valid, "REGISTER sip:", "REGISTER "),
+            FramingError::BadStartLine,
+        ),
+        (
+            "a Request-URI with a quote in it",
+            replace(&valid, "REGISTER sip:", "REGISTER sip:\""),
+            FramingError::BadStartLine,
+        ),
+        (
+            "a status line with no reason-phrase separator",
+            b"SIP/2.0 200\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            FramingError::BadStartLine,
+        ),
+        (
+            "a reason phrase with a bad escape",
+            b"SIP/2.0 200 O%K\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            FramingError::BadStartLine,
+        ),
+        (
             "an empty line before the request line",
             [b"\r\n", &valid[..]].concat(),
             FramingError::BadStartLine,
@@ -275,6 +295,14 @@ fn messages_real_stacks_send_are_accepted() {
         (
             "a response with an empty reason phrase",
             b"SIP/2.0 200 \r\nCSeq: 4 MESSAGE\r\nContent-Length:  0\r\n\r\n".to_vec(),
+        ),
+        (
+            "a tel: Request-URI and an escaped user part in To",
+            b"MESSAGE tel:+1-555-0100;phone-context=ims.test SIP/2.0\r\nTo: <sip:a%20b@ims.test>\r\nCSeq: 6 MESSAGE\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ),
+        (
+            "reason phrases with a slash, an escape and UTF-8",
+            b"SIP/2.0 481 Call/Transaction Does Not Exist%21 \xc3\xa9t\xc3\xa9\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n".to_vec(),
         ),
         (
             "a body holding bare CR, LF and NUL bytes",
