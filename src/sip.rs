@@ -295,9 +295,10 @@ pub fn parse_outgoing_message(
             max: max_message,
         });
     }
-    let mut line_start = 0;
-    let mut line_number = 1;
-    let mut start = None;
+    let start_line_end = end_of_strict_line(bytes, 0)?;
+    let start = parse_strict_start_line(&bytes[..start_line_end])?;
+    let mut line_start = start_line_end + 2;
+    let mut line_number = 2;
     let mut cseq_method = None;
     let mut content_length = None;
     loop {
@@ -307,16 +308,14 @@ pub fn parse_outgoing_message(
             return Err(FramingError::HeaderTooLarge);
         }
         let line = &bytes[line_start..line_end];
-        if line_number == 1 {
-            start = Some(parse_strict_start_line(line)?);
-        } else if line.is_empty() {
+        if line.is_empty() {
             let actual = bytes.len() - header_len;
             let declared = content_length.ok_or(FramingError::MissingContentLength)?;
             if declared != actual {
                 return Err(FramingError::ContentLengthMismatch { declared, actual });
             }
             return Ok(MessageHead {
-                start: start.expect("line 1 was the start line"),
+                start,
                 cseq_method,
                 header_len,
                 body_len: declared,
