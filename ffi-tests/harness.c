@@ -1391,6 +1391,17 @@ static void misuse_order(void) {
     /* No flow yet: an answer can only belong to a flow that is gone. */
     CHECK_RESULT(imstls_ue_registration_succeeded(ue, now, 1, 600, 0), IMSTLS_STALE_REPORT);
     CHECK_RESULT(imstls_ue_registration_challenged(ue, now, 1, false), IMSTLS_STALE_REPORT);
+    /* A bare LF ending the head with an INVITE behind it: refused, and the error says why. */
+    static const char smuggle[] = "REGISTER sip:ims.test SIP/2.0\r\nCSeq: 1 REGISTER\r\n"
+                                  "Content-Length: 0\r\n\nINVITE sip:bob@ims.test SIP/2.0\r\n"
+                                  "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    CHECK_RESULT(imstls_ue_send_sip(ue, now, (const uint8_t *)smuggle, sizeof smuggle - 1),
+                 IMSTLS_BAD_SIP_MESSAGE);
+    imstls_error *smuggle_error = NULL;
+    if (CHECK_OK(imstls_ue_last_error(ue, &smuggle_error))) {
+        CHECK(strstr(imstls_error_message(smuggle_error), "bare LF") != NULL);
+        imstls_error_free(smuggle_error);
+    }
     CHECK_RESULT(imstls_ue_deregister(ue, now), IMSTLS_WRONG_STATE);
     CHECK_RESULT(imstls_ue_rekey(ue, now), IMSTLS_WRONG_STATE);
     CHECK_RESULT(imstls_ue_connected(ue, now, 42, NULL, NULL), IMSTLS_UNKNOWN_FLOW);

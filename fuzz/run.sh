@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(sip_framer tls_handshake engine config x509 ffi driver_api)
+[ "${#targets[@]}" -gt 0 ] || targets=(sip_framer send_sip tls_handshake engine config x509 ffi driver_api)
 host="$(rustc -vV | sed -n 's/^host: //p')"
 # An explicit --target keeps these flags off build scripts and proc macros.
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module \

@@ -120,7 +120,10 @@ enum imstls_result
      */
     IMSTLS_INVALID_IDENTITY = 104,
     /**
-     * The buffer given to `send_sip` is not exactly one well-formed SIP message.
+     * The buffer given to `send_sip` is not exactly one well-formed SIP message in the strict
+     * form imstls sends (RFC 3261: CRLF line ends only, `name: value` header lines without
+     * folding, one Content-Length equal to the body's length); the handle's last error names
+     * the rule that failed.
      */
     IMSTLS_BAD_SIP_MESSAGE = 105,
     /**
@@ -1998,6 +2001,9 @@ imstls_result imstls_ue_start_registration(imstls_ue *ue,
 /**
  * Sends one complete SIP message on the current flow (after `IMSTLS_EVENT_REGISTER_NOW`:
  * the REGISTER). O.4.2: until registered, only REGISTER may go (`IMSTLS_REGISTER_FIRST`).
+ * The message must be strict RFC 3261: CRLF line ends only, no folded lines, exactly one
+ * Content-Length equal to the body's length; anything else is `IMSTLS_BAD_SIP_MESSAGE` and
+ * the handle's last error names the rule (docs/CONFORMANCE.md, "Outgoing SIP").
  *
  * - `message`, `len`: borrowed for the call (encrypted at once; the plaintext copy is
  *   zeroized).

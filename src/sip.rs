@@ -3,7 +3,9 @@
 //! imstls does not interpret SIP beyond what framing and the registration rules need: the
 //! start line (request method or response status), Content-Length (or compact `l`), and
 //! the CSeq method of a response. The input is untrusted: sizes are bounded and every
-//! malformation is a [`FramingError`], never a panic.
+//! malformation is a [`FramingError`], never a panic. What the stack gives `send_sip` is held
+//! to a strict subset of RFC 3261 ([`parse_outgoing_message`]) so that no receiver, however
+//! lenient, reads it as anything but the one message imstls checked.
 
 use std::fmt;
 
@@ -46,6 +48,39 @@ pub enum FramingError {
     BadHeaderBytes,
     /// More (or fewer) bytes than one complete message were given to `send_sip`.
     NotOneMessage,
+    /// A CR not followed by LF in the head of an outgoing message.
+    BareCarriageReturn {
+        /// Where the CR is.
+        offset: usize,
+    },
+    /// An LF not preceded by CR in the head of an outgoing message.
+    BareLineFeed {
+        /// Where the LF is.
+        offset: usize,
+    },
+    /// A header line starting with whitespace (RFC 3261 §7.3.1 line folding).
+    FoldedHeaderLine {
+        /// The line number (the start line is line 1).
+        line: usize,
+    },
+    /// A header line that is not `name: value`.
+    BadHeaderLine {
+        /// The line number (the start line is line 1).
+        line: usize,
+    },
+    /// No Content-Length.
+    MissingContentLength,
+    /// More than one Content-Length.
+    DuplicateContentLength,
+    /// The body is not as long as Content-Length says.
+    ContentLengthMismatch {
+        /// What Content-Length says.
+        declared: usize,
+        /// The bytes after the head.
+        actual: usize,
+    },
+    /// The head does not end with an empty line.
+    UnterminatedHead,
 }
 
 impl fmt::Display for FramingError {
@@ -63,6 +98,32 @@ impl fmt::Display for FramingError {
             Self::BadStartLine => write!(f, "not a SIP request or status line"),
             Self::BadHeaderBytes => write!(f, "SIP headers are not valid text"),
             Self::NotOneMessage => write!(f, "the buffer is not exactly one complete SIP message"),
+            Self::BareCarriageReturn { offset } => write!(
+                f,
+                "bare CR at byte {offset}: SIP lines end with CRLF (RFC 3261 §7)"
+            ),
+            Self::BareLineFeed { offset } => write!(
+                f,
+                "bare LF at byte {offset}: SIP lines end with CRLF (RFC 3261 §7)"
+            ),
+            Self::FoldedHeaderLine { line } => write!(
+                f,
+                "line {line} starts with whitespace: folded header lines are not sent"
+            ),
+            Self::BadHeaderLine { line } => {
+                write!(f, "line {line} is not a header line (token \":\" value)")
+            }
+            Self::MissingContentLength => write!(
+                f,
+                "no Content-Length: it is mandatory on a stream (RFC 3261 §18.3)"
+            ),
+            Self::DuplicateContentLength => write!(f, "more than one Content-Length header"),
+            Self::ContentLengthMismatch { declared, actual } => write!(
+                f,
+                "Content-Length says {declared} but {actual} byte(s) follow the header block \
+                 (one message per send_sip)"
+            ),
+            Self::UnterminatedHead => write!(f, "the header block does not end with an empty line"),
         }
     }
 }
@@ -212,6 +273,236 @@ pub fn parse_one_message(bytes: &[u8], max_message: usize) -> Result<MessageHead
         Some(head) if head.total_len() == bytes.len() => Ok(head),
         _ => Err(FramingError::NotOneMessage),
     }
+}
+
+/// Checks that `bytes` is exactly one SIP message in the strict form imstls sends, and
+/// returns its head. The rules (docs/CONFORMANCE.md, "Outgoing SIP"): every line of the head
+/// ends with CRLF and holds no other CR or LF (RFC 3261 §7); the start line is a Request-Line
+/// or Status-Line with single spaces (§7.1, §7.2); every header line is `token *WSP ":" value`
+/// with no folding (§7.3.1 allows folding, a sender need not use it); the value holds no control
+/// character but HTAB and is UTF-8; exactly one Content-Length (or `l`), 1 to 9 digits, equal
+/// to the number of bytes after the empty line (§18.3, §20.14). A lenient receiver therefore
+/// cannot read a second message out of what passed.
+///
+/// One pass over the head; the body is only counted.
+pub fn parse_outgoing_message(
+    bytes: &[u8],
+    max_message: usize,
+) -> Result<MessageHead, FramingError> {
+    if bytes.len() > max_message {
+        return Err(FramingError::MessageTooLarge {
+            size: bytes.len(),
+            max: max_message,
+        });
+    }
+    let start_line_end = end_of_strict_line(bytes, 0)?;
+    let start = parse_strict_start_line(&bytes[..start_line_end])?;
+    let mut line_start = start_line_end + 2;
+    let mut line_number = 2;
+    let mut cseq_method = None;
+    let mut content_length = None;
+    loop {
+        let line_end = end_of_strict_line(bytes, line_start)?;
+        let header_len = line_end + 2;
+        if header_len > MAX_HEADER_BLOCK {
+            return Err(FramingError::HeaderTooLarge);
+        }
+        let line = &bytes[line_start..line_end];
+        if line.is_empty() {
+            let actual = bytes.len() - header_len;
+            let declared = content_length.ok_or(FramingError::MissingContentLength)?;
+            if declared != actual {
+                return Err(FramingError::ContentLengthMismatch { declared, actual });
+            }
+            return Ok(MessageHead {
+                start,
+                cseq_method,
+                header_len,
+                body_len: declared,
+            });
+        } else {
+            let (name, value) = split_strict_header(line, line_number)?;
+            let is = |wanted: &[u8]| name.eq_ignore_ascii_case(wanted);
+            if is(b"content-length") || is(b"l") {
+                if content_length.is_some() {
+                    return Err(FramingError::DuplicateContentLength);
+                }
+                if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
+                    return Err(FramingError::BadContentLength);
+                }
+                content_length = Some(
+                    value
+                        .iter()
+                        .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0')),
+                );
+            } else if is(b"cseq") {
+                let value = std::str::from_utf8(value).unwrap_or_default();
+                cseq_method = value.split_whitespace().nth(1).map(str::to_owned);
+            }
+        }
+        line_start = header_len;
+        line_number += 1;
+    }
+}
+
+/// The index of the CRLF ending the line that starts at `from`; any other CR, LF or control
+/// byte on the way is an error.
+fn end_of_strict_line(bytes: &[u8], from: usize) -> Result<usize, FramingError> {
+    let rest = bytes.get(from..).unwrap_or_default();
+    let Some(offset) = rest
+        .iter()
+        .position(|b| b.is_ascii_control() && *b != b'\t')
+    else {
+        return Err(FramingError::UnterminatedHead);
+    };
+    let at = from + offset;
+    match (bytes[at], bytes.get(at + 1)) {
+        (b'\r', Some(b'\n')) => Ok(at),
+        (b'\r', None) => Err(FramingError::UnterminatedHead),
+        (b'\r', Some(_)) => Err(FramingError::BareCarriageReturn { offset: at }),
+        (b'\n', _) => Err(FramingError::BareLineFeed { offset: at }),
+        _ => Err(FramingError::BadHeaderBytes),
+    }
+}
+
+/// RFC 3261 §7.1 Request-Line `Method SP Request-URI SP SIP-Version` or §7.2 Status-Line
+/// `SIP-Version SP Status-Code SP Reason-Phrase`, single spaces, version `SIP/2.0`.
+fn parse_strict_start_line(line: &[u8]) -> Result<StartLine, FramingError> {
+    if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
+        let (code, reason) = rest.split_at_checked(3).ok_or(FramingError::BadStartLine)?;
+        let Some(reason) = reason.strip_prefix(b" ") else {
+            return Err(FramingError::BadStartLine);
+        };
+        if !code.iter().all(u8::is_ascii_digit) || !is_reason_phrase(reason) {
+            return Err(FramingError::BadStartLine);
+        }
+        let status = code
+            .iter()
+            .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+        if !(100..=699).contains(&status) {
+            return Err(FramingError::BadStartLine);
+        }
+        return Ok(StartLine::Response { status });
+    }
+    let mut parts = line.split(|b| *b == b' ');
+    let (Some(method), Some(uri), Some(b"SIP/2.0"), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(FramingError::BadStartLine);
+    };
+    if !is_token(method) || !is_request_uri(uri) {
+        return Err(FramingError::BadStartLine);
+    }
+    Ok(StartLine::Request {
+        // A token is ASCII.
+        method: String::from_utf8_lossy(method).into_owned(),
+    })
+}
+
+/// RFC 3261 §25.1 `reserved` and `mark` characters, and the brackets of an `IPv6reference`:
+/// what a Request-URI holds besides alphanumerics and `escaped`.
+const REQUEST_URI_MARKS: &[u8] = b";/?:@&=+$,-_.!~*'()[]";
+
+/// `reserved`, `mark`, SP and HTAB: what a Reason-Phrase holds besides alphanumerics,
+/// `escaped` and UTF-8.
+const REASON_PHRASE_MARKS: &[u8] = b";/?:@&=+$,-_.!~*'() \t";
+
+/// Every byte is alphanumeric, in `extra`, or an `escaped` `%` HEXDIG HEXDIG; bytes above
+/// 0x7f are let through when `utf8` (and the whole is then valid UTF-8).
+fn is_uri_text(bytes: &[u8], extra: &[u8], utf8: bool) -> bool {
+    let mut at = 0;
+    while let Some(&b) = bytes.get(at) {
+        if b == b'%' {
+            let hex = bytes.get(at + 1..at + 3).unwrap_or_default();
+            if hex.len() != 2 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                return false;
+            }
+            at += 3;
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || extra.contains(&b) || (utf8 && b >= 0x80)) {
+            return false;
+        }
+        at += 1;
+    }
+    !utf8 || bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
+}
+
+/// RFC 3261 §25.1 `Request-URI` (SIP-URI / SIPS-URI / absoluteURI): a scheme, `:`, then URI
+/// characters (with `[` `]` for IPv6 references, RFC 3261 §25.1 `IPv6reference`).
+fn is_request_uri(uri: &[u8]) -> bool {
+    let Some(colon) = uri.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    let (scheme, rest) = (&uri[..colon], &uri[colon + 1..]);
+    let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b));
+    scheme_ok && !rest.is_empty() && is_uri_text(rest, REQUEST_URI_MARKS, false)
+}
+
+/// RFC 3261 §25.1 `Reason-Phrase = *(reserved / unreserved / escaped / UTF8-NONASCII /
+/// UTF8-CONT / SP / HTAB)` (and valid UTF-8).
+fn is_reason_phrase(reason: &[u8]) -> bool {
+    is_uri_text(reason, REASON_PHRASE_MARKS, true)
+}
+
+/// RFC 3261 §7.3 / §25.1 `header-name HCOLON header-value` without folding: the name a
+/// token, optional SP/HTAB before the colon, the value with its leading SP/HTAB removed.
+fn split_strict_header(line: &[u8], line_number: usize) -> Result<(&[u8], &[u8]), FramingError> {
+    if matches!(line.first(), Some(b' ' | b'\t')) {
+        return Err(FramingError::FoldedHeaderLine { line: line_number });
+    }
+    let bad_line = FramingError::BadHeaderLine { line: line_number };
+    let name_len = line
+        .iter()
+        .position(|b| !is_token_byte(*b))
+        .ok_or(bad_line.clone())?;
+    let after_name = &line[name_len..];
+    let colon = after_name
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .filter(|at| after_name[*at] == b':')
+        .ok_or(bad_line.clone())?;
+    if name_len == 0 {
+        return Err(bad_line);
+    }
+    let value = &after_name[colon + 1..];
+    let value_start = value
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(value.len());
+    let value = &value[value_start..];
+    if !value.is_ascii() && std::str::from_utf8(value).is_err() {
+        return Err(FramingError::BadHeaderBytes);
+    }
+    Ok((&line[..name_len], value))
+}
+
+/// RFC 3261 §25.1 `token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")`,
+/// as a table: header names are checked byte by byte on every `send_sip`.
+const TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric()
+            || matches!(
+                byte,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
+fn is_token_byte(b: u8) -> bool {
+    TOKEN_BYTES[usize::from(b)]
+}
+
+fn is_token(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.iter().all(|b| is_token_byte(*b))
 }
 
 /// Appends to a zeroizing buffer without leaving a copy behind: a `Vec` that grows gives its
@@ -487,6 +778,28 @@ mod tests {
         assert_eq!(
             framer.next_frame(false).unwrap_err(),
             FramingError::HeaderTooLarge
+        );
+    }
+
+    #[test]
+    fn the_strict_outgoing_head_reports_what_the_engine_needs() {
+        let msg = b"MESSAGE sip:u@[2001:db8::1] SIP/2.0\r\nCSeq : 4 MESSAGE\r\nl:\t3\r\n\r\na\nb";
+        let head = parse_outgoing_message(msg, 4096).unwrap();
+        assert!(head.is_request("MESSAGE"));
+        assert_eq!(head.cseq_method.as_deref(), Some("MESSAGE"));
+        assert_eq!((head.header_len, head.body_len), (msg.len() - 3, 3));
+        assert_eq!(
+            parse_outgoing_message(msg, msg.len() - 1),
+            Err(FramingError::MessageTooLarge {
+                size: msg.len(),
+                max: msg.len() - 1
+            })
+        );
+        let mut endless = b"MESSAGE sip:u SIP/2.0\r\n".to_vec();
+        endless.extend(std::iter::repeat_n(b"X: y\r\n", 20_000).flatten());
+        assert_eq!(
+            parse_outgoing_message(&endless, 1 << 20),
+            Err(FramingError::HeaderTooLarge)
         );
     }
 

@@ -6,7 +6,9 @@
 //!   asked for;
 //! - a UE that wants to be registered always has either a flow or a timer (nothing waits
 //!   forever);
-//! - a certificate failure leaves the UE closed with nothing scheduled;
+//! - a certificate failure leaves the UE closed with nothing scheduled, and the P-CSCF read
+//!   the UE's fatal alert before the stream ended (the alert is queued before the Close);
+//! - after a procedure is superseded (O.4.1) no session it created is left in the store;
 //! - once the network heals, a UE that still wants a registration gets registered;
 //! - no resumption happens past the session lifetime: a handshake resumes only while the
 //!   last full handshake towards the P-CSCF (both candidates share its name) is less than
@@ -20,6 +22,7 @@ mod support;
 use std::time::Duration;
 
 use imstls::{Event, UeError, UeState};
+use imstls_testkit::observation::Observation;
 use imstls_testkit::tls::TlsVersions;
 use imstls_testkit::CertKind;
 use support::{base_config, pki, ConnectMode, StackMode, World};
@@ -224,6 +227,33 @@ fn check(w: &World, log: &[String]) {
             ctx()
         );
     }
+    assert!(
+        w.survivors_after_supersede.iter().all(|n| *n == 0),
+        "sessions of a superseded procedure survived: {:?}\n{}",
+        w.survivors_after_supersede,
+        ctx()
+    );
+    for (flow, core) in &w.finished {
+        let rejected = w
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::CertificateRejected { flow: f, .. } if f == flow));
+        if !rejected {
+            continue;
+        }
+        let seen = core.observations();
+        let alert = seen
+            .iter()
+            .position(|o| matches!(o, Observation::AlertReceived { .. }));
+        let end = seen
+            .iter()
+            .position(|o| matches!(o, Observation::TransportClosed { .. }));
+        assert!(
+            matches!((alert, end), (Some(a), Some(e)) if a < e),
+            "{flow}: the P-CSCF did not read the alert before the close: {seen:?}\n{}",
+            ctx()
+        );
+    }
     if state == UeState::Closed {
         assert_eq!(
             w.ue.next_timeout(),
@@ -285,6 +315,8 @@ fn random_sequences_keep_the_invariants() {
     let mut steps = 0u64;
     // (full, resumed) handshakes over all sequences.
     let mut handshakes = (0u64, 0u64);
+    let mut supersede_checks = 0usize;
+    let mut alert_checks = 0usize;
     let mut coverage: std::collections::BTreeMap<&'static str, u64> = Default::default();
     for seed in first_seed..first_seed + sequences {
         let mut rng = Rng(seed);
@@ -312,6 +344,8 @@ fn random_sequences_keep_the_invariants() {
         for code in w.codes() {
             *coverage.entry(code).or_default() += 1;
         }
+        supersede_checks += w.survivors_after_supersede.len();
+        alert_checks += w.count("certificate_rejected");
         match result {
             Ok(length) => steps += length,
             Err(panic) => {
@@ -326,10 +360,19 @@ fn random_sequences_keep_the_invariants() {
     let _ = writeln!(
         std::io::stderr(),
         "model test: {sequences} sequences, {steps} steps, invariants held; \
+         {supersede_checks} supersedes of an incomplete procedure left no session, \
+         {alert_checks} certificate rejections had the alert read before the close; \
          handshakes: {} full, {} resumed; events seen: {coverage:?}",
         handshakes.0,
         handshakes.1
     );
+    if sequences >= 100 {
+        assert!(
+            supersede_checks > 0,
+            "the model never superseded a procedure"
+        );
+        assert!(alert_checks > 0, "the model never rejected a certificate");
+    }
     // The random walk must reach the interesting paths, or it proves little.
     if sequences >= 100 {
         for code in [

@@ -298,8 +298,8 @@ fn superseding_drops_the_abandoned_flows_queued_bytes() {
     let old = w.ue.current_flow().unwrap();
     w.ue.send_sip(w.now, &register).unwrap();
     w.ue.start_registration(w.now, support::identity()).unwrap();
-    // Drain outputs by hand: nothing may be transmitted on the old flow any more except
-    // its close_notify.
+    // Drain outputs by hand: nothing may be transmitted on the old flow any more, not even a
+    // close_notify (it would follow the dropped records' sequence numbers).
     let mut old_bytes = 0;
     loop {
         match w.ue.poll_output() {
@@ -311,9 +311,66 @@ fn superseding_drops_the_abandoned_flows_queued_bytes() {
             _ => {}
         }
     }
+    assert_eq!(old_bytes, 0, "nothing went out on the abandoned flow");
+}
+
+/// Issue 11 item 6, read by the P-CSCF (a real rustls server fed the UE's bytes): when a
+/// supersede drops records that were already encrypted, whatever follows on the old flow
+/// must not be a record with a skipped sequence number ("cannot decrypt peer's message").
+#[test]
+fn superseding_with_encrypted_records_queued_closes_cleanly_for_the_pcscf() {
+    let mut w = registered_world();
+    let old = w.ue.current_flow().unwrap();
+    // The stack sends a request; its records are encrypted and queued but nobody polls yet.
+    let message = w.ua.request("MESSAGE", "sip:bob@ims.test", b"hello");
+    w.ue.send_sip(w.now, &message).unwrap();
+    w.ue.start_registration(w.now, support::identity()).unwrap();
+    w.pump();
+    let (_, old_peer) = w
+        .finished
+        .iter()
+        .find(|(flow, _)| *flow == old)
+        .expect("the old flow was closed");
+    let seen = old_peer.observations();
     assert!(
-        old_bytes < 64,
-        "only a close_notify record went out ({old_bytes} bytes)"
+        !seen.iter().any(|o| matches!(o, Observation::TlsError(_))),
+        "the P-CSCF saw a TLS error on the superseded flow: {seen:?}"
+    );
+    assert!(
+        !seen.contains(&Observation::RequestSeen {
+            method: "MESSAGE".into()
+        }),
+        "the dropped request never reached the P-CSCF: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|o| matches!(o, Observation::TransportClosed { .. })),
+        "the P-CSCF saw the stream end: {seen:?}"
+    );
+    assert_eq!(w.state(), UeState::Registered);
+}
+
+/// With nothing queued, superseding a registered flow still ends it with a close_notify the
+/// P-CSCF can read (clean close, not a bare FIN).
+#[test]
+fn superseding_an_idle_registered_flow_sends_a_readable_close_notify() {
+    let mut w = registered_world();
+    let old = w.ue.current_flow().unwrap();
+    w.start_registration();
+    let (_, old_peer) = w
+        .finished
+        .iter()
+        .find(|(flow, _)| *flow == old)
+        .expect("the old flow was closed");
+    let seen = old_peer.observations();
+    assert!(
+        !seen.iter().any(|o| matches!(o, Observation::TlsError(_))),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&Observation::PeerClosed), "{seen:?}");
+    assert!(
+        seen.contains(&Observation::TransportClosed { clean: true }),
+        "{seen:?}"
     );
 }
 

@@ -122,6 +122,30 @@ fn sip_framer() {
 }
 
 #[test]
+fn send_sip() {
+    smoke("send_sip", targets::send_sip, 20_000);
+}
+
+/// The `send_sip` target's grammar is not vacuous: it reads the valid seeds (which the engine
+/// accepts too, so the comparison runs) and refuses the smuggling ones.
+#[test]
+fn the_send_sip_grammar_reads_the_valid_seeds_and_refuses_the_smuggles() {
+    for name in ["register", "invite", "response"] {
+        let seed = std::fs::read(corpus_dir("send_sip").join(name)).unwrap();
+        let seen = targets::rfc3261::one_message(&seed).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(seen.method.is_some(), name != "response", "{name}");
+        assert!(
+            imstls::sip::parse_outgoing_message(&seed, 1 << 20).is_ok(),
+            "{name}"
+        );
+    }
+    for name in ["lf-smuggle", "folded"] {
+        let seed = std::fs::read(corpus_dir("send_sip").join(name)).unwrap();
+        assert!(targets::rfc3261::one_message(&seed).is_err(), "{name}");
+    }
+}
+
+#[test]
 fn tls_handshake() {
     smoke("tls_handshake", targets::tls_handshake, 2_000);
 }
@@ -183,6 +207,24 @@ fn write_seed_corpus() {
         let mut seed = vec![0x00, 0x04, 0x83];
         seed.extend_from_slice(msg);
         write("sip_framer", name, &seed);
+    }
+    // send_sip: what stacks send, and the smuggling shapes the strict check refuses.
+    let invite = b"INVITE sip:bob@[2001:db8::1]:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS [2001:db8::2];branch=z9hG4bK2\r\nv: SIP/2.0/TLS 10.0.0.1;branch=z9hG4bK3\r\nf: \"Al\xc3\xafce\" <sip:alice@ims.test>;tag=1\r\nt: <sip:bob@ims.test>\r\ni: c1\r\nCSeq: 1 INVITE\r\nc: application/sdp\r\nl: 10\r\n\r\nv=0\r\ns=-\r\n".to_vec();
+    let response = b"SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/TLS pcscf.ims.test;branch=z9hG4bK9\r\nCSeq: 7 INVITE\r\nContent-Length : 0\r\n\r\n".to_vec();
+    let lf_smuggle = [&register[..register.len() - 2], b"\n", &invite[..]].concat();
+    let folded = [
+        &b"MESSAGE sip:bob@ims.test SIP/2.0\r\nSubject: a\r\n b\r\n"[..],
+        &register[31..],
+    ]
+    .concat();
+    for (name, msg) in [
+        ("register", &register),
+        ("invite", &invite),
+        ("response", &response),
+        ("lf-smuggle", &lf_smuggle),
+        ("folded", &folded),
+    ] {
+        write("send_sip", name, msg);
     }
 
     // Real server first flights answering a UE ClientHello, TLS 1.3 and TLS 1.2.

@@ -6,10 +6,10 @@ use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use imstls::sip::{parse_one_message, Frame, SipFramer};
+use imstls::sip::{parse_one_message, parse_outgoing_message, Frame, SipFramer, StartLine};
 use imstls::{
     Candidate, FlowId, Identity, KxGroup, Output, TlsFlow, TlsProfile, TlsVersions,
-    TransportClosure, TrustSource, Ue, UeConfig,
+    TransportClosure, TrustSource, Ue, UeConfig, UeError,
 };
 use imstls_testkit::pcscf::PcscfCore;
 use imstls_testkit::registrar::{RegistrarConfig, SharedRegistrar};
@@ -74,6 +74,289 @@ pub fn sip_framer(data: &[u8]) {
         input.len(),
         "no byte lost or invented"
     );
+}
+
+/// `Ue::send_sip` against a strict RFC 3261 grammar written here from the ABNF of §25.1
+/// (module `rfc3261`, sharing no code with `src/sip.rs`): whatever `send_sip` accepts, the
+/// grammar reads as exactly one well-formed message, with the method and body length the
+/// engine saw (so its REGISTER-first decision is about the message a receiver sees). The
+/// engine is idle: the message check runs first and a message that passes is refused only
+/// for the state, leaving the engine unchanged. The input is the message itself.
+pub fn send_sip(data: &[u8]) {
+    thread_local! {
+        static IDLE: RefCell<Option<(Ue, Instant)>> = const { RefCell::new(None) };
+    }
+    IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        let (ue, now) = idle.get_or_insert_with(|| {
+            let now = Instant::now();
+            (Ue::new(ue_config(), now).expect("engine"), now)
+        });
+        let accepted = match ue.send_sip(*now, data) {
+            Err(UeError::WrongState { .. }) => true,
+            Err(UeError::BadMessage(_)) => false,
+            other => panic!("an idle engine answered send_sip with {other:?}"),
+        };
+        if !accepted {
+            return;
+        }
+        let seen = rfc3261::one_message(data).unwrap_or_else(|why| {
+            panic!(
+                "send_sip accepted what RFC 3261 refuses ({why}): {:?}",
+                String::from_utf8_lossy(data)
+            )
+        });
+        let max = ue.config().max_sip_message_size();
+        let head = parse_outgoing_message(data, max).expect("what send_sip accepted");
+        assert_eq!(head.body_len, seen.body_len, "body length");
+        assert_eq!(head.header_len + seen.body_len, data.len());
+        match (&head.start, &seen.method) {
+            (StartLine::Request { method }, Some(m)) => assert_eq!(method.as_bytes(), &m[..]),
+            (StartLine::Response { status }, None) => assert_eq!(Some(*status), seen.status),
+            (engine, oracle) => panic!("engine saw {engine:?}, the grammar {oracle:?}"),
+        }
+    });
+}
+
+/// RFC 3261 §25.1 read literally, as a receiver that wants exactly one message would:
+///
+/// ```text
+/// SIP-message    = Request / Response
+/// Request-Line   = Method SP Request-URI SP SIP-Version CRLF
+/// Status-Line    = SIP-Version SP Status-Code SP Reason-Phrase CRLF
+/// message-header = header-name HCOLON header-value CRLF   (no LWS line folding)
+/// HCOLON         = *( SP / HTAB ) ":" SWS
+/// Content-Length = ( "Content-Length" / "l" ) HCOLON 1*DIGIT, exactly once (§18.3)
+/// message-body   = *OCTET, exactly Content-Length of them
+/// ```
+///
+/// Header values are checked as `*(TEXT-UTF8char / UTF8-CONT / SP / HTAB)` only (each header's
+/// own grammar is not the framing's business). UTF-8 follows RFC 3261's `UTF8-NONASCII`,
+/// which is looser than RFC 3629: the engine may refuse more, never less.
+pub mod rfc3261 {
+    #[derive(Debug)]
+    pub struct Seen {
+        pub method: Option<Vec<u8>>,
+        pub status: Option<u16>,
+        pub body_len: usize,
+    }
+
+    struct Reader<'a> {
+        text: &'a [u8],
+        at: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        fn peek(&self) -> Option<u8> {
+            self.text.get(self.at).copied()
+        }
+
+        fn literal(&mut self, expected: &[u8]) -> bool {
+            let found = self.text[self.at..].starts_with(expected);
+            if found {
+                self.at += expected.len();
+            }
+            found
+        }
+
+        fn require(&mut self, expected: &[u8], what: &str) -> Result<(), String> {
+            if self.literal(expected) {
+                Ok(())
+            } else {
+                Err(format!("{what} expected at byte {}", self.at))
+            }
+        }
+
+        /// `1*(...)` of single bytes matching `class`; returns what was read.
+        fn many(&mut self, class: impl Fn(u8) -> bool) -> &'a [u8] {
+            let from = self.at;
+            while self.peek().is_some_and(&class) {
+                self.at += 1;
+            }
+            &self.text[from..self.at]
+        }
+
+        /// `escaped = "%" HEXDIG HEXDIG`.
+        fn escaped(&mut self) -> bool {
+            let hex = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_hexdigit());
+            let ok = self.peek() == Some(b'%')
+                && hex(self.text.get(self.at + 1))
+                && hex(self.text.get(self.at + 2));
+            if ok {
+                self.at += 3;
+            }
+            ok
+        }
+
+        /// `UTF8-NONASCII`: a lead byte %xC0-FD and its 1 to 5 `UTF8-CONT` (%x80-BF).
+        fn utf8_nonascii(&mut self) -> bool {
+            let continuations = match self.peek() {
+                Some(0xc0..=0xdf) => 1,
+                Some(0xe0..=0xef) => 2,
+                Some(0xf0..=0xf7) => 3,
+                Some(0xf8..=0xfb) => 4,
+                Some(0xfc..=0xfd) => 5,
+                _ => return false,
+            };
+            let tail = self.text.get(self.at + 1..self.at + 1 + continuations);
+            let ok = tail.is_some_and(|t| t.iter().all(|b| (0x80..=0xbf).contains(b)));
+            if ok {
+                self.at += 1 + continuations;
+            }
+            ok
+        }
+    }
+
+    fn alphanum(b: u8) -> bool {
+        b.is_ascii_alphanumeric()
+    }
+
+    /// `token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")`
+    fn token_char(b: u8) -> bool {
+        alphanum(b)
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            )
+    }
+
+    /// `reserved = ";" / "/" / "?" / ":" / "@" / "&" / "=" / "+" / "$" / ","`
+    fn reserved(b: u8) -> bool {
+        matches!(
+            b,
+            b';' | b'/' | b'?' | b':' | b'@' | b'&' | b'=' | b'+' | b'$' | b','
+        )
+    }
+
+    /// `unreserved = alphanum / mark`, `mark = "-" / "_" / "." / "!" / "~" / "*" / "'" / "(" / ")"`
+    fn unreserved(b: u8) -> bool {
+        alphanum(b)
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+            )
+    }
+
+    /// `Request-URI = SIP-URI / SIPS-URI / absoluteURI`, read as `scheme ":" 1*(uric /
+    /// "[" / "]")` (every form is a scheme and URI characters; the brackets are an
+    /// `IPv6reference`).
+    fn request_uri(r: &mut Reader) -> Result<(), String> {
+        let scheme = r.many(|b| alphanum(b) || matches!(b, b'+' | b'-' | b'.'));
+        if !scheme.first().is_some_and(u8::is_ascii_alphabetic) {
+            return Err("Request-URI scheme".into());
+        }
+        r.require(b":", "':' after the scheme")?;
+        let from = r.at;
+        loop {
+            if r.escaped() {
+                continue;
+            }
+            match r.peek() {
+                Some(b) if reserved(b) || unreserved(b) || b == b'[' || b == b']' => r.at += 1,
+                _ => break,
+            }
+        }
+        if r.at == from {
+            return Err("empty Request-URI".into());
+        }
+        Ok(())
+    }
+
+    /// `Reason-Phrase = *(reserved / unreserved / escaped / UTF8-NONASCII / UTF8-CONT / SP / HTAB)`
+    fn reason_phrase(r: &mut Reader) {
+        loop {
+            if r.escaped() || r.utf8_nonascii() {
+                continue;
+            }
+            match r.peek() {
+                Some(b)
+                    if reserved(b)
+                        || unreserved(b)
+                        || (0x80..=0xbf).contains(&b)
+                        || b == b' '
+                        || b == b'\t' =>
+                {
+                    r.at += 1
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// `header-value = *(TEXT-UTF8char / UTF8-CONT / LWS)` without folding;
+    /// `TEXT-UTF8char = %x21-7E / UTF8-NONASCII`.
+    fn header_value<'a>(r: &mut Reader<'a>) -> &'a [u8] {
+        let from = r.at;
+        loop {
+            if r.utf8_nonascii() {
+                continue;
+            }
+            match r.peek() {
+                Some(0x21..=0x7e | 0x80..=0xbf | b' ' | b'\t') => r.at += 1,
+                _ => break,
+            }
+        }
+        &r.text[from..r.at]
+    }
+
+    pub fn one_message(text: &[u8]) -> Result<Seen, String> {
+        let mut r = Reader { text, at: 0 };
+        let mut seen = Seen {
+            method: None,
+            status: None,
+            body_len: 0,
+        };
+        if r.literal(b"SIP/2.0 ") {
+            let code = r.many(|b| b.is_ascii_digit());
+            if code.len() != 3 {
+                return Err("Status-Code is 3DIGIT".into());
+            }
+            seen.status = std::str::from_utf8(code).ok().and_then(|c| c.parse().ok());
+            r.require(b" ", "SP after the Status-Code")?;
+            reason_phrase(&mut r);
+        } else {
+            let method = r.many(token_char);
+            if method.is_empty() {
+                return Err("Method".into());
+            }
+            seen.method = Some(method.to_vec());
+            r.require(b" ", "SP after the Method")?;
+            request_uri(&mut r)?;
+            r.require(b" SIP/2.0", "SP SIP-Version")?;
+        }
+        r.require(b"\r\n", "CRLF after the start line")?;
+        let mut content_lengths = Vec::new();
+        while !r.literal(b"\r\n") {
+            let name = r.many(token_char);
+            if name.is_empty() {
+                return Err(format!("header-name expected at byte {}", r.at));
+            }
+            r.many(|b| b == b' ' || b == b'\t');
+            r.require(b":", "HCOLON")?;
+            r.many(|b| b == b' ' || b == b'\t');
+            let value = header_value(&mut r);
+            r.require(b"\r\n", "CRLF after a header")?;
+            if name.eq_ignore_ascii_case(b"Content-Length") || name.eq_ignore_ascii_case(b"l") {
+                if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+                    return Err("Content-Length is 1*DIGIT".into());
+                }
+                content_lengths.push(value.to_vec());
+            }
+        }
+        let [length] = &content_lengths[..] else {
+            return Err(format!("{} Content-Length headers", content_lengths.len()));
+        };
+        let length: usize = std::str::from_utf8(length)
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .ok_or("Content-Length out of range")?;
+        let body = text.len() - r.at;
+        if body != length {
+            return Err(format!("Content-Length {length}, {body} body bytes"));
+        }
+        seen.body_len = length;
+        Ok(seen)
+    }
 }
 
 /// The TLS input path during the handshake: whatever the "P-CSCF" answers to a real

@@ -35,7 +35,8 @@ pub enum UeError {
     RegisterFirst,
     /// A REGISTER is already waiting for its answer.
     RegisterInFlight,
-    /// The buffer given to `send_sip` is not one well-formed SIP message.
+    /// The buffer given to `send_sip` is not one well-formed SIP message in the strict form
+    /// imstls sends ([`crate::sip::parse_outgoing_message`]); the error names the rule.
     BadMessage(FramingError),
     /// An argument is out of range.
     InvalidArgument(&'static str),

@@ -37,7 +37,7 @@ pub use identity::Identity;
 use crate::config::{ConfigError, UeConfig};
 use crate::profile::TlsProfile;
 use crate::session::StoreMark;
-use crate::sip::{parse_one_message, Frame, SipFramer};
+use crate::sip::{parse_outgoing_message, Frame, SipFramer};
 use crate::tls::{Closure, TlsFailure, TlsFailureKind, TlsFlow, TlsPhase};
 use conformance::ConformanceLog;
 use timing::{backoff_window, keepalive_window, refresh_delay, Jitter};
@@ -332,11 +332,13 @@ impl Ue {
     }
 
     /// The stack sends a SIP message on the current flow. `message` must be exactly one
-    /// complete SIP message. O.4.2: until the registration succeeds, only REGISTER may go.
+    /// complete SIP message in strict RFC 3261 form ([`parse_outgoing_message`]), so that no
+    /// lenient P-CSCF parser can find a second request in it. O.4.2: until the registration
+    /// succeeds, only REGISTER may go.
     pub fn send_sip(&mut self, now: Instant, message: &[u8]) -> Result<(), UeError> {
         self.advance(now);
         let max = self.config.max_sip_message_size();
-        let head = parse_one_message(message, max).map_err(UeError::BadMessage)?;
+        let head = parse_outgoing_message(message, max).map_err(UeError::BadMessage)?;
         let is_register = head.is_request("REGISTER");
         let timeout = self.config.registration_timeout();
         let flow_id = self.flow.as_ref().map(|f| f.id);
@@ -1111,12 +1113,16 @@ impl Ue {
             return None;
         }
         let flow = self.flow.as_ref().map(|f| f.id);
+        let mut dropped_records = 0;
         let mut dropped_bytes = 0;
         if let Some(id) = flow {
-            dropped_bytes += self.drop_queued(id);
-            dropped_bytes += self.flow.as_ref().map_or(0, |f| f.framer.buffered());
+            dropped_records = self.drop_queued(id);
+            dropped_bytes = dropped_records + self.flow.as_ref().map_or(0, |f| f.framer.buffered());
         }
-        self.close_flow(true);
+        // RFC 8446 §5.3 / RFC 5246 §6.1: every record advances the sequence number, so after
+        // dropping encrypted records a close_notify would not decrypt at the P-CSCF (a tamper
+        // alarm there). Then the flow ends with a bare FIN; otherwise with close_notify.
+        self.close_flow(dropped_records == 0);
         let purged_sessions = self
             .procedure
             .take()

@@ -39,7 +39,10 @@ pub enum imstls_result {
     IMSTLS_BUFFER_TOO_SMALL = 103,
     /// The IMPI or an IMPU is unusable.
     IMSTLS_INVALID_IDENTITY = 104,
-    /// The buffer given to `send_sip` is not exactly one well-formed SIP message.
+    /// The buffer given to `send_sip` is not exactly one well-formed SIP message in the strict
+    /// form imstls sends (RFC 3261: CRLF line ends only, `name: value` header lines without
+    /// folding, one Content-Length equal to the body's length); the handle's last error names
+    /// the rule that failed.
     IMSTLS_BAD_SIP_MESSAGE = 105,
     /// The operation does not fit the current state (e.g. `send_sip` before a flow is up).
     IMSTLS_WRONG_STATE = 200,

@@ -281,6 +281,9 @@ pub extern "C" fn imstls_ue_start_registration(
 
 /// Sends one complete SIP message on the current flow (after `IMSTLS_EVENT_REGISTER_NOW`:
 /// the REGISTER). O.4.2: until registered, only REGISTER may go (`IMSTLS_REGISTER_FIRST`).
+/// The message must be strict RFC 3261: CRLF line ends only, no folded lines, exactly one
+/// Content-Length equal to the body's length; anything else is `IMSTLS_BAD_SIP_MESSAGE` and
+/// the handle's last error names the rule (docs/CONFORMANCE.md, "Outgoing SIP").
 ///
 /// - `message`, `len`: borrowed for the call (encrypted at once; the plaintext copy is
 ///   zeroized).

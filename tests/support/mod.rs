@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use imstls::session::StoreMark;
 use imstls::{
     Event, FlowId, Identity, Output, RegisterReason, TransportClosure, TransportError, Ue,
     UeConfig, UeConfigBuilder, UeState,
@@ -95,6 +96,12 @@ pub struct World {
     pub finished: Vec<(FlowId, PcscfCore)>,
     /// A TLS server of its own for some candidates (index → config); others use `server`.
     pub candidate_servers: BTreeMap<usize, Arc<ServerConfig>>,
+    /// The session store's mark when the current registration procedure began (its first
+    /// `Connecting`), until it registers.
+    pub procedure_mark: Option<StoreMark>,
+    /// For each `Superseded` of an incomplete procedure: how many sessions stored since that
+    /// procedure began were still in the store (O.4.1 wants none).
+    pub survivors_after_supersede: Vec<usize>,
 }
 
 pub fn identity() -> Identity {
@@ -150,6 +157,8 @@ impl World {
             peer_answer_limit: None,
             finished: Vec::new(),
             candidate_servers: BTreeMap::new(),
+            procedure_mark: None,
+            survivors_after_supersede: Vec::new(),
         }
     }
 
@@ -284,6 +293,20 @@ impl World {
     }
 
     fn on_event(&mut self, event: Event) {
+        let sessions = self.ue.profile().sessions();
+        match &event {
+            // Nothing is stored between the engine taking its mark and this event.
+            Event::Connecting { attempt: 1, .. } => self.procedure_mark = Some(sessions.mark()),
+            Event::Registered { .. } => self.procedure_mark = None,
+            Event::Superseded { .. } => {
+                if let Some(mark) = self.procedure_mark.take() {
+                    // Removes nothing when the engine purged as it should.
+                    let survivors = sessions.purge_since(mark);
+                    self.survivors_after_supersede.push(survivors);
+                }
+            }
+            _ => {}
+        }
         if self.auto_stack {
             match &event {
                 Event::RegisterNow { reason, .. } => {

@@ -572,6 +572,14 @@ public final class JniTests {
             expectCode(ResultCode.BAD_SIP_MESSAGE,
                     () -> ue.sendSip(s.link.now(), "not SIP".getBytes(StandardCharsets.UTF_8)),
                     "bytes that are no SIP message");
+            byte[] smuggle = ("REGISTER sip:ims.test SIP/2.0\r\nCSeq: 1 REGISTER\r\n"
+                    + "Content-Length: 0\r\n\n").getBytes(StandardCharsets.UTF_8);
+            byte[] smuggled = new byte[smuggle.length + invite.length];
+            System.arraycopy(smuggle, 0, smuggled, 0, smuggle.length);
+            System.arraycopy(invite, 0, smuggled, smuggle.length, invite.length);
+            Failure lf = expectCode(ResultCode.BAD_SIP_MESSAGE, () -> ue.sendSip(s.link.now(), smuggled),
+                    "a bare LF cannot hide an INVITE behind a REGISTER");
+            check(lf != null && lf.message().contains("bare LF"), "the refusal names the bare LF");
             s.ua.newRegistration();
             ue.sendSip(s.link.now(), s.ua.register(false));
             s.link.drain(s::react);
