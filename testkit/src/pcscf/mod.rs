@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use rustls::{Error, HandshakeKind, ServerConfig, ServerConnection};
 
-use crate::observation::Observation;
+use crate::observation::{Observation, RecordScanner, RecordSeen};
 use crate::registrar::{FlowId, RequestContext, SharedRegistrar};
 use crate::sip::{Frame, Framer, SipMessage};
 
@@ -37,6 +37,11 @@ pub struct PcscfCore {
     requests_seen: usize,
     answered: usize,
     answer_limit: Option<usize>,
+    /// The record layer of what the UE sent and of what we sent, for the alert trace.
+    scan_in: RecordScanner,
+    scan_out: RecordScanner,
+    bytes_received: usize,
+    bytes_sent: usize,
 }
 
 impl std::fmt::Debug for PcscfCore {
@@ -73,6 +78,10 @@ impl PcscfCore {
             requests_seen: 0,
             answered: 0,
             answer_limit: None,
+            scan_in: RecordScanner::default(),
+            scan_out: RecordScanner::default(),
+            bytes_received: 0,
+            bytes_sent: 0,
         })
     }
 
@@ -97,6 +106,13 @@ impl PcscfCore {
 
     /// Feeds TLS bytes received from the UE.
     pub fn receive(&mut self, tls_bytes: &[u8]) {
+        self.bytes_received += tls_bytes.len();
+        for seen in self.scan_in.feed(tls_bytes) {
+            if let RecordSeen::PlaintextAlert(level, description) = seen {
+                self.observations
+                    .push(Observation::AlertRecordReceived { level, description });
+            }
+        }
         let mut rest = tls_bytes;
         while !rest.is_empty() && !self.tls_failed {
             match self.conn.read_tls(&mut rest) {
@@ -130,7 +146,37 @@ impl PcscfCore {
                 Ok(_) => {}
             }
         }
+        self.bytes_sent += out.len();
+        for seen in self.scan_out.feed(&out) {
+            self.observations.push(match seen {
+                RecordSeen::PlaintextAlert(level, description) => {
+                    Observation::AlertRecordSent { level, description }
+                }
+                RecordSeen::EncryptedAlert => Observation::EncryptedAlertRecordSent,
+            });
+        }
         out
+    }
+
+    /// Records that the transport carrying this connection sent FIN to the UE (the socket
+    /// simulator, or an in-memory harness delivering EOF for this core).
+    pub fn note_fin_sent(&mut self) {
+        self.observations.push(Observation::FinSent);
+    }
+
+    /// Records that the transport reset the connection towards the UE.
+    pub fn note_reset_sent(&mut self) {
+        self.observations.push(Observation::ResetSent);
+    }
+
+    /// Bytes handed to [`PcscfCore::receive`] so far.
+    pub fn bytes_received(&self) -> usize {
+        self.bytes_received
+    }
+
+    /// Bytes returned by [`PcscfCore::take_output`] so far.
+    pub fn bytes_sent(&self) -> usize {
+        self.bytes_sent
     }
 
     /// Sends a terminating request (e.g. MESSAGE) to the UE.
