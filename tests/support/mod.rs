@@ -93,6 +93,8 @@ pub struct World {
     pub peer_answer_limit: Option<usize>,
     /// Peers whose flow the UE closed, kept for inspection.
     pub finished: Vec<(FlowId, PcscfCore)>,
+    /// The observation logs of simulated peers the harness dropped (reset, silenced, EOF).
+    pub ended: Vec<(FlowId, Vec<imstls_testkit::Observation>)>,
 }
 
 pub fn identity() -> Identity {
@@ -147,6 +149,7 @@ impl World {
             stack_mode: StackMode::Auto,
             peer_answer_limit: None,
             finished: Vec::new(),
+            ended: Vec::new(),
         }
     }
 
@@ -222,6 +225,7 @@ impl World {
                 let closed = peer.core.is_closed() && !peer.eof_sent;
                 if closed {
                     peer.eof_sent = true;
+                    peer.core.note_fin_sent();
                 }
                 if !reply.is_empty() {
                     moved = true;
@@ -363,7 +367,10 @@ impl World {
     /// The P-CSCF resets the current connection.
     pub fn reset_current(&mut self) {
         if let Some(flow) = self.ue.current_flow() {
-            self.peers.remove(&flow);
+            if let Some(mut peer) = self.peers.remove(&flow) {
+                peer.core.note_reset_sent();
+                self.ended.push((flow, peer.core.take_observations()));
+            }
             let r = self
                 .ue
                 .transport_closed(self.now, flow, TransportClosure::Reset);
@@ -375,7 +382,10 @@ impl World {
     /// The connection ends without close_notify (FIN only).
     pub fn eof_current(&mut self) {
         if let Some(flow) = self.ue.current_flow() {
-            self.peers.remove(&flow);
+            if let Some(mut peer) = self.peers.remove(&flow) {
+                peer.core.note_fin_sent();
+                self.ended.push((flow, peer.core.take_observations()));
+            }
             let r = self
                 .ue
                 .transport_closed(self.now, flow, TransportClosure::Eof);
@@ -421,7 +431,9 @@ impl World {
                 peer.core.set_answer_limit(Some(0));
             }
             // Drop it entirely so that no ping is answered either.
-            self.peers.remove(&flow);
+            if let Some(mut peer) = self.peers.remove(&flow) {
+                self.ended.push((flow, peer.core.take_observations()));
+            }
         }
     }
 
@@ -442,6 +454,30 @@ impl World {
     }
 
     /// Bytes the UE sent on a flow.
+    /// Everything the simulated peer of `flow` observed, wherever its core is now (live,
+    /// finished, or dropped by the harness), or `None` when no simulated peer served it.
+    pub fn peer_log(&self, flow: FlowId) -> Option<Vec<imstls_testkit::Observation>> {
+        let mut log = Vec::new();
+        let mut found = false;
+        for (f, observations) in &self.ended {
+            if *f == flow {
+                found = true;
+                log.extend(observations.iter().cloned());
+            }
+        }
+        let core = self
+            .finished
+            .iter()
+            .find(|(f, _)| *f == flow)
+            .map(|(_, c)| c)
+            .or_else(|| self.peers.get(&flow).map(|p| &p.core));
+        if let Some(core) = core {
+            found = true;
+            log.extend(core.observations().iter().cloned());
+        }
+        found.then_some(log)
+    }
+
     pub fn wire_of(&self, flow: FlowId) -> Vec<u8> {
         self.wire
             .iter()

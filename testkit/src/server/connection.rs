@@ -191,8 +191,10 @@ impl Conn<'_> {
                     if self.closing_until.is_none() {
                         // A fault set before these bytes were sent applies to them.
                         self.refresh_fault();
-                        self.core.receive(&buf[..n]);
                     }
+                    // Read on while closing too, so that the UE's close_notify or alert in
+                    // answer to ours is observed.
+                    self.core.receive(&buf[..n]);
                 }
                 Err(e) if is_timeout(&e) => {}
                 Err(e) => {
