@@ -28,9 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imstls::{
-    alert_name, Backoff, CertificateRequestPolicy, Event, FlowId, KeepAlive, LossReason,
-    TlsFailure, TlsVersions as UeVersions, TransportClosure, TrustSource, Ue, UeConfig,
-    UeConfigBuilder, UeState,
+    Backoff, CertificateRequestPolicy, Event, FlowId, KeepAlive, LossReason, TlsFailure,
+    TlsVersions as UeVersions, TransportClosure, TrustSource, Ue, UeConfig, UeConfigBuilder,
+    UeState,
 };
 use imstls_testkit::observation::Observation;
 use imstls_testkit::sip::SipMessage;
@@ -42,6 +42,7 @@ use support::legacy_pki::{self, legacy_pki};
 use support::openssl::{pem_files, OpensslServer};
 use support::raw_peer::{self, RawPeer, RawScript};
 use support::socket_link::{Hook, Sent, SocketLink};
+use support::wire::{join_or_none, openssl_wire, peer_wire, sim_wire};
 use support::{base_config, identity, pki, ConnectMode, World, SERVER_NAME};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -1196,48 +1197,6 @@ fn then_text(events: &[(Duration, Event)], index: usize, state: UeState) -> Stri
     }
 }
 
-/// The wire as a simulated P-CSCF logged it from its own side: alerts it read (with the
-/// level when the record was plaintext, `encrypted` when only its rustls saw the alert) and
-/// wrote, close_notify both ways, and how the TCP stream ended (FIN or RST, each way).
-fn peer_wire(log: &[Observation]) -> String {
-    let mut parts = Vec::new();
-    let mut plaintext = Vec::new();
-    for o in log {
-        parts.push(match o {
-            Observation::AlertRecordReceived { level, description } => {
-                plaintext.push(*description);
-                format!("ue→pcscf {} {}", level.name(), alert_name(*description))
-            }
-            Observation::AlertReceived { description } if !plaintext.contains(description) => {
-                format!("ue→pcscf encrypted {}", alert_name(*description))
-            }
-            Observation::ClientCertificateSent { empty: true } => {
-                "ue→pcscf empty Certificate".into()
-            }
-            Observation::PeerClosed => "ue→pcscf close_notify".into(),
-            Observation::AlertRecordSent { level, description } => {
-                format!("pcscf→ue {} {}", level.name(), alert_name(*description))
-            }
-            Observation::EncryptedAlertRecordSent => "pcscf→ue encrypted alert record".into(),
-            Observation::CloseNotifySent => "pcscf→ue close_notify".into(),
-            Observation::FinSent => "pcscf→ue FIN".into(),
-            Observation::ResetSent => "pcscf→ue RST".into(),
-            Observation::TransportClosed { .. } => "ue→pcscf FIN".into(),
-            Observation::ResetReceived => "ue→pcscf RST".into(),
-            _ => continue,
-        });
-    }
-    join_or_none(parts)
-}
-
-fn join_or_none(parts: Vec<String>) -> String {
-    if parts.is_empty() {
-        "none".into()
-    } else {
-        parts.join("; ")
-    }
-}
-
 // ----- sim-mem: the simulator's PcscfCore in memory, on a simulated clock -----------------
 
 /// The wire of the flow `event` names, from its simulated P-CSCF's own log. Where the test
@@ -1709,24 +1668,6 @@ fn play_out(link: &mut SocketLink, from: usize) {
     link.run_for(MS(300));
 }
 
-/// Alerts in an OpenSSL `-msg` trace: `<<<` lines are the UE's, `>>>` the server's.
-fn openssl_wire(trace: &str) -> String {
-    let mut parts = Vec::new();
-    for line in trace.lines().filter(|l| l.contains("Alert")) {
-        let direction = if line.starts_with("<<<") {
-            "ue→pcscf"
-        } else if line.starts_with(">>>") {
-            "pcscf→ue"
-        } else {
-            continue;
-        };
-        if let Some(what) = line.rsplit("], ").next() {
-            parts.push(format!("{direction} {what}"));
-        }
-    }
-    join_or_none(parts)
-}
-
 /// What s_server's trace must show before it is read (bounded wait: its output arrives
 /// through pipes).
 enum TraceEnd {
@@ -2053,17 +1994,6 @@ fn simulator() -> Simulator {
     Simulator::start_with_pki(SimConfig::default(), pki()).expect("loopback simulator")
 }
 
-/// How a simulator connection's log ends: its TCP stream is over.
-fn connection_over(o: &Observation) -> bool {
-    matches!(
-        o,
-        Observation::TransportClosed { .. }
-            | Observation::ResetReceived
-            | Observation::ResetSent
-            | Observation::TransportError(_)
-    )
-}
-
 /// The simulator's number for the connection that completed the latest handshake.
 fn registered_connection(sim: &Simulator) -> usize {
     sim.observations()
@@ -2072,25 +2002,6 @@ fn registered_connection(sim: &Simulator) -> usize {
         .find(|(_, o)| matches!(o, Observation::HandshakeDone { .. }))
         .map(|(c, _)| *c)
         .expect("a handshake completed")
-}
-
-/// The wire of connection `first` (the one the case is about; a reconnection after it has its
-/// own number), from the simulator's own log. Waits, bounded, until that connection's TCP
-/// stream is over, so that nothing it logs later is missed.
-fn sim_wire(sim: &Simulator, first: usize) -> String {
-    let over = sim.wait_for_entry(S(5), |c, o| c == first && connection_over(o));
-    let log: Vec<Observation> = sim
-        .observations()
-        .into_iter()
-        .filter(|(c, _)| *c == first)
-        .map(|(_, o)| o)
-        .collect();
-    let wire = peer_wire(&log);
-    if over.is_some() {
-        wire
-    } else {
-        format!("{wire} (connection still open)")
-    }
 }
 
 /// Registers through the socket simulator (optionally behind the fault proxy) and proves the
@@ -2105,7 +2016,6 @@ fn socket_registered(link: &mut SocketLink) -> usize {
     );
     link.events.len()
 }
-
 fn socket_finish(link: &mut SocketLink, sim: &Simulator, from: usize, conn: usize) -> Outcome {
     play_out(link, from);
     let wire = sim_wire(sim, conn);
