@@ -934,7 +934,11 @@ fn cases() -> Vec<Case> {
             "wire",
             "slowloris: the 401 one byte per second",
             "sim-mem",
-            ["registration_failed: timeout @32s", "none", BACKOFF],
+            [
+                "registration_failed: timeout @32s",
+                "ue→pcscf close_notify; ue→pcscf FIN",
+                BACKOFF
+            ],
             mem_slowloris_sip
         ),
         case!(
@@ -1152,6 +1156,15 @@ fn defining(event: &Event) -> Option<String> {
     })
 }
 
+thread_local! {
+    /// The engine's event codes of the case running on this thread, for a failure message.
+    static EVENTS: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn note_events(codes: &[&str]) {
+    EVENTS.with(|e| *e.borrow_mut() = codes.join(" "));
+}
+
 /// The first defining event at or after `from`: its index, time and text.
 fn first_defining(events: &[(Duration, Event)], from: usize) -> Option<(usize, Duration, String)> {
     events
@@ -1159,17 +1172,6 @@ fn first_defining(events: &[(Duration, Event)], from: usize) -> Option<(usize, D
         .enumerate()
         .skip(from)
         .find_map(|(i, (t, e))| defining(e).map(|text| (i, *t, text)))
-}
-
-fn event_flow(event: &Event) -> Option<FlowId> {
-    match event {
-        Event::CertificateRejected { flow, .. }
-        | Event::TlsFailed { flow, .. }
-        | Event::ConnectionLost { flow, .. }
-        | Event::ConnectFailed { flow, .. }
-        | Event::ClientCertificateRequested { flow, .. } => Some(*flow),
-        _ => None,
-    }
 }
 
 /// What the engine did after the defining event at `index`.
@@ -1199,14 +1201,11 @@ fn then_text(events: &[(Duration, Event)], index: usize, state: UeState) -> Stri
 
 // ----- sim-mem: the simulator's PcscfCore in memory, on a simulated clock -----------------
 
-/// The wire of the flow `event` names, from its simulated P-CSCF's own log. Where the test
+/// The wire of `flow`, from its simulated P-CSCF's own log. Where the test
 /// itself played the P-CSCF (bytes injected into the UE), a rustls server is fed everything
 /// the UE sent on that flow after the fact and its log is read instead (`[replayed]`): still
 /// the peer's decoding, never the UE's events. `no connection` when the UE sent nothing.
-fn mem_wire(w: &World, event: &Event) -> String {
-    let Some(flow) = event_flow(event) else {
-        return "none".into();
-    };
+fn mem_wire(w: &World, flow: FlowId) -> String {
     if let Some(log) = w.peer_log(flow) {
         return peer_wire(&log);
     }
@@ -1236,6 +1235,7 @@ fn mem_wire(w: &World, event: &Event) -> String {
 /// The outcome of a simulated run: the first defining event from `from` on (with its
 /// simulated time when `timed`), the wire, and what followed.
 fn mem_outcome(w: &World, from: usize, timed: bool) -> Outcome {
+    note_events(&w.codes());
     assert!(
         w.input_errors.is_empty(),
         "the engine refused a correct stack: {:?}",
@@ -1256,9 +1256,18 @@ fn mem_outcome(w: &World, from: usize, timed: bool) -> Outcome {
     };
     Outcome {
         event,
-        wire: mem_wire(w, &w.events[index].1),
+        wire: match flow_at(&w.events, index) {
+            Some(flow) => mem_wire(w, flow),
+            None => "no flow".into(),
+        },
         then: then_text(&w.events, index, w.state()),
     }
+}
+
+/// The flow the event at `index` is about: the one it names, or else (a REGISTER transaction
+/// failing, say) the latest flow named before it.
+fn flow_at(events: &[(Duration, Event)], index: usize) -> Option<FlowId> {
+    events[..=index].iter().rev().find_map(|(_, e)| e.flow())
 }
 
 /// Lets the case play out: an hour of simulated time is past every bound and back-off.
@@ -1426,9 +1435,10 @@ fn mem_huge_sip_out() -> Outcome {
     let lost = w.events[from..]
         .iter()
         .any(|(_, e)| e.code() == "connection_lost");
+    let flow = w.ue.current_flow().expect("still registered on a flow");
     Outcome {
         event,
-        wire: "none".into(),
+        wire: mem_wire(&w, flow),
         then: if !lost && w.state() == UeState::Registered {
             KEPT.into()
         } else {
@@ -1468,6 +1478,7 @@ fn mem_slowloris_sip() -> Outcome {
     assert_eq!(w.state(), UeState::Registering);
     let flow = w.ue.current_flow().expect("a flow");
     let mut peer = w.peers.remove(&flow).expect("a peer");
+    let wire_from = w.wire.len();
     // ...and the test trickles a 401 instead.
     peer.core.send_request(
         b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/TLS 127.0.0.1:40000;branch=z9hG4bKslow\r\n\
@@ -1484,6 +1495,19 @@ fn mem_slowloris_sip() -> Outcome {
         let r = w.ue.receive(w.now, flow, &[byte]);
         assert!(r.is_ok());
         w.advance(S(1));
+    }
+    // The peer gets what the UE sent meanwhile and, if the UE closed the flow, the end of the
+    // stream, so that its log shows how the flow ended (it answers nothing: limit 0).
+    for (f, bytes) in &w.wire[wire_from..] {
+        if *f == flow {
+            peer.core.receive(bytes);
+        }
+    }
+    if w.closed.contains(&flow) {
+        peer.core.transport_eof();
+        w.ended.push((flow, peer.core.take_observations()));
+    } else {
+        w.peers.insert(flow, peer);
     }
     w.peer_answer_limit = None;
     settle(&mut w);
@@ -1630,6 +1654,7 @@ fn start(link: &mut SocketLink) {
 
 /// The outcome of a socket run from event `from`, with `wire` read from the peer.
 fn socket_outcome(link: &SocketLink, from: usize, wire: String) -> Outcome {
+    note_events(&link.codes());
     assert!(
         link.input_errors.is_empty(),
         "the engine refused a correct stack: {:?}",
@@ -2286,9 +2311,10 @@ fn check(id: &str) {
     );
     assemble(&cases, &dir);
     let exp = expected(case);
+    let events = EVENTS.with(|e| e.borrow().clone());
     assert!(
         observed == exp,
-        "{id} ({}, peer {}): not as expected\n  expected: {}\n  observed: {}",
+        "{id} ({}, peer {}): not as expected\n  expected: {}\n  observed: {}\n  events: {events}",
         case.title,
         case.peer,
         exp.text(),
