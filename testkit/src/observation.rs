@@ -128,6 +128,13 @@ pub enum Observation {
     FinSent,
     /// The UE reset the TCP connection (the P-CSCF's read failed with ECONNRESET).
     ResetReceived,
+    /// At the end of the TCP stream: the TLS bytes the P-CSCF read and wrote on it.
+    Traffic {
+        /// Bytes received from the UE.
+        received: usize,
+        /// Bytes sent to the UE.
+        sent: usize,
+    },
     /// A socket error on the connection.
     TransportError(String),
 }

@@ -134,6 +134,10 @@ impl PcscfCore {
             self.observations.push(Observation::TransportClosed {
                 clean: self.peer_closed,
             });
+            self.observations.push(Observation::Traffic {
+                received: self.bytes_received,
+                sent: self.bytes_sent,
+            });
         }
     }
 

@@ -451,3 +451,38 @@ fn the_factory_shares_registrar_and_resumes_sessions() {
         }]
     );
 }
+
+#[test]
+fn the_end_of_the_stream_reports_the_bytes_each_way() {
+    let mut s = Setup::new();
+    let server = server_config(&s.pki, CertKind::Good, TlsVersions::Both, false).unwrap();
+    let mut core = s.core(&server);
+    let mut ue = Ue::new(
+        client_config(&s.pki, TlsVersions::Both).unwrap(),
+        "pcscf.ims.test",
+    );
+    // The bytes are counted here, independently of the core's own counters.
+    let (mut to_core, mut to_ue) = (0, 0);
+    for _ in 0..10 {
+        let mut out = Vec::new();
+        while ue.tls.wants_write() {
+            ue.tls.write_tls(&mut out).unwrap();
+        }
+        to_core += out.len();
+        core.receive(&out);
+        let back = core.take_output();
+        to_ue += back.len();
+        let mut rest = &back[..];
+        while !rest.is_empty() {
+            ue.tls.read_tls(&mut rest).unwrap();
+            ue.tls.process_new_packets().unwrap();
+        }
+    }
+    assert!(!ue.tls.is_handshaking());
+    core.transport_eof();
+    let traffic = core.observations().iter().find_map(|o| match o {
+        Observation::Traffic { received, sent } => Some((*received, *sent)),
+        _ => None,
+    });
+    assert_eq!(traffic, Some((to_core, to_ue)));
+}
