@@ -42,6 +42,9 @@ pub struct PcscfCore {
     scan_out: RecordScanner,
     bytes_received: usize,
     bytes_sent: usize,
+    /// Set while the transport lingers after our close: bytes are still read (to observe the
+    /// UE's close_notify or alert) but no request reaches the registrar.
+    observe_only: bool,
 }
 
 impl std::fmt::Debug for PcscfCore {
@@ -82,6 +85,7 @@ impl PcscfCore {
             scan_out: RecordScanner::default(),
             bytes_received: 0,
             bytes_sent: 0,
+            observe_only: false,
         })
     }
 
@@ -171,6 +175,12 @@ impl PcscfCore {
     /// Records that the transport reset the connection towards the UE.
     pub fn note_reset_sent(&mut self) {
         self.observations.push(Observation::ResetSent);
+    }
+
+    /// From now on, requests are logged as `RequestIgnored` and never reach the registrar;
+    /// TLS records are still read and observed (used while a closed connection lingers).
+    pub fn observe_only(&mut self) {
+        self.observe_only = true;
     }
 
     /// Bytes handed to [`PcscfCore::receive`] so far.
@@ -353,7 +363,7 @@ impl PcscfCore {
             return;
         };
         self.requests_seen += 1;
-        if !self.answering() {
+        if !self.answering() || self.observe_only {
             self.observations
                 .push(Observation::RequestIgnored { method });
             return;

@@ -338,6 +338,7 @@ impl Conn<'_> {
         if self.stream.shutdown(Shutdown::Write).is_ok() {
             self.core.note_fin_sent();
         }
+        self.core.observe_only();
         self.closing_until = Some(Instant::now() + LINGER_AFTER_FIN);
         self.publish();
     }
