@@ -2,8 +2,14 @@
 //! managed driver through `libimstls.so.0`) runs **under Valgrind** against hostile peers —
 //! every certificate failure the simulator can serve, OpenSSL speaking only obsolete TLS or
 //! only CBC suites, a wrong password, a reset on accept, an unreachable P-CSCF — and must end
-//! with the documented exit code, the documented reason, and a clean Valgrind report (no
+//! with the documented exit code, the documented reason, the expected wire as the **peer**
+//! logged it (the simulator's own observation log or s_server's `-msg` trace, in the words of
+//! the Rust matrix's "wire" column, `tests/support/wire.rs`), and a clean Valgrind report (no
 //! error, no definite leak) on every failure path. A table is printed at the end.
+//!
+//! The simulator negotiates TLS 1.3 here, so the UE's certificate alerts are encrypted and
+//! show as `encrypted X` (seen by the simulator's rustls); after a 403 the program closes
+//! with FIN and no close_notify (see docs/NEGATIVE_MATRIX.md on close_notify).
 
 #[path = "../ffi-tests/support.rs"]
 mod ffi_support;
@@ -19,6 +25,7 @@ use imstls_testkit::{
     DEFAULT_PASSWORD,
 };
 use support::openssl::{pem_files, OpensslServer};
+use support::wire;
 
 /// One row: a peer, what the C program is asked to do, what must come out.
 struct Case {
@@ -29,6 +36,9 @@ struct Case {
     exit: i32,
     /// A fragment the JSON output must contain (reason or alert).
     expect: &'static str,
+    /// The first connection's wire as the peer logged it (the simulator's observation log,
+    /// s_server's `-msg` trace), in the words of the Rust matrix's "wire" column.
+    peer_wire: &'static str,
 }
 
 enum Peer {
@@ -46,6 +56,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 0,
         expect: "\"event\":\"deregistered\"",
+        peer_wire: "ue→pcscf close_notify; pcscf→ue close_notify; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "expired",
@@ -54,6 +65,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"reason\":\"expired\"",
+        peer_wire: "ue→pcscf encrypted certificate_expired; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "not yet valid",
@@ -62,6 +74,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"reason\":\"not_yet_valid\"",
+        peer_wire: "ue→pcscf encrypted certificate_expired; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "wrong name",
@@ -70,6 +83,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"reason\":\"name_mismatch\"",
+        peer_wire: "ue→pcscf encrypted bad_certificate; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "self-signed",
@@ -78,6 +92,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"alert\":\"unknown_ca\"",
+        peer_wire: "ue→pcscf encrypted unknown_ca; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "unknown CA",
@@ -86,6 +101,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"reason\":\"unknown_issuer\"",
+        peer_wire: "ue→pcscf encrypted unknown_ca; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "missing intermediate",
@@ -94,6 +110,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"reason\":\"unknown_issuer\"",
+        peer_wire: "ue→pcscf encrypted unknown_ca; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "client-auth EKU only",
@@ -102,6 +119,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"reason\":\"wrong_usage\"",
+        peer_wire: "ue→pcscf encrypted unsupported_certificate; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "CA:TRUE leaf",
@@ -110,6 +128,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"reason\":\"ca_used_as_end_entity\"",
+        peer_wire: "ue→pcscf encrypted certificate_unknown; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "wildcard not allowed",
@@ -118,6 +137,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"reason\":\"name_mismatch\"",
+        peer_wire: "ue→pcscf encrypted bad_certificate; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "sip: URI with user part",
@@ -126,6 +146,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"reason\":\"name_mismatch\"",
+        peer_wire: "ue→pcscf encrypted bad_certificate; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "CN only, no SAN",
@@ -134,6 +155,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"reason\":\"name_mismatch\"",
+        peer_wire: "ue→pcscf encrypted bad_certificate; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "pin mismatch",
@@ -142,6 +164,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 3,
         expect: "\"reason\":\"pin_mismatch\"",
+        peer_wire: "ue→pcscf encrypted certificate_unknown; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "wrong password (403)",
@@ -150,6 +173,7 @@ const CASES: &[Case] = &[
         password: "not-the-password",
         exit: 1,
         expect: "\"status\":403",
+        peer_wire: "ue→pcscf FIN",
     },
     Case {
         name: "TLS 1.3-only UE, TLS 1.2-only P-CSCF",
@@ -158,6 +182,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 4,
         expect: "protocol_version",
+        peer_wire: "pcscf→ue fatal protocol_version; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "reset on accept",
@@ -166,6 +191,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 5,
         expect: "\"event\":\"backoff\"",
+        peer_wire: "pcscf→ue RST",
     },
     Case {
         name: "OpenSSL TLS 1.0 only",
@@ -174,6 +200,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 4,
         expect: "protocol_version",
+        peer_wire: "pcscf→ue fatal protocol_version",
     },
     Case {
         name: "OpenSSL TLS 1.1 only",
@@ -182,6 +209,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 4,
         expect: "protocol_version",
+        peer_wire: "pcscf→ue fatal protocol_version",
     },
     Case {
         name: "OpenSSL TLS 1.2 CBC only",
@@ -194,6 +222,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 4,
         expect: "handshake_failure",
+        peer_wire: "pcscf→ue fatal handshake_failure",
     },
     Case {
         name: "unreachable",
@@ -202,6 +231,7 @@ const CASES: &[Case] = &[
         password: DEFAULT_PASSWORD,
         exit: 5,
         expect: "\"event\":\"connect_failed\"",
+        peer_wire: "no connection",
     },
 ];
 
@@ -218,6 +248,7 @@ fn run_case(case: &Case, binary: &Path, ca: &Path, dir: &Path, index: usize) -> 
     let mut _sim = None;
     let mut _openssl = None;
     let mut _pems = None;
+    let mut _closed = None;
     let pcscf = match &case.peer {
         Peer::Sim(cert) => {
             let sim = Simulator::start_with_pki(
@@ -254,7 +285,21 @@ fn run_case(case: &Case, binary: &Path, ca: &Path, dir: &Path, index: usize) -> 
             _pems = Some(pem_dir);
             addr
         }
-        Peer::Unreachable => "127.0.0.1:1".into(),
+        Peer::Unreachable => {
+            // A port bound but never listened on, held for the run: the SYN gets RST.
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .expect("a socket");
+            let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+            socket.bind(&any.into()).expect("bind loopback");
+            let port = socket
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .map(|a| a.port())
+                .expect("a bound port");
+            _closed = Some(socket);
+            format!("127.0.0.1:{port}")
+        }
     };
     let pin = pki.good_spki_sha256_base64();
     let log = dir.join(format!("valgrind-{index}.log"));
@@ -290,11 +335,23 @@ fn run_case(case: &Case, binary: &Path, ca: &Path, dir: &Path, index: usize) -> 
     let code = out.status.code().unwrap_or(-1);
     let clean = code != 99 && !report.contains("definitely lost") && !report.contains("Invalid ");
     let found = stdout.contains(case.expect);
+    let peer_wire = match (&_sim, &_openssl) {
+        (Some(sim), _) => match sim.observations().first() {
+            Some((first, _)) => wire::sim_wire(sim, *first),
+            None => "no connection".to_owned(),
+        },
+        (_, Some(server)) => wire::openssl_wire(&openssl_first_connection(server)),
+        _ => "no connection".to_owned(),
+    };
+    let peer_ok = peer_wire == case.peer_wire;
     Observed {
         name: case.name,
-        expected: format!("exit {}, {}", case.exit, case.expect),
+        expected: format!(
+            "exit {}, {}, peer: {}",
+            case.exit, case.expect, case.peer_wire
+        ),
         observed: format!(
-            "exit {code}, {}, valgrind {}",
+            "exit {code}, {}, valgrind {}, peer: {peer_wire}",
             if found {
                 "as documented"
             } else {
@@ -302,7 +359,24 @@ fn run_case(case: &Case, binary: &Path, ca: &Path, dir: &Path, index: usize) -> 
             },
             if clean { "clean" } else { "REPORTED" }
         ),
-        ok: code == case.exit && found && clean,
+        ok: code == case.exit && found && clean && peer_ok,
+    }
+}
+
+/// s_server's trace, once s_server logged its end (`ERROR` after a
+/// failed handshake, `CONNECTION CLOSED` after a shutdown); bounded, since the program has
+/// exited by now and only the pipe may lag.
+fn openssl_first_connection(server: &OpensslServer) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        let ended = log
+            .lines()
+            .any(|l| l == "ERROR" || l.contains("CONNECTION CLOSED"));
+        if ended || std::time::Instant::now() >= deadline {
+            return log; // the program makes one connection to s_server
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

@@ -11,6 +11,7 @@ pub mod raw_peer;
 pub mod socket_link;
 #[path = "../../examples/support/stack.rs"]
 pub mod stack;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -102,6 +103,8 @@ pub struct World {
     /// For each `Superseded` of an incomplete procedure: how many sessions stored since that
     /// procedure began were still in the store (O.4.1 wants none).
     pub survivors_after_supersede: Vec<usize>,
+    /// The observation logs of simulated peers the harness dropped (reset, silenced, EOF).
+    pub ended: Vec<(FlowId, Vec<imstls_testkit::Observation>)>,
 }
 
 pub fn identity() -> Identity {
@@ -159,6 +162,7 @@ impl World {
             candidate_servers: BTreeMap::new(),
             procedure_mark: None,
             survivors_after_supersede: Vec::new(),
+            ended: Vec::new(),
         }
     }
 
@@ -234,6 +238,7 @@ impl World {
                 let closed = peer.core.is_closed() && !peer.eof_sent;
                 if closed {
                     peer.eof_sent = true;
+                    peer.core.note_fin_sent();
                 }
                 if !reply.is_empty() {
                     moved = true;
@@ -393,7 +398,10 @@ impl World {
     /// The P-CSCF resets the current connection.
     pub fn reset_current(&mut self) {
         if let Some(flow) = self.ue.current_flow() {
-            self.peers.remove(&flow);
+            if let Some(mut peer) = self.peers.remove(&flow) {
+                peer.core.note_reset_sent();
+                self.ended.push((flow, peer.core.take_observations()));
+            }
             let r = self
                 .ue
                 .transport_closed(self.now, flow, TransportClosure::Reset);
@@ -405,7 +413,10 @@ impl World {
     /// The connection ends without close_notify (FIN only).
     pub fn eof_current(&mut self) {
         if let Some(flow) = self.ue.current_flow() {
-            self.peers.remove(&flow);
+            if let Some(mut peer) = self.peers.remove(&flow) {
+                peer.core.note_fin_sent();
+                self.ended.push((flow, peer.core.take_observations()));
+            }
             let r = self
                 .ue
                 .transport_closed(self.now, flow, TransportClosure::Eof);
@@ -451,7 +462,9 @@ impl World {
                 peer.core.set_answer_limit(Some(0));
             }
             // Drop it entirely so that no ping is answered either.
-            self.peers.remove(&flow);
+            if let Some(mut peer) = self.peers.remove(&flow) {
+                self.ended.push((flow, peer.core.take_observations()));
+            }
         }
     }
 
@@ -472,6 +485,30 @@ impl World {
     }
 
     /// Bytes the UE sent on a flow.
+    /// Everything the simulated peer of `flow` observed, wherever its core is now (live,
+    /// finished, or dropped by the harness), or `None` when no simulated peer served it.
+    pub fn peer_log(&self, flow: FlowId) -> Option<Vec<imstls_testkit::Observation>> {
+        let mut log = Vec::new();
+        let mut found = false;
+        for (f, observations) in &self.ended {
+            if *f == flow {
+                found = true;
+                log.extend(observations.iter().cloned());
+            }
+        }
+        let core = self
+            .finished
+            .iter()
+            .find(|(f, _)| *f == flow)
+            .map(|(_, c)| c)
+            .or_else(|| self.peers.get(&flow).map(|p| &p.core));
+        if let Some(core) = core {
+            found = true;
+            log.extend(core.observations().iter().cloned());
+        }
+        found.then_some(log)
+    }
+
     pub fn wire_of(&self, flow: FlowId) -> Vec<u8> {
         self.wire
             .iter()

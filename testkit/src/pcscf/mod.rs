@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use rustls::{Error, HandshakeKind, ServerConfig, ServerConnection};
 
-use crate::observation::Observation;
+use crate::observation::{Observation, RecordScanner, RecordSeen};
 use crate::registrar::{FlowId, RequestContext, SharedRegistrar};
 use crate::sip::{Frame, Framer, SipMessage};
 
@@ -37,6 +37,14 @@ pub struct PcscfCore {
     requests_seen: usize,
     answered: usize,
     answer_limit: Option<usize>,
+    /// The record layer of what the UE sent and of what we sent, for the alert trace.
+    scan_in: RecordScanner,
+    scan_out: RecordScanner,
+    bytes_received: usize,
+    bytes_sent: usize,
+    /// Set while the transport lingers after our close: bytes are still read (to observe the
+    /// UE's close_notify or alert) but no request reaches the registrar.
+    observe_only: bool,
 }
 
 impl std::fmt::Debug for PcscfCore {
@@ -73,6 +81,11 @@ impl PcscfCore {
             requests_seen: 0,
             answered: 0,
             answer_limit: None,
+            scan_in: RecordScanner::default(),
+            scan_out: RecordScanner::default(),
+            bytes_received: 0,
+            bytes_sent: 0,
+            observe_only: false,
         })
     }
 
@@ -97,6 +110,13 @@ impl PcscfCore {
 
     /// Feeds TLS bytes received from the UE.
     pub fn receive(&mut self, tls_bytes: &[u8]) {
+        self.bytes_received += tls_bytes.len();
+        for seen in self.scan_in.feed(tls_bytes) {
+            if let RecordSeen::PlaintextAlert(level, description) = seen {
+                self.observations
+                    .push(Observation::AlertRecordReceived { level, description });
+            }
+        }
         let mut rest = tls_bytes;
         while !rest.is_empty() && !self.tls_failed {
             match self.conn.read_tls(&mut rest) {
@@ -118,6 +138,10 @@ impl PcscfCore {
             self.observations.push(Observation::TransportClosed {
                 clean: self.peer_closed,
             });
+            self.observations.push(Observation::Traffic {
+                received: self.bytes_received,
+                sent: self.bytes_sent,
+            });
         }
     }
 
@@ -130,7 +154,43 @@ impl PcscfCore {
                 Ok(_) => {}
             }
         }
+        self.bytes_sent += out.len();
+        for seen in self.scan_out.feed(&out) {
+            self.observations.push(match seen {
+                RecordSeen::PlaintextAlert(level, description) => {
+                    Observation::AlertRecordSent { level, description }
+                }
+                RecordSeen::EncryptedAlert => Observation::EncryptedAlertRecordSent,
+            });
+        }
         out
+    }
+
+    /// Records that the transport carrying this connection sent FIN to the UE (the socket
+    /// simulator, or an in-memory harness delivering EOF for this core).
+    pub fn note_fin_sent(&mut self) {
+        self.observations.push(Observation::FinSent);
+    }
+
+    /// Records that the transport reset the connection towards the UE.
+    pub fn note_reset_sent(&mut self) {
+        self.observations.push(Observation::ResetSent);
+    }
+
+    /// From now on, requests are logged as `RequestIgnored` and never reach the registrar;
+    /// TLS records are still read and observed (used while a closed connection lingers).
+    pub fn observe_only(&mut self) {
+        self.observe_only = true;
+    }
+
+    /// Bytes handed to [`PcscfCore::receive`] so far.
+    pub fn bytes_received(&self) -> usize {
+        self.bytes_received
+    }
+
+    /// Bytes returned by [`PcscfCore::take_output`] so far.
+    pub fn bytes_sent(&self) -> usize {
+        self.bytes_sent
     }
 
     /// Sends a terminating request (e.g. MESSAGE) to the UE.
@@ -303,7 +363,7 @@ impl PcscfCore {
             return;
         };
         self.requests_seen += 1;
-        if !self.answering() {
+        if !self.answering() || self.observe_only {
             self.observations
                 .push(Observation::RequestIgnored { method });
             return;

@@ -107,7 +107,9 @@ fn silent(shared: &Shared, number: usize, mut stream: TcpStream, control: &Contr
                     return;
                 }
                 Command::Close => {
-                    let _ = stream.shutdown(Shutdown::Both);
+                    if stream.shutdown(Shutdown::Both).is_ok() {
+                        shared.observe(number, Observation::FinSent);
+                    }
                     return;
                 }
                 Command::Send(_) | Command::Ping => {}
@@ -120,6 +122,10 @@ fn silent(shared: &Shared, number: usize, mut stream: TcpStream, control: &Contr
             }
             Ok(_) => {}
             Err(e) if is_timeout(&e) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                shared.observe(number, Observation::ResetReceived);
+                return;
+            }
             Err(e) => {
                 shared.observe(number, Observation::TransportError(e.to_string()));
                 return;
@@ -185,12 +191,18 @@ impl Conn<'_> {
                     if self.closing_until.is_none() {
                         // A fault set before these bytes were sent applies to them.
                         self.refresh_fault();
-                        self.core.receive(&buf[..n]);
                     }
+                    // Read on while closing too, so that the UE's close_notify or alert in
+                    // answer to ours is observed.
+                    self.core.receive(&buf[..n]);
                 }
                 Err(e) if is_timeout(&e) => {}
                 Err(e) => {
-                    self.observe(Observation::TransportError(e.to_string()));
+                    self.observe(if e.kind() == io::ErrorKind::ConnectionReset {
+                        Observation::ResetReceived
+                    } else {
+                        Observation::TransportError(e.to_string())
+                    });
                     self.core.transport_eof();
                     self.publish();
                     return;
@@ -323,7 +335,10 @@ impl Conn<'_> {
         if !out.is_empty() {
             let _ = self.write(&out);
         }
-        let _ = self.stream.shutdown(Shutdown::Write);
+        if self.stream.shutdown(Shutdown::Write).is_ok() {
+            self.core.note_fin_sent();
+        }
+        self.core.observe_only();
         self.closing_until = Some(Instant::now() + LINGER_AFTER_FIN);
         self.publish();
     }
