@@ -1,0 +1,229 @@
+//! Builds `examples/osip/osip_ua.c` — a UA on GNU oSIP, unmodified from the distribution's
+//! `libosip2-dev`, whose transport is imstls's managed driver — and runs it against loopback
+//! simulators: register through a 401, a connection killed by the P-CSCF and registered again
+//! on a new flow, a rejected certificate with its reason, and the exit codes of the `ue` CLI.
+//! The same UA against Kamailio is in `tests/real_registrar.rs`.
+
+#[path = "../ffi-tests/support.rs"]
+mod support;
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use imstls_testkit::{Simulator, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD};
+use support::*;
+
+/// Longer than any run here takes; a hang guard, not a timing assertion.
+const HANG_GUARD: Duration = Duration::from_secs(90);
+
+fn osip_ua() -> &'static PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| build_osip_ua("osip-ua"))
+}
+
+struct Run {
+    code: Option<i32>,
+    lines: Vec<String>,
+    stderr: String,
+}
+
+impl Run {
+    fn transcript(&self) -> String {
+        format!("{}\n{}", self.lines.join("\n"), self.stderr)
+    }
+
+    /// The index of the first line at or after `from` containing `text`.
+    fn find(&self, from: usize, text: &str) -> Option<usize> {
+        self.lines
+            .iter()
+            .skip(from)
+            .position(|l| l.contains(text))
+            .map(|i| i + from)
+    }
+
+    /// The lines contain each of `texts` in this order; panics with the transcript if not.
+    fn assert_in_order(&self, texts: &[&str]) {
+        let mut at = 0;
+        for text in texts {
+            at = self.find(at, text).unwrap_or_else(|| {
+                panic!("no {text:?} after line {at} in:\n{}", self.transcript())
+            }) + 1;
+        }
+    }
+}
+
+fn password_file(dir: &std::path::Path, password: &str) -> PathBuf {
+    let path = dir.join("password");
+    std::fs::write(&path, format!("{password}\n")).expect("write the password file");
+    path
+}
+
+fn register_args(sim: &Simulator, sims: &Sims, password: &std::path::Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--pcscf",
+        &sim.addr().to_string(),
+        "--server-name",
+        &sims.server_name,
+        "--impi",
+        DEFAULT_IMPI,
+        "--impu",
+        DEFAULT_IMPU,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push("--ca".into());
+    args.push(sims.ca.to_string_lossy().into_owned());
+    args.push("--password-file".into());
+    args.push(password.to_string_lossy().into_owned());
+    args
+}
+
+/// Runs the UA, calling `on_line` with each stdout line as it is printed.
+fn run_ua(args: &[String], mut on_line: impl FnMut(&str)) -> Run {
+    let mut child = Command::new(osip_ua())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the oSIP UA starts");
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let guard = std::thread::spawn(move || {
+        if done_rx.recv_timeout(HANG_GUARD).is_err() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    });
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        on_line(&line);
+        lines.push(line);
+    }
+    let out = child.wait_with_output().expect("wait for the UA");
+    let _ = done_tx.send(());
+    let _ = guard.join();
+    let run = Run {
+        code: out.status.code(),
+        lines,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    say(&format!(
+        "osip_ua: exit {:?}\n{}\n",
+        run.code,
+        run.transcript()
+    ));
+    run
+}
+
+#[test]
+fn the_osip_ua_registers_through_a_401_and_survives_a_killed_connection() {
+    let dir = build_dir("osip-kill");
+    let sims = start_sims(&dir);
+    let password = password_file(&dir, DEFAULT_PASSWORD);
+    let mut args = register_args(&sims.good, &sims, &password);
+    args.extend(["--hold".into(), "4".into()]);
+    let mut killed = false;
+    let run = run_ua(&args, |line| {
+        // Once the first flow proved itself (its pong came back), the P-CSCF kills it.
+        if !killed && line.contains(" imstls pong_received ") {
+            sims.good.kill_connections();
+            killed = true;
+        }
+    });
+    assert_eq!(run.code, Some(0), "{}", run.transcript());
+    assert!(killed, "the flow never proved itself:\n{}", run.transcript());
+    run.assert_in_order(&[
+        // oSIP's NICT carries the REGISTER and matches the 401 and the 200 OK.
+        " imstls register_now flow=1 reason=initial",
+        " osip   send REGISTER cseq=1 flow=1: ok",
+        " osip   NICT got 401 Unauthorized cseq=1 flow=1",
+        " imstls challenged flow=1",
+        " osip   send REGISTER cseq=2 flow=1: ok",
+        " osip   NICT got 200 OK cseq=2 flow=1",
+        " imstls registered flow=1",
+        " imstls pong_received flow=1",
+        // The P-CSCF killed the flow: imstls says register now on a new flow, oSIP sends.
+        " imstls connection_lost flow=1",
+        " imstls register_now flow=2 reason=recovery",
+        " osip   send REGISTER cseq=1 flow=2: ok",
+        " osip   NICT got 401 Unauthorized cseq=1 flow=2",
+        " osip   NICT got 200 OK cseq=2 flow=2",
+        " imstls registered flow=2",
+        " imstls deregistered",
+    ]);
+    let lost = &run.lines[run.find(0, " imstls connection_lost").unwrap()];
+    assert!(lost.contains("was_registered=true"), "{lost}");
+    // What the P-CSCF saw, not what the UA says: two registrations and the de-REGISTER.
+    assert!(sims.good.registrar().stats().successes >= 3);
+    assert!(sims.good.connection_count() >= 2);
+    let all = run.transcript();
+    assert!(!all.contains(DEFAULT_PASSWORD) && !all.contains(DEFAULT_IMPI), "{all}");
+}
+
+#[test]
+fn the_osip_ua_reports_a_rejected_certificate_with_its_reason_and_exits_3() {
+    let dir = build_dir("osip-cert");
+    let sims = start_sims(&dir);
+    let password = password_file(&dir, DEFAULT_PASSWORD);
+    let run = run_ua(&register_args(&sims.expired, &sims, &password), |_| {});
+    assert_eq!(run.code, Some(3), "{}", run.transcript());
+    let line = run
+        .find(0, " imstls certificate_rejected ")
+        .map(|i| run.lines[i].clone())
+        .unwrap_or_else(|| panic!("no certificate_rejected line:\n{}", run.transcript()));
+    assert!(line.contains("reason=expired"), "{line}");
+    assert!(line.contains("alert=certificate_expired"), "{line}");
+    assert!(run.find(0, " osip   send REGISTER").is_none(), "{}", run.transcript());
+}
+
+#[test]
+fn the_osip_ua_exits_1_when_the_registrar_rejects_it() {
+    let dir = build_dir("osip-rejected");
+    let sims = start_sims(&dir);
+    let password = password_file(&dir, "not-the-password");
+    let run = run_ua(&register_args(&sims.good, &sims, &password), |_| {});
+    assert_eq!(run.code, Some(1), "{}", run.transcript());
+    run.assert_in_order(&[
+        " osip   NICT got 401 Unauthorized cseq=1 flow=1",
+        " osip   NICT got 403",
+        " imstls registration_failed ",
+    ]);
+    let failed = &run.lines[run.find(0, " imstls registration_failed ").unwrap()];
+    assert!(failed.contains("status=403 retrying=false"), "{failed}");
+}
+
+#[test]
+fn the_osip_ua_exits_2_on_usage_errors_and_5_when_the_pcscf_is_out_of_reach() {
+    let dir = build_dir("osip-usage");
+    let out = Command::new(osip_ua()).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let password = password_file(&dir, "x");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let args: Vec<String> = [
+        "--pcscf",
+        &format!("127.0.0.1:{port}"),
+        "--impi",
+        DEFAULT_IMPI,
+        "--impu",
+        DEFAULT_IMPU,
+        "--password-file",
+        &password.to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = run_ua(&args, |_| {});
+    assert_eq!(run.code, Some(5), "{}", run.transcript());
+    assert!(run.find(0, " imstls connect_failed ").is_some());
+    let mut missing = args.clone();
+    missing[7] = dir.join("no-such-file").to_string_lossy().into_owned();
+    assert_eq!(run_ua(&missing, |_| {}).code, Some(2));
+}
