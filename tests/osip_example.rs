@@ -13,7 +13,10 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use imstls_testkit::{Simulator, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD};
+use imstls_testkit::{
+    DigestAlgorithm, RegistrarConfig, SimConfig, Simulator, DEFAULT_IMPI, DEFAULT_IMPU,
+    DEFAULT_PASSWORD,
+};
 use support::*;
 
 /// Longer than any run here takes; a hang guard, not a timing assertion.
@@ -136,7 +139,11 @@ fn the_osip_ua_registers_through_a_401_and_survives_a_killed_connection() {
         }
     });
     assert_eq!(run.code, Some(0), "{}", run.transcript());
-    assert!(killed, "the flow never proved itself:\n{}", run.transcript());
+    assert!(
+        killed,
+        "the flow never proved itself:\n{}",
+        run.transcript()
+    );
     run.assert_in_order(&[
         // oSIP's NICT carries the REGISTER and matches the 401 and the 200 OK.
         " imstls register_now flow=1 reason=initial",
@@ -156,13 +163,80 @@ fn the_osip_ua_registers_through_a_401_and_survives_a_killed_connection() {
         " imstls registered flow=2",
         " imstls deregistered",
     ]);
+    // TLS in the Via: oSIP runs the NICT for a reliable transport, so no Timer E resends.
+    for flow in 1..=2 {
+        for cseq in 1..=2 {
+            let send = format!(" osip   send REGISTER cseq={cseq} flow={flow}: ok");
+            let count = run.lines.iter().filter(|l| l.contains(&send)).count();
+            assert_eq!(count, 1, "{send:?} {count} times:\n{}", run.transcript());
+        }
+    }
     let lost = &run.lines[run.find(0, " imstls connection_lost").unwrap()];
     assert!(lost.contains("was_registered=true"), "{lost}");
     // What the P-CSCF saw, not what the UA says: two registrations and the de-REGISTER.
     assert!(sims.good.registrar().stats().successes >= 3);
     assert!(sims.good.connection_count() >= 2);
     let all = run.transcript();
-    assert!(!all.contains(DEFAULT_PASSWORD) && !all.contains(DEFAULT_IMPI), "{all}");
+    assert!(
+        !all.contains(DEFAULT_PASSWORD) && !all.contains(DEFAULT_IMPI),
+        "{all}"
+    );
+}
+
+/// A simulator with the test PKI of `sims` and this registrar.
+fn sim_with(sims: &Sims, registrar: RegistrarConfig) -> Simulator {
+    Simulator::start_with_pki(
+        SimConfig {
+            registrar,
+            ..SimConfig::default()
+        },
+        sims.good.pki_arc(),
+    )
+    .expect("simulator")
+}
+
+#[test]
+fn the_osip_ua_answers_a_challenge_without_qop_in_the_rfc_2069_form() {
+    let dir = build_dir("osip-no-qop");
+    let sims = start_sims(&dir);
+    let sim = sim_with(
+        &sims,
+        RegistrarConfig {
+            qop_auth: false,
+            ..RegistrarConfig::default()
+        },
+    );
+    let password = password_file(&dir, DEFAULT_PASSWORD);
+    let run = run_ua(&register_args(&sim, &sims, &password), |_| {});
+    assert_eq!(run.code, Some(0), "{}", run.transcript());
+    run.assert_in_order(&[
+        " osip   NICT got 401 Unauthorized cseq=1 flow=1",
+        " osip   NICT got 200 OK cseq=2 flow=1",
+        " imstls registered flow=1",
+    ]);
+    assert!(sim.registrar().stats().successes >= 2);
+}
+
+#[test]
+fn the_osip_ua_reports_a_challenge_it_cannot_answer_as_a_failure_and_exits_1() {
+    // The example speaks Digest MD5 only: a SHA-256 challenge is a final failure, not a loop.
+    let dir = build_dir("osip-sha256");
+    let sims = start_sims(&dir);
+    let sim = sim_with(
+        &sims,
+        RegistrarConfig {
+            algorithm: DigestAlgorithm::Sha256,
+            ..RegistrarConfig::default()
+        },
+    );
+    let password = password_file(&dir, DEFAULT_PASSWORD);
+    let run = run_ua(&register_args(&sim, &sims, &password), |_| {});
+    assert_eq!(run.code, Some(1), "{}", run.transcript());
+    run.assert_in_order(&[
+        " osip   NICT got 401 Unauthorized cseq=1 flow=1",
+        " imstls registration_failed ",
+    ]);
+    assert!(run.find(0, " osip   send REGISTER cseq=2").is_none());
 }
 
 #[test]
@@ -178,7 +252,11 @@ fn the_osip_ua_reports_a_rejected_certificate_with_its_reason_and_exits_3() {
         .unwrap_or_else(|| panic!("no certificate_rejected line:\n{}", run.transcript()));
     assert!(line.contains("reason=expired"), "{line}");
     assert!(line.contains("alert=certificate_expired"), "{line}");
-    assert!(run.find(0, " osip   send REGISTER").is_none(), "{}", run.transcript());
+    assert!(
+        run.find(0, " osip   send REGISTER").is_none(),
+        "{}",
+        run.transcript()
+    );
 }
 
 #[test]

@@ -2,9 +2,9 @@
 //! TLS module, usrloc/registrar and Digest authentication (MD5 and SHA-256, qop=auth), on
 //! 127.0.0.1. CI installs `kamailio kamailio-tls-modules` from Debian.
 
-mod support;
 #[path = "../ffi-tests/support.rs"]
 mod c_support;
+mod support;
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
