@@ -113,8 +113,9 @@ pub fn build_c_ue(variant: &str) -> PathBuf {
 
 /// Builds `examples/osip/osip_ua.c` (a UA on GNU oSIP) against the libosip2 the system
 /// package installed (pkg-config `libosip2`, else `-losip2 -losipparser2`) and the shared
-/// imstls library, linked through its soname like `build_c_ue`.
-pub fn build_osip_ua(variant: &str) -> PathBuf {
+/// imstls library, linked through its soname like `build_c_ue`. `flags` go to the compiler and
+/// the linker (e.g. sanitizers).
+pub fn build_osip_ua(variant: &str, flags: &[&str]) -> PathBuf {
     let dir = build_dir(variant);
     let libdir = dir.join("lib");
     std::fs::create_dir_all(&libdir).expect("lib dir");
@@ -144,10 +145,12 @@ pub fn build_osip_ua(variant: &str) -> PathBuf {
     );
     let source = repo().join("examples/osip/osip_ua.c");
     let object = dir.join("osip_ua.o");
-    let cflags: Vec<&str> = cflags.iter().map(String::as_str).collect();
+    let mut cflags: Vec<&str> = cflags.iter().map(String::as_str).collect();
+    cflags.extend(flags);
     compile(&source, &object, &cflags);
     let binary = dir.join("osip_ua");
     run(Command::new(require("gcc", "gcc"))
+        .args(flags)
         .arg(&object)
         .arg("-L")
         .arg(cdylib().parent().expect("profile dir"))

@@ -24,7 +24,22 @@ const HANG_GUARD: Duration = Duration::from_secs(90);
 
 fn osip_ua() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| build_osip_ua("osip-ua"))
+    BINARY.get_or_init(|| build_osip_ua("osip-ua", &[]))
+}
+
+/// The UA built with AddressSanitizer and UndefinedBehaviorSanitizer (a report fails the run).
+fn osip_ua_sanitized() -> &'static PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        build_osip_ua(
+            "osip-ua-asan",
+            &[
+                "-fsanitize=address,undefined",
+                "-fno-sanitize-recover=all",
+                "-fno-omit-frame-pointer",
+            ],
+        )
+    })
 }
 
 struct Run {
@@ -86,8 +101,12 @@ fn register_args(sim: &Simulator, sims: &Sims, password: &std::path::Path) -> Ve
 }
 
 /// Runs the UA, calling `on_line` with each stdout line as it is printed.
-fn run_ua(args: &[String], mut on_line: impl FnMut(&str)) -> Run {
-    let mut child = Command::new(osip_ua())
+fn run_ua(args: &[String], on_line: impl FnMut(&str)) -> Run {
+    run_binary(osip_ua(), args, on_line)
+}
+
+fn run_binary(binary: &PathBuf, args: &[String], mut on_line: impl FnMut(&str)) -> Run {
+    let mut child = Command::new(binary)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -125,13 +144,27 @@ fn run_ua(args: &[String], mut on_line: impl FnMut(&str)) -> Run {
 
 #[test]
 fn the_osip_ua_registers_through_a_401_and_survives_a_killed_connection() {
-    let dir = build_dir("osip-kill");
+    killed_connection_scenario(osip_ua(), "osip-kill");
+}
+
+#[test]
+fn the_killed_connection_scenario_is_clean_under_asan_and_ubsan() {
+    let run = killed_connection_scenario(osip_ua_sanitized(), "osip-kill-asan");
+    assert!(
+        !run.stderr.contains("Sanitizer") && !run.stderr.contains("runtime error"),
+        "{}",
+        run.transcript()
+    );
+}
+
+fn killed_connection_scenario(binary: &PathBuf, variant: &str) -> Run {
+    let dir = build_dir(variant);
     let sims = start_sims(&dir);
     let password = password_file(&dir, DEFAULT_PASSWORD);
     let mut args = register_args(&sims.good, &sims, &password);
     args.extend(["--hold".into(), "4".into()]);
     let mut killed = false;
-    let run = run_ua(&args, |line| {
+    let run = run_binary(binary, &args, |line| {
         // Once the first flow proved itself (its pong came back), the P-CSCF kills it.
         if !killed && line.contains(" imstls pong_received ") {
             sims.good.kill_connections();
@@ -180,6 +213,34 @@ fn the_osip_ua_registers_through_a_401_and_survives_a_killed_connection() {
     assert!(
         !all.contains(DEFAULT_PASSWORD) && !all.contains(DEFAULT_IMPI),
         "{all}"
+    );
+    run
+}
+
+#[test]
+fn the_osip_ua_refreshes_in_the_same_registration_when_imstls_asks() {
+    let dir = build_dir("osip-refresh");
+    let sims = start_sims(&dir);
+    let password = password_file(&dir, DEFAULT_PASSWORD);
+    let mut args = register_args(&sims.good, &sims, &password);
+    args.extend(["--expires".into(), "4".into(), "--hold".into(), "3".into()]);
+    let run = run_ua(&args, |_| {});
+    assert_eq!(run.code, Some(0), "{}", run.transcript());
+    // Same Call-ID, next CSeq, the stored challenge answered again (nc=2): no new 401.
+    run.assert_in_order(&[
+        " osip   NICT got 200 OK cseq=2 flow=1",
+        " imstls registered flow=1 expires=4",
+        " imstls register_now flow=1 reason=refresh",
+        " osip   send REGISTER cseq=3 flow=1: ok",
+        " osip   NICT got 200 OK cseq=3 flow=1",
+        " imstls registered flow=1 expires=4",
+        " imstls deregistered",
+    ]);
+    assert_eq!(
+        run.lines.iter().filter(|l| l.contains(" 401 ")).count(),
+        1,
+        "{}",
+        run.transcript()
     );
 }
 

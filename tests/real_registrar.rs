@@ -241,7 +241,7 @@ fn the_cli_registers_to_kamailio_with_sha256_digest() {
 #[test]
 fn the_osip_ua_registers_to_kamailio_with_md5_digest() {
     let k = start_kamailio("MD5");
-    let ua = c_support::build_osip_ua("osip-ua-kamailio");
+    let ua = c_support::build_osip_ua("osip-ua-kamailio", &[]);
     let dir = TempDir::new();
     let run = |password: &str| {
         let file = dir.path().join("password");
