@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use imstls_testkit::{
-    DigestAlgorithm, RegistrarConfig, SimConfig, Simulator, DEFAULT_IMPI, DEFAULT_IMPU,
+    DigestAlgorithm, Fault, RegistrarConfig, SimConfig, Simulator, DEFAULT_IMPI, DEFAULT_IMPU,
     DEFAULT_PASSWORD,
 };
 use support::*;
@@ -298,6 +298,37 @@ fn the_osip_ua_reports_a_challenge_it_cannot_answer_as_a_failure_and_exits_1() {
         " imstls registration_failed ",
     ]);
     assert!(run.find(0, " osip   send REGISTER cseq=2").is_none());
+}
+
+#[test]
+fn osips_timer_f_reports_an_unanswered_register_as_408_on_its_flow() {
+    // The P-CSCF completes TLS, then answers nothing: oSIP's NICT gives up after Timer F
+    // (64*T1 = 32 s) and the UA reports 408 on the REGISTER's flow; imstls backs off (408 is
+    // retried), which before a first registration the UA takes as "out of reach": exit 5.
+    let dir = build_dir("osip-timer-f");
+    let sims = start_sims(&dir);
+    let sim = Simulator::start_with_pki(
+        SimConfig {
+            fault: Fault::SilentAfterMessages(0),
+            ..SimConfig::default()
+        },
+        sims.good.pki_arc(),
+    )
+    .expect("simulator");
+    let password = password_file(&dir, DEFAULT_PASSWORD);
+    let run = run_ua(&register_args(&sim, &sims, &password), |_| {});
+    assert_eq!(run.code, Some(5), "{}", run.transcript());
+    run.assert_in_order(&[
+        " osip   send REGISTER cseq=1 flow=1: ok",
+        " osip   NICT timer F fired flow=1",
+        " imstls registration_failed ",
+        " imstls backoff ",
+    ]);
+    let failed = &run.lines[run.find(0, " imstls registration_failed ").unwrap()];
+    assert!(failed.contains("status=408 retrying=true"), "{failed}");
+    let fired = &run.lines[run.find(0, " osip   NICT timer F fired").unwrap()];
+    let ms: u64 = fired.split_whitespace().next().unwrap().parse().unwrap();
+    assert!((31_000..40_000).contains(&ms), "Timer F at {ms} ms");
 }
 
 #[test]

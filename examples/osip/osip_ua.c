@@ -49,6 +49,7 @@ enum { EXIT_REJECTED = 1, EXIT_USAGE = 2, EXIT_CERTIFICATE = 3, EXIT_TLS = 4, EX
 #define DEREGISTER_DEADLINE_MS 35000u
 /* Longest wait in imstls_driver_run, so oSIP's timers run at least this often. */
 #define MAX_WAIT_MS 200u
+#define REGISTRATION_BACKSTOP_MS 40000u
 
 static const char USAGE[] =
     "usage: osip_ua --pcscf HOST:PORT [--pcscf ...] [--server-name FQDN] [--ca FILE.pem ...]\n"
@@ -180,6 +181,9 @@ static imstls_config *configure(const args *a) {
     for (size_t i = 0; rc == IMSTLS_OK && i < a->n_pcscf; i++) rc = imstls_config_builder_add_pcscf(b, a->pcscf[i]);
     for (size_t i = 0; rc == IMSTLS_OK && i < a->n_ca; i++) rc = imstls_config_builder_add_trust_anchors_file(b, a->ca[i]);
     if (rc == IMSTLS_OK && a->server_name) rc = imstls_config_builder_set_server_name(b, a->server_name);
+    /* oSIP's NICT times the REGISTER out (Timer F, 64*T1 = 32 s) and the UA reports the 408;
+     * imstls's own registration timeout stays behind it as a backstop. */
+    if (rc == IMSTLS_OK) rc = imstls_config_builder_set_registration_timeout_ms(b, REGISTRATION_BACKSTOP_MS);
     if (rc == IMSTLS_OK) rc = imstls_config_builder_build(b, &config);
     if (rc != IMSTLS_OK) {
         imstls_error *e = NULL;
