@@ -279,6 +279,34 @@ fn the_osip_ua_answers_a_challenge_without_qop_in_the_rfc_2069_form() {
 }
 
 #[test]
+fn the_osip_ua_answers_a_stale_challenge_with_the_new_nonce() {
+    // O.3.1.3 / RFC 7616: a 401 with stale=true to a correctly authenticated REGISTER; oSIP's
+    // parsed WWW-Authenticate carries the flag, imstls asks for a stale-challenge REGISTER.
+    let dir = build_dir("osip-stale");
+    let sims = start_sims(&dir);
+    let sim = sim_with(
+        &sims,
+        RegistrarConfig {
+            stale_next: true,
+            ..RegistrarConfig::default()
+        },
+    );
+    let password = password_file(&dir, DEFAULT_PASSWORD);
+    let run = run_ua(&register_args(&sim, &sims, &password), |_| {});
+    assert_eq!(run.code, Some(0), "{}", run.transcript());
+    run.assert_in_order(&[
+        " osip   NICT got 401 Unauthorized cseq=1 flow=1",
+        " imstls challenged flow=1",
+        " osip   NICT got 401 Unauthorized cseq=2 flow=1",
+        " imstls challenged flow=1",
+        " imstls register_now flow=1 reason=stale_challenge",
+        " osip   send REGISTER cseq=3 flow=1: ok",
+        " osip   NICT got 200 OK cseq=3 flow=1",
+        " imstls registered flow=1",
+    ]);
+}
+
+#[test]
 fn the_osip_ua_reports_a_challenge_it_cannot_answer_as_a_failure_and_exits_1() {
     // The example speaks Digest MD5 only: a SHA-256 challenge is a final failure, not a loop.
     let dir = build_dir("osip-sha256");
