@@ -111,6 +111,57 @@ pub fn build_c_ue(variant: &str) -> PathBuf {
     binary
 }
 
+/// Builds `examples/osip/osip_ua.c` (a UA on GNU oSIP) against the libosip2 the system
+/// package installed (pkg-config `libosip2`, else `-losip2 -losipparser2`) and the shared
+/// imstls library, linked through its soname like `build_c_ue`. `flags` go to the compiler and
+/// the linker (e.g. sanitizers).
+pub fn build_osip_ua(variant: &str, flags: &[&str]) -> PathBuf {
+    let dir = build_dir(variant);
+    let libdir = dir.join("lib");
+    std::fs::create_dir_all(&libdir).expect("lib dir");
+    let link = libdir.join("libimstls.so.0");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(cdylib(), &link).expect("soname symlink");
+    let pkg_config = |what: &str| {
+        Command::new("pkg-config")
+            .args([what, "libosip2"])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+    };
+    let cflags = pkg_config("--cflags").unwrap_or_default();
+    let libs = pkg_config("--libs")
+        .unwrap_or_else(|| vec!["-losip2".to_owned(), "-losipparser2".to_owned()]);
+    assert!(
+        Path::new("/usr/include/osip2/osip.h").exists() || !cflags.is_empty(),
+        "the oSIP example needs libosip2's headers: apt-get install libosip2-dev \
+         (CI does this in .ci/run)"
+    );
+    let source = repo().join("examples/osip/osip_ua.c");
+    let object = dir.join("osip_ua.o");
+    let mut cflags: Vec<&str> = cflags.iter().map(String::as_str).collect();
+    cflags.extend(flags);
+    compile(&source, &object, &cflags);
+    let binary = dir.join("osip_ua");
+    run(Command::new(require("gcc", "gcc"))
+        .args(flags)
+        .arg(&object)
+        .arg("-L")
+        .arg(cdylib().parent().expect("profile dir"))
+        .arg("-limstls")
+        .args(&libs)
+        .arg(format!("-Wl,-rpath,{}", libdir.display()))
+        .arg("-o")
+        .arg(&binary));
+    binary
+}
+
 /// A tool the C tests need, or a failure that says what to install — never a silent pass.
 pub fn require(tool: &str, package: &str) -> PathBuf {
     match Command::new(tool).arg("--version").output() {

@@ -2,6 +2,8 @@
 //! TLS module, usrloc/registrar and Digest authentication (MD5 and SHA-256, qop=auth), on
 //! 127.0.0.1. CI installs `kamailio kamailio-tls-modules` from Debian.
 
+#[path = "../ffi-tests/support.rs"]
+mod c_support;
 mod support;
 
 use std::net::{TcpListener, TcpStream};
@@ -231,6 +233,71 @@ fn the_cli_registers_to_kamailio_with_md5_digest() {
 #[test]
 fn the_cli_registers_to_kamailio_with_sha256_digest() {
     registers_and_deregisters("SHA-256");
+}
+
+/// `examples/osip/osip_ua` (GNU oSIP's parser and NICT over imstls) against Kamailio: oSIP's
+/// REGISTER, Kamailio's 401, oSIP's MD5 Digest answer (qop=auth), 200 OK, de-REGISTER; a wrong
+/// password exits 1.
+#[test]
+fn the_osip_ua_registers_to_kamailio_with_md5_digest() {
+    let k = start_kamailio("MD5");
+    let ua = c_support::build_osip_ua("osip-ua-kamailio", &[]);
+    let dir = TempDir::new();
+    let run = |password: &str| {
+        let file = dir.path().join("password");
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        let out = Command::new(&ua)
+            .args([
+                "--pcscf",
+                &format!("127.0.0.1:{}", k.port),
+                "--server-name",
+                "pcscf.ims.test",
+                "--impi",
+                "alice@ims.test",
+                "--impu",
+                "sip:alice@ims.test",
+                "--hold",
+                "1",
+            ])
+            .arg("--ca")
+            .arg(&k.root)
+            .arg("--password-file")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = run("alice-secret");
+    assert_eq!(code, Some(0), "{text}");
+    let order = [
+        " osip   send REGISTER cseq=1 flow=1: ok",
+        " osip   NICT got 401 Unauthorized cseq=1 flow=1",
+        " imstls challenged flow=1",
+        " osip   send REGISTER cseq=2 flow=1: ok",
+        " osip   NICT got 200 OK cseq=2 flow=1",
+        " imstls registered flow=1",
+        " osip   NICT got 200 OK cseq=3 flow=1",
+        " imstls deregistered",
+    ];
+    let mut at = 0;
+    for step in order {
+        at += text[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("no {step:?} in order in:\n{text}"))
+            + step.len();
+    }
+    let (code, text) = run("wrong");
+    assert_eq!(code, Some(1), "{text}");
+    // Kamailio answers a wrong response with a new 401; imstls stops after its challenge cap.
+    assert!(
+        text.contains(" imstls registration_failed flow=0 reason=too_many_challenges"),
+        "{text}"
+    );
 }
 
 /// One `ue --json` line: the event name, its time and the raw line.
