@@ -408,7 +408,7 @@ void sans_io() {
         CHECK(value.kind == o.kind() && value.type == o.type() && value.name == o.name() &&
               value.flow == o.flow() && value.host == o.host() && value.port == o.port() &&
               value.reason == o.reason() && value.detail == o.detail() && value.clause == o.clause() &&
-              value.register_why == o.register_reason() && value.flags == o.flags());
+              value.register_reason == o.register_reason() && value.flags == o.flags());
         imstls::output taken = std::move(o);
         CHECK(!o && o.kind() == imstls::output_kind::none && o.type() == imstls::event_kind::none &&
               o.name().empty() && o.flow() == 0 && o.data().empty() && !o.failure() &&
@@ -566,9 +566,9 @@ void registration() {
         if (e.type == imstls::event_kind::tls_established) {
             tls = !e.tls_version.empty() && !e.cipher_suite.empty();
         } else if (e.type == imstls::event_kind::register_now) {
-            if (e.register_why == imstls::register_reason::initial) mini_ua_new_registration(&ua);
+            if (e.register_reason == imstls::register_reason::initial) mini_ua_new_registration(&ua);
             char buf[4096];
-            std::size_t len = mini_ua_register(&ua, e.register_why == imstls::register_reason::deregister, buf,
+            std::size_t len = mini_ua_register(&ua, e.register_reason == imstls::register_reason::deregister, buf,
                                                sizeof buf);
             CHECK(len > 0);
             CHECK_OK(d.send_sip(imstls::bytes_view(buf, len)));

@@ -771,7 +771,7 @@ struct event {
     std::uint16_t port = 0;
     owned_bytes data;  // TRANSMIT: TLS records; SIP_RECEIVED: the SIP message
     std::string reason;
-    register_reason register_why = register_reason::none;  // imstls_output_register_reason
+    imstls::register_reason register_reason = imstls::register_reason::none;
     std::string detail;
     std::string clause;
     std::uint16_t sip_status = 0;
@@ -928,7 +928,7 @@ public:
         e.port = port();
         e.data = owned_bytes(data());
         e.reason = std::string(reason());
-        e.register_why = register_reason();
+        e.register_reason = register_reason();
         e.detail = std::string(detail());
         e.clause = std::string(clause());
         e.sip_status = sip_status();

@@ -101,7 +101,7 @@ fn run_checks(variant: &str, extra: &[&str], exceptions: &str) {
     assert!(passed >= MIN_CHECKS, "only {passed} checks ran");
     let mode = format!("exceptions: {exceptions}");
     assert!(
-        outcome.lines.iter().any(|line| *line == mode),
+        outcome.lines.contains(&mode),
         "the {variant} build did not report `{mode}`"
     );
 }

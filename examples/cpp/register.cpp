@@ -62,9 +62,9 @@ struct stack {
         switch (e.type) {
         case imstls::event_kind::register_now: {
             using reason = imstls::register_reason;
-            bool deregister = e.register_why == reason::deregister;
-            if (e.register_why == reason::initial || e.register_why == reason::recovery ||
-                e.register_why == reason::network_changed || e.register_why == reason::rekey) {
+            bool deregister = e.register_reason == reason::deregister;
+            if (e.register_reason == reason::initial || e.register_reason == reason::recovery ||
+                e.register_reason == reason::network_changed || e.register_reason == reason::rekey) {
                 mini_ua_new_registration(&ua);
             }
             auto binding = driver.binding();
