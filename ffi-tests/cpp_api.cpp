@@ -7,6 +7,11 @@
 // usage: cpp_api --pcscf ADDR --expired ADDR --wrong-name ADDR --ca FILE --server-name FQDN
 #include "imstls.hpp"  // first: the header needs nothing included before it
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -391,6 +396,17 @@ void sans_io() {
     if (CHECK(connect != nullptr)) {
         CHECK_OK(ue.connected(now + 6, connect->flow));
         drain(ue);
+        // O.4.1: a new procedure tears the incomplete one down (SUPERSEDED, then a new flow).
+        std::uint64_t handshaking_flow = connect->flow;  // `connect` points into `out`
+        CHECK_OK(ue.start_registration(now + 6, IMPI, {IMPU}));
+        out = drain(ue);
+        const imstls::event *superseded = find(out, imstls::event_kind::superseded);
+        CHECK(superseded && superseded->flow == handshaking_flow && superseded->reason == "handshaking" &&
+              superseded->purged_sessions == 0 && superseded->dropped_bytes == 0);
+        connect = find_kind(out, imstls::output_kind::connect);
+        if (!CHECK(connect != nullptr)) return;
+        CHECK_OK(ue.connected(now + 6, connect->flow));
+        drain(ue);
         CHECK_OK(ue.transport_closed(now + 7, connect->flow, imstls::transport_closure::reset, "reset in a test"));
         out = drain(ue);
         CHECK(find_kind(out, imstls::output_kind::close) || find(out, imstls::event_kind::tls_failed) ||
@@ -549,27 +565,25 @@ void certificate_rejected(const std::string &pcscf, const char *reason, const ch
     CHECK(d->state() && *d->state() == imstls::state::closed);
 }
 
-// The C example's job in C++: register with a 401 challenge through the managed driver, read
-// the binding, de-register.
-void registration() {
-    begin("registration");
-    imstls::config config = make_config(opt.pcscf);
-    auto created = imstls::driver::create(config);
-    CHECK_OK(created);
-    if (!created) return;
-    imstls::driver d = std::move(*created);
-    mini_ua ua;
-    CHECK(mini_ua_init(&ua, std::string(IMPI).c_str(), std::string(IMPU).c_str(), PASSWORD, 600) == 0);
-    CHECK_OK(d.start_registration(IMPI, {IMPU}));
-    bool challenged = false, registered = false, tls = false;
-    auto sip = [&](const imstls::event &e) {
+// The SIP stack's side for a driver, with the tiny UA of examples/c/mini_ua.c.
+struct sip_stack {
+    imstls::driver &d;
+    mini_ua ua{};
+    bool tls = false, challenged = false;
+
+    sip_stack(imstls::driver &driver, const char *password) : d(driver) {
+        CHECK(mini_ua_init(&ua, std::string(IMPI).c_str(), std::string(IMPU).c_str(), password, 600) == 0);
+    }
+    ~sip_stack() { mini_ua_wipe(&ua); }
+
+    void act(const imstls::event &e) {
         if (e.type == imstls::event_kind::tls_established) {
-            tls = !e.tls_version.empty() && !e.cipher_suite.empty();
+            tls = !e.tls_version.empty() && !e.cipher_suite.empty() && !e.has_flag(imstls::flag::resumed);
         } else if (e.type == imstls::event_kind::register_now) {
             if (e.register_reason == imstls::register_reason::initial) mini_ua_new_registration(&ua);
             char buf[4096];
-            std::size_t len = mini_ua_register(&ua, e.register_reason == imstls::register_reason::deregister, buf,
-                                               sizeof buf);
+            std::size_t len =
+                mini_ua_register(&ua, e.register_reason == imstls::register_reason::deregister, buf, sizeof buf);
             CHECK(len > 0);
             CHECK_OK(d.send_sip(imstls::bytes_view(buf, len)));
         } else if (e.type == imstls::event_kind::sip_received) {
@@ -581,14 +595,29 @@ void registration() {
         } else if (e.type == imstls::event_kind::challenged) {
             challenged = true;
         }
-        return false;
-    };
+    }
+};
+
+// The C example's job in C++: register with a 401 challenge through the managed driver, read
+// the binding, de-register.
+void registration() {
+    begin("registration");
+    imstls::config config = make_config(opt.pcscf);
+    auto created = imstls::driver::create(config);
+    CHECK_OK(created);
+    if (!created) return;
+    imstls::driver d = std::move(*created);
+    sip_stack stack(d, PASSWORD);
+    CHECK_OK(d.start_registration(IMPI, {IMPU}));
+    std::optional<imstls::event> registered;
     run_driver(d, 30, [&](const imstls::event &e) {
-        sip(e);
-        registered = e.type == imstls::event_kind::registered;
-        return registered;
+        stack.act(e);
+        if (e.type == imstls::event_kind::registered) registered = e;
+        return registered.has_value();
     });
-    CHECK(tls && challenged && registered);
+    CHECK(stack.tls && stack.challenged && registered);
+    CHECK(registered && registered->expires_s == 600 && registered->refresh_in_s > 0 &&
+          registered->refresh_in_s < 600 && !registered->clause.empty());
     CHECK(d.state() && *d.state() == imstls::state::registered);
     auto fd = d.fd();
     CHECK(fd && fd->has_value() && **fd >= 0);
@@ -607,16 +636,73 @@ void registration() {
         CHECK(binding.peer_san_count() >= 1 && !binding.peer_san(0).empty() &&
               binding.peer_san(binding.peer_san_count()).empty());
         CHECK(binding.peer_subject().size() < 256);
+        imstls::binding moved = std::move(**b);
+        CHECK(!**b && (**b).impi().empty() && (**b).impu_count() == 0 && (**b).flow() == 0);
+        CHECK(moved.impi() == IMPI);
     }
     CHECK_OK(d.deregister());
     bool deregistered = false;
     run_driver(d, 30, [&](const imstls::event &e) {
-        sip(e);
+        stack.act(e);
         deregistered = e.type == imstls::event_kind::deregistered;
         return deregistered;
     });
     CHECK(deregistered);
-    mini_ua_wipe(&ua);
+}
+
+// A wrong password: the registrar's 403 reaches the event and the driver's last error.
+void rejected() {
+    begin("rejected");
+    auto created = imstls::driver::create(make_config(opt.pcscf));
+    CHECK_OK(created);
+    if (!created) return;
+    sip_stack stack(*created, "not-the-password");
+    CHECK_OK(created->start_registration(IMPI, {IMPU}));
+    std::optional<imstls::event> failed;
+    run_driver(*created, 30, [&](const imstls::event &e) {
+        stack.act(e);
+        if (e.type == imstls::event_kind::registration_failed) failed = e;
+        return failed.has_value();
+    });
+    CHECK(failed && failed->sip_status == 403 && !failed->has_flag(imstls::flag::retrying));
+    CHECK(failed && failed->failure && failed->failure->code() == imstls::status::registration_failed &&
+          failed->failure->sip_status() == 403);
+    auto last = created->last_error();
+    CHECK(last && last->code() == imstls::status::registration_failed && last->sip_status() == 403);
+    CHECK(created->state() && *created->state() == imstls::state::closed);
+}
+
+// External connect mode: this program connects the socket and hands it in (adopt_fd).
+void external_connect() {
+    begin("external connect");
+    auto created = imstls::driver::create(make_config(opt.pcscf));
+    CHECK_OK(created);
+    if (!created) return;
+    imstls::driver &d = *created;
+    CHECK_OK(d.set_connect_mode(imstls::connect_mode::external));
+    CHECK_OK(d.start_registration(IMPI, {IMPU}));
+    std::optional<imstls::event> connecting;
+    run_driver(d, 10, [&](const imstls::event &e) {
+        if (e.type == imstls::event_kind::connecting) connecting = e;
+        return connecting.has_value();
+    });
+    if (!CHECK(connecting && connecting->host == "127.0.0.1" && connecting->port > 0)) return;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(connecting->port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr *>(&addr), sizeof addr) == 0);
+    CHECK_OK(d.adopt_fd(connecting->flow, fd, imstls::fd_ownership::borrow));
+    close(fd);  // borrowed: the driver works on its own duplicate
+    bool tls = false;
+    run_driver(d, 20, [&](const imstls::event &e) {
+        tls = e.type == imstls::event_kind::tls_established && e.flow == connecting->flow;
+        return tls || e.type == imstls::event_kind::register_now;
+    });
+    CHECK(tls);
+    auto own = d.fd();
+    CHECK(own && own->has_value() && **own != fd);
 }
 
 bool parse(int argc, char **argv) {
@@ -649,6 +735,8 @@ int main(int argc, char **argv) {
     certificate_rejected(opt.expired, "expired", "certificate_expired");
     certificate_rejected(opt.wrong_name, "name_mismatch", "bad_certificate");
     registration();
+    rejected();
+    external_connect();
     std::printf("passed=%d failed=%d\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
