@@ -9,10 +9,13 @@
  * - Handles (config_builder, config, ue, driver, output, binding) are move-only RAII owners
  *   of the C object. A moved-from handle holds NULL: it is inert, its calls return the C
  *   API's answer to NULL (status::null_argument or the accessor's empty value) and its
- *   destructor does nothing.
+ *   destructor does nothing. Calls on one handle may come from any thread (the C rules,
+ *   IMSTLS_BUSY included); moving or destroying it may not race with them, as for C's _free.
  * - Failures come back as imstls::result<T> (value or imstls::error, like std::expected),
- *   never as exceptions, so the header works with -fno-exceptions. The error copies the
- *   handle's last error when that belongs to the failed call, else it holds the code only.
+ *   not as exceptions, so the header works with -fno-exceptions; only result::value() on an
+ *   error throws (bad_result_access), or aborts without exceptions: test the result first.
+ *   The error copies the handle's last error when that belongs to the failed call, else it
+ *   holds the code only.
  * - Strings are taken as std::string_view and copied once into a NUL-terminated buffer for
  *   the C call (wiped afterwards: they may be identities); a string_view holding a NUL byte
  *   is refused with status::invalid_argument (C would silently cut it there). Byte buffers

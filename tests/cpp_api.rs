@@ -24,7 +24,7 @@ const SANITIZERS: [&str; 3] = [
 ];
 
 /// Fewer passed checks than this means parts of the checks were skipped.
-const MIN_CHECKS: u32 = 150;
+const MIN_CHECKS: u32 = 400;
 
 /// Compiles `main` (C++17) with examples/c/mini_ua.c and links them with the staticlib.
 fn build(variant: &str, main: &str, extra: &[&str]) -> PathBuf {
