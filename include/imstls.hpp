@@ -32,6 +32,10 @@
  * values here copy the message and the bytes already).
  */
 
+#if __cplusplus < 201703L && !(defined(_MSVC_LANG) && _MSVC_LANG >= 201703L)
+#error "imstls.hpp needs C++17 (-std=c++17); older C++ can use imstls.h directly"
+#endif
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
