@@ -188,10 +188,22 @@ pub fn run(command: &mut Command) {
 /// Compiles one C (`.c`, C99) or C++ (`.cpp`, C++11) file to an object with strict warnings.
 pub fn compile(source: &Path, object: &Path, extra: &[&str]) {
     let cpp = source.extension().is_some_and(|e| e == "cpp");
-    let (tool, std) = if cpp {
-        (require("g++", "g++"), "-std=c++11")
+    compile_as(
+        source,
+        object,
+        if cpp { "-std=c++11" } else { "-std=c99" },
+        extra,
+    );
+}
+
+/// Compiles one C or C++ file (by extension) in the language standard `std` (`-std=...`)
+/// to an object with strict warnings.
+pub fn compile_as(source: &Path, object: &Path, std: &str, extra: &[&str]) {
+    let cpp = source.extension().is_some_and(|e| e == "cpp");
+    let tool = if cpp {
+        require("g++", "g++")
     } else {
-        (require("gcc", "gcc"), "-std=c99")
+        require("gcc", "gcc")
     };
     run(Command::new(tool)
         .arg(std)

@@ -3,6 +3,7 @@
 # with a versioned soname, and a pkg-config file. The layout follows cargo-c's conventions:
 #
 #   $includedir/imstls/imstls.h
+#   $includedir/imstls/imstls.hpp             (the header-only C++17 layer)
 #   $libdir/libimstls.a
 #   $libdir/libimstls.so.MAJOR.MINOR.PATCH   (soname libimstls.so.MAJOR, set by build.rs)
 #   $libdir/libimstls.so.MAJOR -> libimstls.so.MAJOR.MINOR.PATCH
@@ -59,6 +60,7 @@ done
 
 install -d "$destdir$includedir/imstls" "$destdir$libdir/pkgconfig"
 install -m 644 "$root/include/imstls.h" "$destdir$includedir/imstls/imstls.h"
+install -m 644 "$root/include/imstls.hpp" "$destdir$includedir/imstls/imstls.hpp"
 install -m 644 "$built/libimstls.a" "$destdir$libdir/libimstls.a"
 install -m 755 "$built/libimstls.so" "$destdir$libdir/libimstls.so.$version"
 ln -sf "libimstls.so.$version" "$destdir$libdir/libimstls.so.$major"

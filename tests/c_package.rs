@@ -48,6 +48,7 @@ fn install_script_produces_a_pkg_config_installation_a_c_program_builds_against(
     let major = env!("CARGO_PKG_VERSION_MAJOR");
     let lib = prefix.join("lib");
     assert!(prefix.join("include/imstls/imstls.h").is_file());
+    assert!(prefix.join("include/imstls/imstls.hpp").is_file());
     assert!(lib.join("libimstls.a").is_file());
     assert!(lib.join(format!("libimstls.so.{version}")).is_file());
     assert_eq!(
@@ -123,4 +124,13 @@ fn install_script_produces_a_pkg_config_installation_a_c_program_builds_against(
         .output()
         .expect("readelf runs");
     assert!(!String::from_utf8_lossy(&dynamic_deps.stdout).contains("libimstls"));
+
+    // The C++ example compiles against the installed imstls.hpp alone.
+    run(Command::new(require("g++", "g++"))
+        .args(["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror"])
+        .args(split(&cflags))
+        .arg("-I")
+        .arg(repo.join("examples/c"))
+        .arg("-fsyntax-only")
+        .arg(repo.join("examples/cpp/register.cpp")));
 }

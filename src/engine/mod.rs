@@ -29,8 +29,8 @@ use log::{debug, info, warn};
 pub use error::UeError;
 pub use event::{
     Abandoned, AttemptFailure, Binding, CandidateFailure, ConformanceEntry, Event, FailureReason,
-    FlowId, LossReason, Output, Queue, RegisterKind, RegisterReason, RekeyMethod,
-    TransportClosure, TransportError,
+    FlowId, LossReason, Output, Queue, RegisterKind, RegisterReason, RekeyMethod, TransportClosure,
+    TransportError,
 };
 pub use identity::Identity;
 
