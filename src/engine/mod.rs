@@ -29,8 +29,8 @@ use log::{debug, info, warn};
 pub use error::UeError;
 pub use event::{
     Abandoned, AttemptFailure, Binding, CandidateFailure, ConformanceEntry, Event, FailureReason,
-    FlowId, LossReason, Output, Queue, RegisterKind, RegisterReason, RekeyMethod,
-    TransportClosure, TransportError,
+    FlowId, LossReason, Output, Queue, RegisterKind, RegisterReason, RekeyMethod, TransportClosure,
+    TransportError,
 };
 pub use identity::Identity;
 
@@ -1214,6 +1214,10 @@ impl Ue {
             target: candidate.to_string(),
             attempt,
         });
+        // Not an Annex O step: the application asked to export this flow's TLS secrets.
+        if self.config.key_log_enabled() {
+            self.emit(Event::KeyLogEnabled { flow: id });
+        }
     }
 
     /// A connect or handshake attempt failed (the flow never proved itself). Failover: the
