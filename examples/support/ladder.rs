@@ -94,7 +94,7 @@ impl Ladder {
                 } else if let Some(alert) = failure.alert_received {
                     lines.push(to_ue(&format!("alert {}", alert_name(alert)), reason));
                 }
-                lines.push(note('x', &format!("{}: {failure}", event.code())));
+                lines.push(note('x', &format!("{}: {event}", event.code())));
                 lines
             }
             Event::RegisterNow { reason, .. } => {
