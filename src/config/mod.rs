@@ -165,7 +165,7 @@ pub enum ConfigError {
     },
     /// Trust anchors were given but none could be used.
     EmptyTrustStore,
-    /// A file could not be read.
+    /// A file could not be read (or, for the key log, opened for appending).
     Io {
         /// Which field.
         field: &'static str,
@@ -286,7 +286,7 @@ impl fmt::Display for ConfigError {
             Self::NoObjectInPem { .. } => write!(f, "the PEM input holds no usable section"),
             Self::InvalidCertificate { reason, .. } => write!(f, "unusable object: {reason}"),
             Self::EmptyTrustStore => write!(f, "no usable trust anchor was given"),
-            Self::Io { path, reason, .. } => write!(f, "cannot read {}: {reason}", path.display()),
+            Self::Io { path, reason, .. } => write!(f, "cannot open {}: {reason}", path.display()),
             Self::InvalidPin { value, reason } => write!(f, "invalid pin {value:?}: {reason}"),
             Self::UnknownTlsVersion { value } => write!(
                 f,
