@@ -682,6 +682,18 @@ fn the_key_log_holds_nss_lines_only_when_asked_for() {
     }
 }
 
+/// A capture process, killed if the test fails before stopping it.
+struct Capture(std::process::Child);
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Captures the CLI's flow on the loopback interface with `dumpcap`, then asks Wireshark's
 /// `tshark` for the SIP start lines in it: none without the key log, REGISTER / 401 / 200
 /// with it. Needs root (or capture rights) and the Debian `tshark` package (.ci/run).
@@ -705,21 +717,25 @@ fn wireshark_decrypts_a_captured_flow_with_the_key_log() {
         let port = s.sim.addr().port();
         let capture = s._dir.path().join("flow.pcapng");
         let keys = s._dir.path().join("keys.log");
-        let mut dumpcap = Command::new("dumpcap")
-            .args(["-q", "-i", "lo", "-f", &format!("tcp port {port}"), "-w"])
-            .arg(&capture)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut dumpcap = Capture(
+            Command::new("dumpcap")
+                .args(["-q", "-i", "lo", "-f", &format!("tcp port {port}"), "-w"])
+                .arg(&capture)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         // dumpcap names the file once it captures.
-        let mut progress = BufReader::new(dumpcap.stderr.take().unwrap());
+        let mut progress = BufReader::new(dumpcap.0.stderr.take().unwrap());
+        let mut said = String::new();
         let mut line = String::new();
         while !line.starts_with("File:") {
             line.clear();
             assert!(
                 progress.read_line(&mut line).unwrap() > 0,
-                "dumpcap stopped"
+                "dumpcap could not capture on lo (needs root or capture rights):\n{said}"
             );
+            said.push_str(&line);
         }
         let mut a = args(&s, "alice-secret");
         a.extend(["--keylog".into(), keys.to_str().unwrap().into()]);
@@ -727,10 +743,10 @@ fn wireshark_decrypts_a_captured_flow_with_the_key_log() {
         std::thread::sleep(Duration::from_millis(300));
         // dumpcap completes the file on SIGTERM.
         Command::new("kill")
-            .arg(dumpcap.id().to_string())
+            .arg(dumpcap.0.id().to_string())
             .status()
             .unwrap();
-        dumpcap.wait().unwrap();
+        dumpcap.0.wait().unwrap();
         assert_eq!(out.status.code(), Some(0));
 
         let sip_lines = |with_keys: bool| {
