@@ -272,6 +272,14 @@ fn the_password_comes_from_a_file_or_standard_input_and_warns_on_the_command_lin
         file.to_str().unwrap(),
     )));
     assert_eq!(empty.status.code(), Some(2));
+    // Too long for the example's buffer: refused, not truncated into a wrong password.
+    std::fs::write(&file, format!("{}\n", "p".repeat(300))).unwrap();
+    let long = ue(&strs(&with_password_file(
+        args.clone(),
+        file.to_str().unwrap(),
+    )));
+    assert_eq!(long.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&long.stderr).contains("longer than"));
 
     // From standard input.
     let mut child = Command::new(example())

@@ -144,7 +144,14 @@ static int read_password(args *a, const char *path) {
         return -1;
     }
     char *line = fgets(a->password_buffer, sizeof a->password_buffer, f);
+    int whole = line != NULL && (strchr(line, '\n') != NULL || feof(f));
     if (f != stdin) fclose(f);
+    if (line != NULL && !whole) {
+        memset(a->password_buffer, 0, sizeof a->password_buffer);
+        fprintf(stderr, "ue: --password-file %s: the password is longer than %u bytes\n", path,
+                (unsigned)sizeof a->password_buffer - 2);
+        return -1;
+    }
     if (line != NULL) line[strcspn(line, "\r\n")] = '\0';
     if (line == NULL || line[0] == '\0') {
         fprintf(stderr, "ue: --password-file %s: no password on the first line\n", path);
