@@ -98,3 +98,60 @@ fn an_unwritable_key_log_file_is_a_configuration_error_naming_the_field() {
         .build()
         .is_ok());
 }
+
+/// Every log record of this test binary, at Trace (rustls's own logging included).
+struct Capture(Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", record.target(), record.args()));
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: Capture = Capture(Mutex::new(Vec::new()));
+
+#[test]
+fn no_key_log_secret_reaches_a_log_line_or_the_conformance_log() {
+    log::set_logger(&LOGGER).expect("the only logger in this binary");
+    log::set_max_level(log::LevelFilter::Trace);
+    let lines = Arc::new(Lines::default());
+    let mut w = World::new(base_config(&pki()).key_log_sink(lines.clone()));
+    w.register();
+    let mut texts = LOGGER.0.lock().unwrap().clone();
+    assert!(texts.len() > 10, "logging was captured");
+    texts.extend(w.ue.conformance_log().map(|e| format!("{e:?}")));
+    texts.extend(w.events.iter().map(|(_, e)| format!("{e} {e:?}")));
+    texts.push(format!("{:?}", w.ue.config()));
+    let secrets: Vec<String> = lines
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(secrets.len(), 5);
+    for secret in &secrets {
+        // Hex, and the raw bytes as Debug would print them.
+        let bytes: Vec<u8> = (0..secret.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&secret[i..i + 2], 16).unwrap())
+            .collect();
+        let debug = format!("{bytes:?}");
+        let debug = &debug[1..debug.len() - 1];
+        for text in &texts {
+            assert!(
+                !text.contains(secret.as_str()) && !text.contains(debug),
+                "a key-log secret in: {text}"
+            );
+        }
+    }
+}
