@@ -5,9 +5,15 @@
 //! ```text
 //! cargo run --release --example ue -- --pcscf HOST:PORT [--pcscf ...] [--server-name FQDN]
 //!     [--ca FILE.pem ...] [--pin SPKI_SHA256_BASE64] --impi ID --impu URI [--impu ...]
-//!     --password SECRET [--expires SECS] [--tls13-only] [--hold SECS] [--json]
-//!     [--backoff-base-ms MS] [--backoff-base-other-ms MS]
+//!     --password-file FILE|- [--expires SECS] [--tls13-only] [--hold SECS]
+//!     [--json | --ladder] [--keylog FILE] [--backoff-base-ms MS] [--backoff-base-other-ms MS]
 //! ```
+//!
+//! `ue --help` describes every flag, the JSON events and the exit codes. The password comes
+//! from the first line of a file, or of standard input with `--password-file -`;
+//! `--password SECRET` still works but warns: it shows in `ps` and in the shell history.
+//! `--ladder` draws the session as a sequence diagram (examples/support/ladder.rs).
+//! `--keylog FILE` appends the TLS secrets to FILE for Wireshark (debugging only).
 //!
 //! `--hold N` stays registered N seconds (refreshing, recovering from loss), then
 //! de-registers. `--backoff-base-ms` sets RFC 5626 §4.5's base-time for "all of the flows
@@ -18,10 +24,13 @@
 //! 3 P-CSCF certificate rejected, 4 other TLS failure, 5 connect failure or timeout.
 //! Identities and the password are never printed.
 
+#[path = "support/ladder.rs"]
+mod ladder;
 #[path = "support/link.rs"]
 mod link;
 
 use std::fmt::Write as _;
+use std::io::BufRead;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -30,13 +39,82 @@ use imstls::{
     TrustSource, Ue, UeConfig, UeState,
 };
 use imstls_testkit::ua::{Ua, UaConfig};
+use ladder::Ladder;
 use link::Link;
+use zeroize::Zeroizing;
 
 const USAGE: &str =
     "usage: ue --pcscf HOST:PORT [--pcscf ...] [--server-name FQDN] [--ca FILE.pem ...]
-          [--pin SPKI_SHA256_BASE64] --impi ID --impu URI [--impu ...] --password SECRET
-          [--expires SECS] [--tls13-only] [--hold SECS] [--json]
-          [--backoff-base-ms MS] [--backoff-base-other-ms MS]";
+          [--pin SPKI_SHA256_BASE64] --impi ID --impu URI [--impu ...] --password-file FILE|-
+          [--expires SECS] [--tls13-only] [--hold SECS] [--json | --ladder] [--keylog FILE]
+          [--backoff-base-ms MS] [--backoff-base-other-ms MS]
+       ue --help";
+
+const HELP: &str = "\
+ue: register to a P-CSCF over TS 33.203 Annex O TLS, stay registered, de-register.
+
+Flags:
+  --pcscf HOST:PORT         P-CSCF candidate, tried in order (repeat for failover); required
+  --server-name FQDN        name the P-CSCF certificate must carry (RFC 5922), sent as SNI
+  --ca FILE.pem             trust anchors (repeatable); default: the Mozilla roots
+  --pin SPKI_SHA256_BASE64  also require this SPKI pin (repeatable)
+  --impi ID                 private identity; required
+  --impu URI                public identity, sip:user@domain (repeatable); required
+  --password-file FILE      read the Digest password from the first line of FILE;
+                            `-` reads it from standard input
+  --password SECRET         the password on the command line: visible in `ps` and the shell
+                            history, so it warns; prefer --password-file
+  --expires SECS            requested registration expiry (default 3600)
+  --tls13-only              offer TLS 1.3 only (default: TLS 1.3 and 1.2)
+  --hold SECS               stay registered SECS seconds (refreshing, recovering), then
+                            de-register (default 0)
+  --json                    one JSON object per event and line
+  --ladder                  a sequence diagram: UE | P-CSCF, one line per event with its time
+  --keylog FILE             DEBUGGING ONLY: append the TLS secrets (NSS key log) to FILE so
+                            Wireshark can decrypt a capture; anyone with FILE can read the
+                            flows. Never enabled by SSLKEYLOGFILE. Warns on stderr and with
+                            a key_log_enabled event per flow
+  --backoff-base-ms MS      RFC 5626 §4.5 base-time when all flows failed (default 30000)
+  --backoff-base-other-ms MS  base-time when a flow has not failed (default 90000)
+  -h, --help                this text
+
+Output: one line per event, as text (default), JSON (--json) or a ladder (--ladder).
+Identities and the password are never printed.
+
+JSON events: every line has \"event\", \"t_ms\" (since start) and \"clause\"; besides:
+  connecting               target, attempt
+  key_log_enabled          (warning: this flow's secrets go to the key log)
+  connect_failed           reason
+  tls_established          version, cipher_suite, group, resumed
+  client_certificate_requested
+  certificate_rejected     alert, alert_sent, alert_received, reason, detail
+  tls_failed               alert, alert_sent, alert_received, reason, detail
+  register_now             reason (initial, challenge, stale_challenge, refresh, recovery,
+                           network_changed, rekey, deregister)
+  registering              kind (register, refresh, deregister)
+  sip_received             bytes
+  challenged               stale
+  registered               expires
+  keepalive_sent, pong_received, ping_answered, rekeyed
+  connection_lost          reason, registered
+  backoff                  attempt, delay_ms, candidates
+  superseded               state, purged_sessions, dropped_bytes
+  registration_failed      status, reason, retrying, candidates
+  deregistered
+  candidates: [{\"candidate\":N,\"target\":\"host:port\",\"reason\":\"...\",\"detail\":\"...\"}, ...]
+
+Exit codes:
+  0  registered, held and de-registered
+  1  registration rejected
+  2  usage or configuration error
+  3  P-CSCF certificate rejected
+  4  other TLS failure
+  5  connect failure or timeout
+";
+
+const PASSWORD_WARNING: &str = "ue: warning: --password puts the password in every `ps` listing \
+and in the shell history; use --password-file FILE, or --password-file - to read it from \
+standard input";
 
 /// How long the first registration may take before giving up (exit 5).
 const REGISTER_DEADLINE: Duration = Duration::from_secs(60);
@@ -49,15 +127,55 @@ struct Args {
     pins: Vec<String>,
     impi: Option<String>,
     impus: Vec<String>,
-    password: Option<String>,
+    password: Option<Zeroizing<String>>,
     expires: u32,
     tls13_only: bool,
     hold: u64,
     json: bool,
+    ladder: bool,
+    keylog: Option<String>,
     backoff: Backoff,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// What `parse_args` decided instead of a run.
+enum Usage {
+    Help,
+    Error(String),
+}
+
+impl From<String> for Usage {
+    fn from(why: String) -> Usage {
+        Usage::Error(why)
+    }
+}
+
+impl From<&str> for Usage {
+    fn from(why: &str) -> Usage {
+        Usage::Error(why.to_owned())
+    }
+}
+
+/// The first line of `path` (`-`: standard input), without its line end.
+fn read_password(path: &str) -> Result<Zeroizing<String>, String> {
+    let mut line = Zeroizing::new(String::new());
+    let read = if path == "-" {
+        std::io::stdin().lock().read_line(&mut line)
+    } else {
+        std::fs::File::open(path)
+            .and_then(|file| std::io::BufReader::new(file).read_line(&mut line))
+    };
+    read.map_err(|e| format!("--password-file {path}: {e}"))?;
+    let end = line.trim_end_matches(['\r', '\n']).len();
+    line.truncate(end);
+    if line.is_empty() {
+        return Err(format!(
+            "--password-file {path}: no password on the first line"
+        ));
+    }
+    Ok(line)
+}
+
+fn parse_args() -> Result<Args, Usage> {
     let mut args = Args {
         expires: 3600,
         ..Args::default()
@@ -72,7 +190,12 @@ fn parse_args() -> Result<Args, String> {
             "--pin" => args.pins.push(value()?),
             "--impi" => args.impi = Some(value()?),
             "--impu" => args.impus.push(value()?),
-            "--password" => args.password = Some(value()?),
+            "--password" => {
+                eprintln!("{PASSWORD_WARNING}");
+                args.password = Some(Zeroizing::new(value()?));
+            }
+            "--password-file" => args.password = Some(read_password(&value()?)?),
+            "--keylog" => args.keylog = Some(value()?),
             "--expires" => {
                 args.expires = value()?
                     .parse()
@@ -101,22 +224,27 @@ fn parse_args() -> Result<Args, String> {
             }
             "--tls13-only" => args.tls13_only = true,
             "--json" => args.json = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
+            "--ladder" => args.ladder = true,
+            "-h" | "--help" => return Err(Usage::Help),
+            other => return Err(format!("unknown argument {other:?}").into()),
         }
     }
     if args.pcscf.is_empty() {
         return Err("--pcscf is required".into());
     }
     if args.impi.is_none() || args.impus.is_empty() || args.password.is_none() {
-        return Err("--impi, --impu and --password are required".into());
+        return Err("--impi, --impu and --password-file are required".into());
+    }
+    if args.json && args.ladder {
+        return Err("--json and --ladder exclude each other".into());
     }
     Ok(args)
 }
 
-/// Prints events as JSON lines or as text; never prints identities or secrets.
+/// Prints events as JSON lines, a ladder or text; never prints identities or secrets.
 struct Printer {
     json: bool,
+    ladder: Option<std::cell::RefCell<Ladder>>,
     start: Instant,
 }
 
@@ -139,6 +267,10 @@ fn json_string(s: &str) -> String {
 impl Printer {
     fn print(&self, event: &Event) {
         let t_ms = self.start.elapsed().as_millis();
+        if let Some(ladder) = &self.ladder {
+            ladder.borrow_mut().print(event);
+            return;
+        }
         if !self.json {
             println!("{:>8} ms  {:<22} {event}", t_ms, event.code());
             return;
@@ -287,10 +419,12 @@ fn verdict(event: &Event, ever_registered: bool) -> Option<Stop> {
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
-        Err(why) => {
-            if !why.is_empty() {
-                eprintln!("ue: {why}");
-            }
+        Err(Usage::Help) => {
+            println!("{USAGE}\n\n{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(Usage::Error(why)) => {
+            eprintln!("ue: {why}");
             eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
@@ -319,6 +453,13 @@ fn build(args: &Args) -> Result<(UeConfig, Identity, UaConfig), String> {
         builder = builder.tls_versions(TlsVersions::Tls13Only);
     }
     builder = builder.backoff(args.backoff);
+    if let Some(path) = &args.keylog {
+        eprintln!(
+            "ue: warning: TLS secrets are appended to {path}: whoever holds it can decrypt \
+             the captured flows"
+        );
+        builder = builder.key_log_file(path);
+    }
     let config = builder.build().map_err(|e| e.to_string())?;
     let impi = args.impi.clone().unwrap_or_default();
     let impus: Vec<&str> = args.impus.iter().map(String::as_str).collect();
@@ -333,7 +474,7 @@ fn build(args: &Args) -> Result<(UeConfig, Identity, UaConfig), String> {
     let ua = UaConfig {
         impi,
         impu: impus[0].to_owned(),
-        password: args.password.clone().unwrap_or_default().into(),
+        password: args.password.as_deref().map_or("", String::as_str).into(),
         server_name: domain,
         expires: args.expires,
         ..UaConfig::default()
@@ -342,9 +483,13 @@ fn build(args: &Args) -> Result<(UeConfig, Identity, UaConfig), String> {
 }
 
 fn run(args: Args) -> Result<(), Stop> {
+    let start = Instant::now();
     let printer = Printer {
         json: args.json,
-        start: Instant::now(),
+        ladder: args
+            .ladder
+            .then(|| std::cell::RefCell::new(Ladder::new(start))),
+        start,
     };
     let (config, identity, ua) = match build(&args) {
         Ok(parts) => parts,

@@ -1339,6 +1339,23 @@ static void misuse_utf8_and_arguments(void) {
     CHECK_RESULT(imstls_config_builder_build(b, &config), IMSTLS_CONFIG_FILE);
     imstls_config_builder_free(b);
 
+    /* The key log: an unopenable file fails the build and names key_log; off again, it builds. */
+    CHECK_OK(imstls_config_builder_new(&b));
+    CHECK_OK(imstls_config_builder_add_pcscf(b, "127.0.0.1:9"));
+    CHECK_RESULT(imstls_config_builder_set_key_log_file(NULL, "/tmp/k"), IMSTLS_NULL_ARGUMENT);
+    CHECK_RESULT(imstls_config_builder_set_key_log_file(b, NULL), IMSTLS_NULL_ARGUMENT);
+    CHECK_RESULT(imstls_config_builder_set_key_log_callback(NULL, NULL, NULL), IMSTLS_NULL_ARGUMENT);
+    CHECK_OK(imstls_config_builder_set_key_log_file(b, "/nonexistent/imstls-keys.log"));
+    CHECK_RESULT(imstls_config_builder_build(b, &config), IMSTLS_CONFIG_FILE);
+    if (CHECK_OK(imstls_config_builder_last_error(b, &e))) {
+        CHECK(strcmp(imstls_error_config_field(e), "key_log") == 0);
+        imstls_error_free(e);
+    }
+    CHECK_OK(imstls_config_builder_set_key_log_callback(b, NULL, NULL)); /* off */
+    if (CHECK_OK(imstls_config_builder_build(b, &config))) imstls_config_free(config);
+    config = (imstls_config *)&passed;
+    imstls_config_builder_free(b);
+
     CHECK_OK(imstls_config_builder_new(&b));
     CHECK_OK(imstls_config_builder_add_pcscf(b, "127.0.0.1:9"));
     CHECK_OK(imstls_config_builder_set_conformance_log_entries(b, 100000));

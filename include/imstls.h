@@ -460,6 +460,11 @@ enum imstls_event_kind
      */
     IMSTLS_EVENT_REKEYED = 20,
     /**
+     * Warning: this flow's TLS secrets go to the key log the application configured
+     * (`imstls_config_builder_set_key_log_file` / `_callback`): it can be decrypted.
+     */
+    IMSTLS_EVENT_KEY_LOG_ENABLED = 21,
+    /**
      * An event this version of the C API does not name; `imstls_output_event_name` has it.
      */
     IMSTLS_EVENT_OTHER = 255,
@@ -809,6 +814,17 @@ typedef void (*imstls_log_callback)(void *userdata,
                                     imstls_log_level level,
                                     const char *target,
                                     const char *message);
+
+/**
+ * A key-log callback: one NSS key-log line (`LABEL <client random hex> <secret hex>`,
+ * no newline), NUL-terminated, `len` bytes without the NUL, valid only during the call. It
+ * holds a TLS secret: write it where the engineer asked and nowhere else.
+ *
+ * It runs on the thread that drives the TLS handshake (the one calling into the UE or
+ * driver) while that handle is locked: do not call back into it. It must not unwind or
+ * `longjmp`.
+ */
+typedef void (*imstls_key_log_callback)(void *userdata, const char *line, size_t len);
 
 /**
  * A wake-up callback: "something is ready — outputs or events to poll, or a new socket or
@@ -1246,6 +1262,31 @@ imstls_result imstls_config_builder_set_log_callback(imstls_config_builder *buil
                                                      imstls_log_callback callback,
                                                      void *userdata,
                                                      uint32_t level);
+
+/**
+ * **Debugging only.** Appends every flow's TLS secrets to the file at `path` as NSS
+ * key-log lines (`CLIENT_RANDOM ...`, `CLIENT_HANDSHAKE_TRAFFIC_SECRET ...`) for Wireshark:
+ * whoever holds the file can decrypt the flows. Off unless called; `SSLKEYLOGFILE` is never
+ * read. Each flow then starts with `IMSTLS_EVENT_KEY_LOG_ENABLED`. `build` creates (mode 0600)
+ * or opens the file for appending (`IMSTLS_CONFIG_FILE`, field `key_log`, if it cannot).
+ *
+ * - `path`: NUL-terminated UTF-8, borrowed for the call.
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
+ */
+imstls_result imstls_config_builder_set_key_log_file(imstls_config_builder *builder,
+                                                     const char *path);
+
+/**
+ * **Debugging only.** As `imstls_config_builder_set_key_log_file`, but each line goes to
+ * `callback` with `userdata`. NULL `callback` turns the key log off.
+ *
+ * - `userdata`: never dereferenced by imstls; must stay valid while any configuration built
+ *   from this builder, or any UE or driver made from one, exists.
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
+ */
+imstls_result imstls_config_builder_set_key_log_callback(imstls_config_builder *builder,
+                                                         imstls_key_log_callback callback,
+                                                         void *userdata);
 
 /**
  * Another reference to the same configuration in `*out_config` (nothing is copied).

@@ -97,8 +97,8 @@ mod verify;
 pub mod x509;
 
 pub use config::{
-    Backoff, Candidate, CertificateRequestPolicy, ConfigError, Host, KeepAlive, KxGroup,
-    QueueLimits, TlsVersions, TrustSource, UeConfig, UeConfigBuilder,
+    Backoff, Candidate, CertificateRequestPolicy, ConfigError, Host, KeepAlive, KeyLogSink,
+    KxGroup, QueueLimits, TlsVersions, TrustSource, UeConfig, UeConfigBuilder,
 };
 pub use engine::{
     Abandoned, AttemptFailure, Binding, CandidateFailure, ConformanceEntry, Event, FailureReason,

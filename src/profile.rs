@@ -197,6 +197,9 @@ impl TlsProfile {
         // RFC 7627: without the extended master secret a TLS 1.2 master secret is not bound
         // to the handshake (triple handshake); a peer that does not negotiate it is refused.
         client_config.require_ems = true;
+        if let Some(sink) = &inner.key_log {
+            client_config.key_log = Arc::new(crate::config::NssKeyLog { sink: sink.clone() });
+        }
         Ok(Self {
             config: config.clone(),
             client_config: Arc::new(client_config),

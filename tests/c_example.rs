@@ -223,3 +223,247 @@ fn the_shared_library_carries_a_versioned_soname() {
         .expect("readelf runs");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("Shared library: {soname}")));
 }
+
+/// `register_args` with `--password-file FILE` in place of `--password`.
+fn with_password_file(mut args: Vec<String>, file: &str) -> Vec<String> {
+    let at = args.iter().position(|a| a == "--password").unwrap();
+    args[at] = "--password-file".into();
+    args[at + 1] = file.into();
+    args
+}
+
+const PASSWORD_WARNING: &str = "ue: warning: --password puts the password in every `ps` listing";
+
+#[test]
+fn the_password_comes_from_a_file_or_standard_input_and_warns_on_the_command_line() {
+    use std::io::Write;
+    let dir = build_dir("example-password");
+    let sims = start_sims(&dir);
+    let ca = sims.ca.to_string_lossy().into_owned();
+    let args = register_args(&sims.good, &ca, DEFAULT_PASSWORD);
+
+    // --password: registers, but warns (without echoing the password).
+    let out = ue(&strs(&args));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(PASSWORD_WARNING), "{stderr}");
+    assert!(!stderr.contains(DEFAULT_PASSWORD), "{stderr}");
+
+    // From a file: no warning.
+    let file = dir.join("password");
+    std::fs::write(&file, format!("{DEFAULT_PASSWORD}\n")).unwrap();
+    let out = ue(&strs(&with_password_file(
+        args.clone(),
+        file.to_str().unwrap(),
+    )));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // A wrong one in the file is the registrar's 403 (exit 1); an empty file a usage error.
+    std::fs::write(&file, "not-the-password\r\n").unwrap();
+    let wrong = ue(&strs(&with_password_file(
+        args.clone(),
+        file.to_str().unwrap(),
+    )));
+    assert_eq!(wrong.status.code(), Some(1));
+    std::fs::write(&file, "").unwrap();
+    let empty = ue(&strs(&with_password_file(
+        args.clone(),
+        file.to_str().unwrap(),
+    )));
+    assert_eq!(empty.status.code(), Some(2));
+    // Too long for the example's buffer: refused, not truncated into a wrong password.
+    std::fs::write(&file, format!("{}\n", "p".repeat(300))).unwrap();
+    let long = ue(&strs(&with_password_file(
+        args.clone(),
+        file.to_str().unwrap(),
+    )));
+    assert_eq!(long.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&long.stderr).contains("longer than"));
+
+    // From standard input.
+    let mut child = Command::new(example())
+        .args(with_password_file(args, "-"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{DEFAULT_PASSWORD}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("{\"event\":\"deregistered\""));
+}
+
+#[test]
+fn help_lists_every_flag_the_json_events_and_the_exit_codes() {
+    let out = ue(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--pcscf",
+        "--server-name",
+        "--ca",
+        "--pin",
+        "--impi",
+        "--impu",
+        "--password-file",
+        "--password ",
+        "--expires",
+        "--tls13-only",
+        "--hold",
+        "--json",
+        "--ladder",
+        "--keylog",
+        "--help",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    for event in [
+        "connecting",
+        "key_log_enabled",
+        "tls_established",
+        "certificate_rejected",
+        "tls_failed",
+        "registering",
+        "registered",
+        "pong_received",
+        "connection_lost",
+        "backoff",
+        "registration_failed",
+        "deregistered",
+    ] {
+        assert!(help.contains(event), "event {event} missing from:\n{help}");
+    }
+    for code in 0..=5 {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code}  "))),
+            "exit code {code} missing from:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn the_ladder_draws_the_flow_like_the_rust_cli() {
+    let dir = build_dir("example-ladder");
+    let sims = start_sims(&dir);
+    let ca = sims.ca.to_string_lossy().into_owned();
+    let mut args = register_args(&sims.good, &ca, DEFAULT_PASSWORD);
+    let json = args.iter().position(|a| a == "--json").unwrap();
+    args[json] = "--ladder".into();
+    args.extend(["--hold".into(), "1".into()]);
+    let out = ue(&strs(&args));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let header = lines[0];
+    assert!(header.trim_start().starts_with("time (s)  UE"), "{header}");
+    let right = header.find("P-CSCF").unwrap();
+    let mut at = 0;
+    for needle in [
+        "|-- TCP connect flow#1 -",
+        "|<== TLS handshake TLSv1.3 =",
+        "|-- REGISTER -",
+        "|<-- 401 Unauthorized -",
+        "|-- REGISTER -",
+        "|<-- 200 OK -",
+        "| * registered for 3600 s",
+        "|-- REGISTER -",
+        "| * de-registered",
+    ] {
+        let found = lines[at..]
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} after line {at}:\n{stdout}"));
+        at += found + 1;
+    }
+    for line in &lines[1..] {
+        if line.contains("|--") || line.contains("|<") {
+            assert_eq!(line.as_bytes()[right], b'|', "off the lifeline: {line}");
+        }
+    }
+    let connect = lines.iter().find(|l| l.contains("TCP connect")).unwrap();
+    assert!(
+        connect.ends_with(&format!("|  {} (attempt 1)", sims.good.addr())),
+        "{connect}"
+    );
+    assert!(!stdout.contains(DEFAULT_IMPI) && !stdout.contains('\x1b'));
+}
+
+#[test]
+fn the_key_log_callback_writes_nss_lines_only_when_asked_for() {
+    let dir = build_dir("example-keylog");
+    let sims = start_sims(&dir);
+    let ca = sims.ca.to_string_lossy().into_owned();
+    let keys = dir.join("keys.log");
+    let _ = std::fs::remove_file(&keys);
+    let args = register_args(&sims.good, &ca, DEFAULT_PASSWORD);
+
+    // SSLKEYLOGFILE alone: nothing.
+    let out = Command::new(example())
+        .args(&args)
+        .env("SSLKEYLOGFILE", &keys)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!keys.exists());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("key_log_enabled"));
+
+    // --keylog: the event right after connecting, a warning, and the NSS lines.
+    let mut with_keys = args.clone();
+    with_keys.extend(["--keylog".into(), keys.to_string_lossy().into_owned()]);
+    let out = ue(&strs(&with_keys));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: TLS secrets are appended to"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<&str> = stdout.lines().collect();
+    assert!(
+        events[0].starts_with("{\"event\":\"connecting\""),
+        "{stdout}"
+    );
+    assert!(
+        events[1].starts_with("{\"event\":\"key_log_enabled\""),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(&keys).unwrap();
+    let labels: Vec<&str> = text
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let hex = |s: &str| s.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'));
+            assert!(
+                fields.len() == 3 && fields[1].len() == 64 && hex(fields[1]),
+                "{line}"
+            );
+            assert!(
+                [64, 96].contains(&fields[2].len()) && hex(fields[2]),
+                "{line}"
+            );
+            fields[0]
+        })
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            "CLIENT_TRAFFIC_SECRET_0",
+            "SERVER_TRAFFIC_SECRET_0",
+            "EXPORTER_SECRET",
+        ],
+        "{text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}

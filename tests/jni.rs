@@ -540,3 +540,70 @@ fn java_ue_exits_2_on_usage_and_configuration_errors() {
     ]);
     assert_eq!(code, Some(2));
 }
+
+#[test]
+fn java_ue_takes_the_password_from_a_file_warns_on_the_command_line_and_writes_a_key_log() {
+    let dir = build_dir("jni-ue-password");
+    let sims = start_sims(&dir);
+    let args = register_args(&sims.good, &sims.ca, DEFAULT_PASSWORD);
+
+    // --password: works, but warns.
+    let (code, stdout, stderr) = ue(&strs(&args));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("ue: warning: --password puts the password in every `ps` listing"),
+        "{stderr}"
+    );
+
+    // --password-file and --keylog: no password warning; the key-log warning, the event
+    // right after connecting, and NSS lines in the file.
+    let file = dir.join("password");
+    std::fs::write(&file, format!("{DEFAULT_PASSWORD}\n")).unwrap();
+    let keys = dir.join("keys.log");
+    let _ = std::fs::remove_file(&keys);
+    let mut with_file = args.clone();
+    let at = with_file.iter().position(|a| a == "--password").unwrap();
+    with_file[at] = "--password-file".into();
+    with_file[at + 1] = file.display().to_string();
+    with_file.extend(["--keylog".into(), keys.display().to_string()]);
+    let (code, stdout, stderr) = ue(&strs(&with_file));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("--password puts"), "{stderr}");
+    assert!(
+        stderr.contains("warning: TLS secrets are appended to"),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("{\"event\":\"connecting\""),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("{\"event\":\"key_log_enabled\""),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(&keys).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")
+                && l.split(' ').nth(1).is_some_and(|r| r.len() == 64)),
+        "{text}"
+    );
+
+    // --help: every flag and the exit codes, exit 0.
+    let (code, help, _) = ue(&["--help"]);
+    assert_eq!(code, Some(0));
+    for flag in [
+        "--password-file",
+        "--password ",
+        "--keylog",
+        "--json",
+        "--hold",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    assert!(
+        (0..=5).all(|c| help.contains(&format!("  {c}  "))),
+        "{help}"
+    );
+}

@@ -6,6 +6,7 @@
 //! cheap to clone and shareable between threads and UEs.
 
 mod candidate;
+mod key_log;
 mod trust;
 
 use std::fmt;
@@ -19,6 +20,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::time_provider::TimeProvider;
 
 pub use candidate::{Candidate, Host, DEFAULT_SIPS_PORT};
+pub use key_log::KeyLogSink;
+pub(crate) use key_log::NssKeyLog;
 pub use trust::TrustSource;
 
 use crate::profile;
@@ -162,7 +165,7 @@ pub enum ConfigError {
     },
     /// Trust anchors were given but none could be used.
     EmptyTrustStore,
-    /// A file could not be read.
+    /// A file could not be read (or, for the key log, opened for appending).
     Io {
         /// Which field.
         field: &'static str,
@@ -283,7 +286,7 @@ impl fmt::Display for ConfigError {
             Self::NoObjectInPem { .. } => write!(f, "the PEM input holds no usable section"),
             Self::InvalidCertificate { reason, .. } => write!(f, "unusable object: {reason}"),
             Self::EmptyTrustStore => write!(f, "no usable trust anchor was given"),
-            Self::Io { path, reason, .. } => write!(f, "cannot read {}: {reason}", path.display()),
+            Self::Io { path, reason, .. } => write!(f, "cannot open {}: {reason}", path.display()),
             Self::InvalidPin { value, reason } => write!(f, "invalid pin {value:?}: {reason}"),
             Self::UnknownTlsVersion { value } => write!(
                 f,
@@ -412,6 +415,7 @@ pub(crate) struct ConfigInner {
     pub provider: Arc<CryptoProvider>,
     pub chain_verifier: Arc<WebPkiServerVerifier>,
     pub time_provider: Arc<dyn TimeProvider>,
+    pub key_log: Option<Arc<dyn KeyLogSink>>,
 }
 
 impl fmt::Debug for UeConfig {
@@ -433,6 +437,7 @@ impl fmt::Debug for UeConfig {
             .field("registration_timeout", &c.registration_timeout)
             .field("keepalive", &c.keepalive)
             .field("backoff", &c.backoff)
+            .field("key_log", &c.key_log.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -517,6 +522,18 @@ impl UeConfig {
     pub fn certificate_request_policy(&self) -> CertificateRequestPolicy {
         self.inner.certificate_request_policy
     }
+
+    /// True when TLS secrets go to a key log ([`UeConfigBuilder::key_log_file`]).
+    pub fn key_log_enabled(&self) -> bool {
+        self.inner.key_log.is_some()
+    }
+}
+
+/// Where the key log goes, as configured.
+#[derive(Clone)]
+enum KeyLogTarget {
+    File(PathBuf),
+    Sink(Arc<dyn KeyLogSink>),
 }
 
 /// Collects configuration values; [`build`](Self::build) validates them all.
@@ -546,6 +563,7 @@ pub struct UeConfigBuilder {
     max_driver_event_bytes: Option<usize>,
     random_seed: Option<u64>,
     time_provider: Option<Arc<dyn TimeProvider>>,
+    key_log: Option<KeyLogTarget>,
 }
 
 impl fmt::Debug for UeConfigBuilder {
@@ -720,6 +738,29 @@ impl UeConfigBuilder {
         self
     }
 
+    /// **Debugging only.** Appends the TLS secrets of every flow to `path` as NSS key-log
+    /// lines (`CLIENT_RANDOM ...`, `CLIENT_HANDSHAKE_TRAFFIC_SECRET ...`), which Wireshark
+    /// uses to decrypt a capture: whoever holds the file can read the flows, digest
+    /// responses included. Off by default; no environment variable (`SSLKEYLOGFILE` included)
+    /// turns it on. Each flow then starts with [`Event::KeyLogEnabled`](crate::Event::KeyLogEnabled).
+    /// The file is created (mode 0600 on Unix) or appended to when the configuration is built.
+    pub fn key_log_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_log = Some(KeyLogTarget::File(path.into()));
+        self
+    }
+
+    /// **Debugging only.** As [`key_log_file`](Self::key_log_file), to an application sink.
+    pub fn key_log_sink(mut self, sink: Arc<dyn KeyLogSink>) -> Self {
+        self.key_log = Some(KeyLogTarget::Sink(sink));
+        self
+    }
+
+    /// Turns the key log off again (the default).
+    pub fn key_log_off(mut self) -> Self {
+        self.key_log = None;
+        self
+    }
+
     /// Validates everything and builds the configuration.
     pub fn build(self) -> Result<UeConfig, ConfigError> {
         if self.candidates.is_empty() {
@@ -862,6 +903,14 @@ impl UeConfigBuilder {
                     reason: e.to_string(),
                 })?;
 
+        let key_log = match &self.key_log {
+            None => None,
+            Some(KeyLogTarget::File(path)) => {
+                Some(Arc::new(key_log::KeyLogFile::open(path)?) as Arc<dyn KeyLogSink>)
+            }
+            Some(KeyLogTarget::Sink(sink)) => Some(sink.clone()),
+        };
+
         Ok(UeConfig {
             inner: Arc::new(ConfigInner {
                 candidates,
@@ -889,6 +938,7 @@ impl UeConfigBuilder {
                 time_provider: self
                     .time_provider
                     .unwrap_or_else(|| Arc::new(rustls::time_provider::DefaultTimeProvider)),
+                key_log,
             }),
         })
     }

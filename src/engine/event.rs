@@ -568,6 +568,13 @@ pub enum Event {
         /// How.
         method: RekeyMethod,
     },
+    /// A warning: the TLS secrets of this flow go to the key log the application configured
+    /// ([`UeConfigBuilder::key_log_file`](crate::UeConfigBuilder::key_log_file)), so anyone
+    /// holding it can decrypt the flow. Emitted right after [`Event::Connecting`].
+    KeyLogEnabled {
+        /// The flow.
+        flow: FlowId,
+    },
 }
 
 impl Event {
@@ -589,7 +596,8 @@ impl Event {
             | Self::KeepAliveSent { flow }
             | Self::PongReceived { flow }
             | Self::PingAnswered { flow }
-            | Self::Rekeyed { flow, .. } => Some(*flow),
+            | Self::Rekeyed { flow, .. }
+            | Self::KeyLogEnabled { flow } => Some(*flow),
             Self::Superseded { abandoned } => abandoned.flow,
             Self::BackingOff { .. } | Self::RegistrationFailed { .. } | Self::Deregistered => None,
         }
@@ -684,6 +692,14 @@ impl Event {
                 method: RekeyMethod::NewFlow,
                 ..
             } => &const { k("rekeyed", "TS 33.203 O.4.1") },
+            Self::KeyLogEnabled { .. } => {
+                &const {
+                    k(
+                        "key_log_enabled",
+                        "NSS key log: debugging, outside TS 33.203",
+                    )
+                }
+            }
         }
     }
 }
@@ -798,6 +814,10 @@ impl fmt::Display for Event {
             Self::PongReceived { flow } => write!(f, "{flow}: pong"),
             Self::PingAnswered { flow } => write!(f, "{flow}: answered a ping"),
             Self::Rekeyed { flow, method } => write!(f, "{flow}: rekeyed ({method:?})"),
+            Self::KeyLogEnabled { flow } => write!(
+                f,
+                "{flow}: WARNING: TLS secrets are written to the key log; the flow can be decrypted"
+            ),
         }
     }
 }

@@ -1220,6 +1220,10 @@ impl Ue {
             target: candidate.to_string(),
             attempt,
         });
+        // Not an Annex O step: the application asked to export this flow's TLS secrets.
+        if self.config.key_log_enabled() {
+            self.emit(Event::KeyLogEnabled { flow: id });
+        }
     }
 
     /// A connect or handshake attempt failed (the flow never proved itself). Failover: the

@@ -2,11 +2,14 @@
 //! validated configuration that any number of UEs and drivers share.
 
 use std::ffi::{c_char, c_void};
+use std::sync::Arc;
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use crate::config::{
-    Backoff, Candidate, CertificateRequestPolicy, KeepAlive, KxGroup, TlsVersions, TrustSource,
-    UeConfig, UeConfigBuilder,
+    Backoff, Candidate, CertificateRequestPolicy, KeepAlive, KeyLogSink, KxGroup, TlsVersions,
+    TrustSource, UeConfig, UeConfigBuilder,
 };
 
 use super::boundary::{arg, boxed, bytes_arg, guard, out, str_arg, str_array_arg};
@@ -605,6 +608,87 @@ pub extern "C" fn imstls_config_builder_set_log_callback(
     level: u32,
 ) -> imstls_result {
     guard(|| handle::set_log_callback(builder.cast_const(), callback, userdata, level))
+}
+
+/// **Debugging only.** Appends every flow's TLS secrets to the file at `path` as NSS
+/// key-log lines (`CLIENT_RANDOM ...`, `CLIENT_HANDSHAKE_TRAFFIC_SECRET ...`) for Wireshark:
+/// whoever holds the file can decrypt the flows. Off unless called; `SSLKEYLOGFILE` is never
+/// read. Each flow then starts with `IMSTLS_EVENT_KEY_LOG_ENABLED`. `build` creates (mode 0600)
+/// or opens the file for appending (`IMSTLS_CONFIG_FILE`, field `key_log`, if it cannot).
+///
+/// - `path`: NUL-terminated UTF-8, borrowed for the call.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_config_builder_set_key_log_file(
+    builder: *mut imstls_config_builder,
+    path: *const c_char,
+) -> imstls_result {
+    guard(|| {
+        update(builder, |b| {
+            let path = str_arg(path, "path")?;
+            Ok(b.key_log_file(path))
+        })
+    })
+}
+
+/// A key-log callback: one NSS key-log line (`LABEL <client random hex> <secret hex>`,
+/// no newline), NUL-terminated, `len` bytes without the NUL, valid only during the call. It
+/// holds a TLS secret: write it where the engineer asked and nowhere else.
+///
+/// It runs on the thread that drives the TLS handshake (the one calling into the UE or
+/// driver) while that handle is locked: do not call back into it. It must not unwind or
+/// `longjmp`.
+pub type imstls_key_log_callback =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, line: *const c_char, len: usize)>;
+
+/// The C callback as a [`KeyLogSink`].
+struct CallbackKeyLog {
+    callback: unsafe extern "C" fn(*mut c_void, *const c_char, usize),
+    /// The C pointer, kept as an integer: imstls never dereferences it.
+    userdata: usize,
+}
+
+impl KeyLogSink for CallbackKeyLog {
+    fn write_line(&self, line: &str) {
+        let mut text = Zeroizing::new(Vec::with_capacity(line.len() + 1));
+        text.extend_from_slice(line.as_bytes());
+        text.push(0);
+        // SAFETY: the application registered this callback with this userdata and keeps both
+        // valid while any configuration built with them (or UE/driver made from it) lives;
+        // `text` is NUL-terminated and lives until the call returns.
+        unsafe {
+            (self.callback)(
+                self.userdata as *mut c_void,
+                text.as_ptr().cast(),
+                line.len(),
+            )
+        }
+    }
+}
+
+/// **Debugging only.** As `imstls_config_builder_set_key_log_file`, but each line goes to
+/// `callback` with `userdata`. NULL `callback` turns the key log off.
+///
+/// - `userdata`: never dereferenced by imstls; must stay valid while any configuration built
+///   from this builder, or any UE or driver made from one, exists.
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_config_builder_set_key_log_callback(
+    builder: *mut imstls_config_builder,
+    callback: imstls_key_log_callback,
+    userdata: *mut c_void,
+) -> imstls_result {
+    guard(|| {
+        update(builder, |b| {
+            Ok(match callback {
+                Some(callback) => b.key_log_sink(Arc::new(CallbackKeyLog {
+                    callback,
+                    userdata: userdata as usize,
+                })),
+                None => b.key_log_off(),
+            })
+        })
+    })
 }
 
 /// Another reference to the same configuration in `*out_config` (nothing is copied).

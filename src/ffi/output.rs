@@ -91,6 +91,9 @@ pub enum imstls_event_kind {
     IMSTLS_EVENT_PING_ANSWERED = 19,
     /// Keys were refreshed (`reason`: key_update, new_flow).
     IMSTLS_EVENT_REKEYED = 20,
+    /// Warning: this flow's TLS secrets go to the key log the application configured
+    /// (`imstls_config_builder_set_key_log_file` / `_callback`): it can be decrypted.
+    IMSTLS_EVENT_KEY_LOG_ENABLED = 21,
     /// An event this version of the C API does not name; `imstls_output_event_name` has it.
     IMSTLS_EVENT_OTHER = 255,
 }
@@ -404,6 +407,10 @@ impl imstls_output {
                     RekeyMethod::NewFlow => "new_flow",
                 });
                 E::IMSTLS_EVENT_REKEYED
+            }
+            Event::KeyLogEnabled { flow } => {
+                this.flow = flow.0;
+                E::IMSTLS_EVENT_KEY_LOG_ENABLED
             }
             #[allow(unreachable_patterns)] // `Event` is non-exhaustive
             _ => E::IMSTLS_EVENT_OTHER,

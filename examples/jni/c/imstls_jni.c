@@ -299,6 +299,7 @@ BUILDER_STRING(n_builder_add_pcscf, imstls_config_builder_add_pcscf)
 BUILDER_STRING(n_builder_set_server_name, imstls_config_builder_set_server_name)
 BUILDER_STRING(n_builder_add_trust_anchors_file, imstls_config_builder_add_trust_anchors_file)
 BUILDER_STRING(n_builder_add_crls_file, imstls_config_builder_add_crls_file)
+BUILDER_STRING(n_builder_set_key_log_file, imstls_config_builder_set_key_log_file)
 BUILDER_STRING(n_builder_add_spki_pin, imstls_config_builder_add_spki_pin)
 BUILDER_BYTES(n_builder_add_trust_anchors_pem, imstls_config_builder_add_trust_anchors_pem)
 BUILDER_BYTES(n_builder_add_trust_anchors_der, imstls_config_builder_add_trust_anchors_der)
@@ -983,6 +984,7 @@ static const JNINativeMethod METHODS[] = {
     M("builderAddTrustAnchorsFile", "(" J BYTES ")" I, n_builder_add_trust_anchors_file),
     M("builderAddCrlsPem", "(" J BYTES ")" I, n_builder_add_crls_pem),
     M("builderAddCrlsFile", "(" J BYTES ")" I, n_builder_add_crls_file),
+    M("builderSetKeyLogFile", "(" J BYTES ")" I, n_builder_set_key_log_file),
     M("builderAddSpkiPin", "(" J BYTES ")" I, n_builder_add_spki_pin),
     M("builderSetTlsVersions", "(" J I ")" I, n_builder_set_tls_versions),
     M("builderSetKxGroups", "(" J BYTES2 ")" I, n_builder_set_kx_groups),

@@ -187,6 +187,17 @@ public final class Config {
             return add(b -> Native.builderAddCrlsFile(b, v));
         }
 
+        /**
+         * Debugging only: appends every flow's TLS secrets to {@code path} as NSS key-log
+         * lines, which Wireshark uses to decrypt a capture (whoever holds the file can read
+         * the flows). Off unless called; {@code SSLKEYLOGFILE} is never read. Each flow then
+         * starts with {@link EventKind#KEY_LOG_ENABLED}.
+         */
+        public Builder keyLogFile(String path) {
+            final byte[] v = Native.utf8(nonNull(path, "path"), "path");
+            return add(b -> Native.builderSetKeyLogFile(b, v));
+        }
+
         /** An SPKI SHA-256 pin (standard base64, 44 characters). */
         public Builder addSpkiPin(String base64) {
             final byte[] v = Native.utf8(nonNull(base64, "base64"), "base64");

@@ -24,6 +24,8 @@ public enum EventKind {
     PONG_RECEIVED(18),
     PING_ANSWERED(19),
     REKEYED(20),
+    /** Warning: this flow's TLS secrets go to the key log ({@link Config.Builder#keyLogFile}). */
+    KEY_LOG_ENABLED(21),
     /** An event this version does not name: {@link Event#name()} has it. */
     OTHER(255);
 

@@ -89,6 +89,7 @@ final class Native {
     static native int builderAddTrustAnchorsFile(long builder, byte[] path);
     static native int builderAddCrlsPem(long builder, byte[] pem);
     static native int builderAddCrlsFile(long builder, byte[] path);
+    static native int builderSetKeyLogFile(long builder, byte[] path);
     static native int builderAddSpkiPin(long builder, byte[] base64);
     static native int builderSetTlsVersions(long builder, int versions);
     static native int builderSetKxGroups(long builder, byte[][] names);

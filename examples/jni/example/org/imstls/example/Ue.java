@@ -1,6 +1,11 @@
 package org.imstls.example;
 
+import java.io.BufferedReader;
+import java.io.FileInputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -22,8 +27,14 @@ import org.imstls.RegisterReason;
  * <pre>
  * java -cp CLASSES org.imstls.example.Ue --pcscf HOST:PORT [--pcscf ...] [--server-name FQDN]
  *     [--ca FILE.pem ...] [--pin SPKI_SHA256_BASE64] --impi ID --impu URI [--impu ...]
- *     --password SECRET [--expires SECS] [--tls13-only] [--hold SECS] [--json]
+ *     --password-file FILE|- [--expires SECS] [--tls13-only] [--hold SECS] [--json]
+ *     [--keylog FILE]
  * </pre>
+ *
+ * The password comes from the first line of FILE (or standard input with {@code -});
+ * {@code --password SECRET} still works but warns: it shows in {@code ps}. {@code --keylog}
+ * appends the TLS secrets for Wireshark ({@link Config.Builder#keyLogFile}; debugging only).
+ * {@code --help} lists every flag, the JSON events and the exit codes.
  *
  * Registers, stays registered {@code --hold} seconds (refreshing and recovering from loss),
  * then de-registers. {@code --json} prints one JSON object per event ("event", "t_ms", ...).
@@ -42,8 +53,47 @@ public final class Ue {
     private static final long DEREGISTER_DEADLINE_MS = 35000;
     private static final String USAGE =
             "usage: ue --pcscf HOST:PORT [--pcscf ...] [--server-name FQDN] [--ca FILE.pem ...]\n"
-            + "          [--pin SPKI_SHA256_BASE64] --impi ID --impu URI [--impu ...] --password SECRET\n"
-            + "          [--expires SECS] [--tls13-only] [--hold SECS] [--json]";
+            + "          [--pin SPKI_SHA256_BASE64] --impi ID --impu URI [--impu ...] --password-file FILE|-\n"
+            + "          [--expires SECS] [--tls13-only] [--hold SECS] [--json] [--keylog FILE]\n"
+            + "       ue --help";
+    private static final String HELP = "\n"
+            + "ue: register to a P-CSCF over TS 33.203 Annex O TLS, stay registered, de-register.\n"
+            + "\n"
+            + "Flags:\n"
+            + "  --pcscf HOST:PORT         P-CSCF candidate, tried in order (repeat for failover); required\n"
+            + "  --server-name FQDN        name the P-CSCF certificate must carry (RFC 5922), sent as SNI\n"
+            + "  --ca FILE.pem             trust anchors (repeatable); default: the Mozilla roots\n"
+            + "  --pin SPKI_SHA256_BASE64  also require this SPKI pin (repeatable)\n"
+            + "  --impi ID                 private identity; required\n"
+            + "  --impu URI                public identity, sip:user@domain (repeatable); required\n"
+            + "  --password-file FILE      read the Digest password from the first line of FILE;\n"
+            + "                            `-` reads it from standard input\n"
+            + "  --password SECRET         the password on the command line: visible in `ps` and the shell\n"
+            + "                            history, so it warns; prefer --password-file\n"
+            + "  --expires SECS            requested registration expiry (default 3600)\n"
+            + "  --tls13-only              offer TLS 1.3 only (default: TLS 1.3 and 1.2)\n"
+            + "  --hold SECS               stay registered SECS seconds, then de-register (default 0)\n"
+            + "  --json                    one JSON object per event and line\n"
+            + "  --keylog FILE             DEBUGGING ONLY: append the TLS secrets (NSS key log) to FILE so\n"
+            + "                            Wireshark can decrypt a capture; anyone with FILE can read the\n"
+            + "                            flows. Never enabled by SSLKEYLOGFILE\n"
+            + "  -h, --help                this text\n"
+            + "\n"
+            + "JSON events: each line has \"event\" (connecting, key_log_enabled, tls_established,\n"
+            + "certificate_rejected, tls_failed, register_now, registering, sip_received, challenged,\n"
+            + "registered, keepalive_sent, pong_received, ping_answered, connection_lost, backoff,\n"
+            + "registration_failed, deregistered, ...) and \"t_ms\"; see examples/ue.rs --help for fields.\n"
+            + "\n"
+            + "Exit codes:\n"
+            + "  0  registered, held and de-registered\n"
+            + "  1  registration rejected\n"
+            + "  2  usage or configuration error\n"
+            + "  3  P-CSCF certificate rejected\n"
+            + "  4  other TLS failure\n"
+            + "  5  connect failure or timeout";
+    private static final String PASSWORD_WARNING =
+            "ue: warning: --password puts the password in every `ps` listing and in the shell "
+            + "history; use --password-file FILE, or --password-file - to read it from standard input";
 
     private static final class Args {
         final List<String> pcscf = new ArrayList<String>();
@@ -57,6 +107,8 @@ public final class Ue {
         long hold;
         boolean tls13Only;
         boolean json;
+        boolean help;
+        String keylog;
     }
 
     private final Args args;
@@ -84,6 +136,10 @@ public final class Ue {
             System.err.println(USAGE);
             return EXIT_USAGE;
         }
+        if (args.help) {
+            System.out.println(USAGE + "\n" + HELP);
+            return 0;
+        }
         return new Ue(args).register();
     }
 
@@ -100,6 +156,10 @@ public final class Ue {
                     a.json = true;
                     continue;
                 }
+                if (flag.equals("--help") || flag.equals("-h")) {
+                    a.help = true;
+                    return a;
+                }
                 if (i + 1 >= argv.length) {
                     return null;
                 }
@@ -111,7 +171,17 @@ public final class Ue {
                     case "--impu": a.impus.add(value); break;
                     case "--server-name": a.serverName = value; break;
                     case "--impi": a.impi = value; break;
-                    case "--password": a.password = value.toCharArray(); break;
+                    case "--password":
+                        System.err.println(PASSWORD_WARNING);
+                        a.password = value.toCharArray();
+                        break;
+                    case "--password-file":
+                        a.password = readPassword(value);
+                        if (a.password == null) {
+                            return null;
+                        }
+                        break;
+                    case "--keylog": a.keylog = value; break;
                     case "--expires":
                         a.expires = Integer.parseInt(value);
                         if (a.expires <= 0) {
@@ -136,6 +206,27 @@ public final class Ue {
         return complete ? a : null;
     }
 
+    /** The first line of {@code path} ({@code -}: standard input), or null (said why). */
+    private static char[] readPassword(String path) {
+        try {
+            InputStream in = path.equals("-") ? System.in : new FileInputStream(path);
+            BufferedReader reader =
+                    new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
+            String line = reader.readLine();
+            if (!path.equals("-")) {
+                reader.close();
+            }
+            if (line == null || line.isEmpty()) {
+                System.err.println("ue: --password-file " + path + ": no password on the first line");
+                return null;
+            }
+            return line.toCharArray();
+        } catch (IOException e) {
+            System.err.println("ue: --password-file " + path + ": " + e.getMessage());
+            return null;
+        }
+    }
+
     /** A configuration error names the field; exit 2. */
     private static Config configure(Args a) {
         Config.Builder b = Config.builder();
@@ -153,6 +244,11 @@ public final class Ue {
         }
         if (a.tls13Only) {
             b.tlsVersions(Config.TlsVersions.TLS_1_3_ONLY);
+        }
+        if (a.keylog != null) {
+            System.err.println("ue: warning: TLS secrets are appended to " + a.keylog
+                    + ": whoever holds it can decrypt the captured flows");
+            b.keyLogFile(a.keylog);
         }
         return b.build();
     }
