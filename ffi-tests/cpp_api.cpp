@@ -207,6 +207,9 @@ void configuration() {
     CHECK_OK(b.set_conformance_log_entries(0));
     CHECK_OK(b.set_queue_limits(0, 0, 0));
     CHECK_OK(b.set_random_seed(42));
+    // Key log: a NUL inside the path is refused; a null callback turns it off again.
+    CHECK_CODE(b.set_key_log_file(std::string_view("a\0b", 3)), imstls::status::invalid_argument);
+    CHECK_OK(b.set_key_log_callback(nullptr, nullptr));
     CHECK_OK(b.set_log_callback(count_log, &log_records, imstls::log_level::trace));
     auto config = b.build();
     CHECK_OK(config);
@@ -300,7 +303,7 @@ void sans_io() {
     CHECK(!ue.last_error());
 
     // A call in the wrong state: the error is the UE's last error, with its message.
-    auto early = ue.send_sip(1000, std::string_view("REGISTER sip:x SIP/2.0\r\n\r\n"));
+    auto early = ue.send_sip(1000, std::string_view("REGISTER sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n"));
     CHECK_CODE(early, imstls::status::wrong_state);
     CHECK(!early.error().message().empty() && early.error().message() != imstls::describe(imstls::status::wrong_state));
     CHECK(ue.last_error() && ue.last_error()->code() == imstls::status::wrong_state);
@@ -485,7 +488,7 @@ void driver_calls() {
     CHECK(interest && *interest == 0);
     auto binding = d.binding();
     CHECK(binding && !*binding);
-    CHECK_CODE(d.send_sip(std::string_view("REGISTER sip:x SIP/2.0\r\n\r\n")), imstls::status::wrong_state);
+    CHECK_CODE(d.send_sip(std::string_view("REGISTER sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n")), imstls::status::wrong_state);
     CHECK(d.last_error() && d.last_error()->code() == imstls::status::wrong_state);
 
     CHECK_OK(d.start_registration(IMPI, {IMPU}));
@@ -526,6 +529,14 @@ void driver_calls() {
     CHECK(!d.last_error());
     CHECK_OK(owner.set_wake_callback(nullptr, nullptr));
     CHECK_OK(owner.set_log_callback(nullptr, nullptr, imstls::log_level::off));
+    // wake ends one wait; stop makes every later run return STOPPED.
+    CHECK_OK(owner.wake());
+    CHECK_OK(owner.run(0));
+    CHECK_OK(owner.stop());
+    CHECK_CODE(owner.run(0), imstls::status::stopped);
+    CHECK_CODE(owner.run(100), imstls::status::stopped);
+    CHECK_CODE(d.stop(), imstls::status::null_argument);
+    CHECK_CODE(d.wake(), imstls::status::null_argument);
 }
 
 // A P-CSCF certificate rejected: the event and the driver's last error carry reason, alert and

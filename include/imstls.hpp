@@ -78,6 +78,7 @@ enum class status : std::uint32_t {
     busy = IMSTLS_BUSY,
     panic = IMSTLS_PANIC,
     poisoned = IMSTLS_POISONED,
+    stopped = IMSTLS_STOPPED,
     invalid_config = IMSTLS_INVALID_CONFIG,
     config_file = IMSTLS_CONFIG_FILE,
     certificate_rejected = IMSTLS_CERTIFICATE_REJECTED,
@@ -144,6 +145,7 @@ enum class event_kind : std::uint32_t {
     pong_received = IMSTLS_EVENT_PONG_RECEIVED,
     ping_answered = IMSTLS_EVENT_PING_ANSWERED,
     rekeyed = IMSTLS_EVENT_REKEYED,
+    key_log_enabled = IMSTLS_EVENT_KEY_LOG_ENABLED,
     other = IMSTLS_EVENT_OTHER,
 };
 
@@ -237,6 +239,7 @@ IMSTLS_HPP_SAME(status::refused, IMSTLS_REFUSED);
 IMSTLS_HPP_SAME(status::busy, IMSTLS_BUSY);
 IMSTLS_HPP_SAME(status::panic, IMSTLS_PANIC);
 IMSTLS_HPP_SAME(status::poisoned, IMSTLS_POISONED);
+IMSTLS_HPP_SAME(status::stopped, IMSTLS_STOPPED);
 IMSTLS_HPP_SAME(status::invalid_config, IMSTLS_INVALID_CONFIG);
 IMSTLS_HPP_SAME(status::config_file, IMSTLS_CONFIG_FILE);
 IMSTLS_HPP_SAME(status::certificate_rejected, IMSTLS_CERTIFICATE_REJECTED);
@@ -287,6 +290,7 @@ IMSTLS_HPP_SAME(event_kind::keepalive_sent, IMSTLS_EVENT_KEEPALIVE_SENT);
 IMSTLS_HPP_SAME(event_kind::pong_received, IMSTLS_EVENT_PONG_RECEIVED);
 IMSTLS_HPP_SAME(event_kind::ping_answered, IMSTLS_EVENT_PING_ANSWERED);
 IMSTLS_HPP_SAME(event_kind::rekeyed, IMSTLS_EVENT_REKEYED);
+IMSTLS_HPP_SAME(event_kind::key_log_enabled, IMSTLS_EVENT_KEY_LOG_ENABLED);
 IMSTLS_HPP_SAME(event_kind::other, IMSTLS_EVENT_OTHER);
 IMSTLS_HPP_SAME(register_reason::none, IMSTLS_REGISTER_REASON_NONE);
 IMSTLS_HPP_SAME(register_reason::initial, IMSTLS_REGISTER_REASON_INITIAL);
@@ -1087,6 +1091,15 @@ public:
         return check(
             imstls_config_builder_set_log_callback(get(), callback, userdata, static_cast<std::uint32_t>(level)));
     }
+    /// `imstls_config_builder_set_key_log_file` (debugging only: whoever holds the file reads
+    /// the flows).
+    result<void> set_key_log_file(std::string_view path) {
+        return with(path, [&](const char *s) { return imstls_config_builder_set_key_log_file(get(), s); });
+    }
+    /// `imstls_config_builder_set_key_log_callback` (a null callback turns the key log off).
+    result<void> set_key_log_callback(imstls_key_log_callback callback, void *userdata) {
+        return check(imstls_config_builder_set_key_log_callback(get(), callback, userdata));
+    }
     /// `imstls_config_builder_build`; on failure `error().config_field()` names the field.
     result<config> build() const {
         imstls_config *out = nullptr;
@@ -1333,6 +1346,11 @@ public:
     result<void> set_wake_callback(imstls_wake_callback callback, void *userdata) {
         return check(imstls_driver_set_wake_callback(get(), callback, userdata));
     }
+    /// `imstls_driver_stop`: a waiting `run` (on any thread) returns `status::stopped`, and so
+    /// does every later one.
+    result<void> stop() { return check(imstls_driver_stop(get())); }
+    /// `imstls_driver_wake`: ends the current wait of `run` without stopping the driver.
+    result<void> wake() { return check(imstls_driver_wake(get())); }
 };
 
 }  // namespace imstls
