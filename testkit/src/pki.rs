@@ -140,6 +140,22 @@ pub struct ServedIdentity {
     pub key_pem: String,
 }
 
+impl ServedIdentity {
+    /// A served identity from a DER chain (leaf first) and a PKCS#8 DER key; fills in the PEM.
+    pub fn new(chain_der: Vec<Vec<u8>>, key_der: Vec<u8>) -> Self {
+        let chain_pem = chain_der
+            .iter()
+            .map(|der| pem_block("CERTIFICATE", der))
+            .collect::<String>();
+        ServedIdentity {
+            chain_pem,
+            key_pem: pem_block("PRIVATE KEY", &key_der),
+            key_der,
+            chain_der,
+        }
+    }
+}
+
 impl fmt::Debug for ServedIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServedIdentity")
