@@ -89,6 +89,7 @@ pub mod name;
 mod profile;
 pub mod session;
 pub mod sip;
+pub mod sip_uri;
 pub mod tls;
 mod verify;
 pub mod x509;

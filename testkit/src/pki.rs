@@ -48,7 +48,8 @@ pub enum CertKind {
     Wildcard,
     /// A good-looking leaf whose serial number is on the intermediate's CRL ([`TestPki::crl_der`]).
     Revoked,
-    /// SAN only URI `sip:<server name>` (no DNS SAN).
+    /// SAN only URI `sip:<server name>` (no DNS SAN); must NOT be accepted: a `sip:` URI
+    /// identity counts only when its host is also a DNS SAN (docs/CONFORMANCE.md).
     UriSanOnly,
     /// SAN only DNS `<server name>`.
     DnsSanOnly,
