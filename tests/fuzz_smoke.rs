@@ -147,6 +147,11 @@ fn x509() {
 }
 
 #[test]
+fn sip_uri() {
+    smoke("sip_uri", targets::sip_uri, 20_000);
+}
+
+#[test]
 fn cert_identity() {
     smoke("cert_identity", targets::cert_identity, 1_500);
 }
@@ -355,5 +360,26 @@ fn write_seed_corpus() {
         ),
     ] {
         write("cert_identity", name, &bytes);
+    }
+    for (name, uri) in [
+        (
+            "domain",
+            "sip:pcscf.ims.test:5061;transport=tls;lr?subject=x&h=",
+        ),
+        (
+            "user-semicolon",
+            "sip:pcscf.ims.victim.net;x@attacker.example",
+        ),
+        (
+            "user-password",
+            "SIP:alice:p%20w@[2001:db8::1]:5070;maddr=192.0.2.1",
+        ),
+        (
+            "token-param",
+            "sip:host.example.;transport=x`y;method=INVITE",
+        ),
+        ("no-scheme", "pcscf.ims.test"),
+    ] {
+        write("sip_uri", name, uri.as_bytes());
     }
 }

@@ -538,6 +538,16 @@ pub fn cert_identity_oracle(
     Ok(())
 }
 
+/// The strict `sip:` URI parser on its own, at full speed (`cert_identity` reaches it only
+/// through a handshake): any UTF-8 text, with `sip:` put in front half of the time.
+pub fn sip_uri(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    sip_uri_properties(text);
+    sip_uri_properties(&format!("sip:{text}"));
+}
+
 /// Properties of `imstls::sip_uri::parse` on any text.
 fn sip_uri_properties(uri: &str) {
     use imstls::sip_uri::{SipHost, SipUriError};
