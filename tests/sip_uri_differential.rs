@@ -740,3 +740,28 @@ fn the_comparison_catches_the_old_rule() {
     println!("old rule: {disagreements} disagreements in 4000 cases");
     assert!(disagreements > 100, "{disagreements}");
 }
+
+/// The same comparison over the inputs of a directory, e.g. the libFuzzer corpus the `sip_uri`
+/// target grew: `IMSTLS_SIP_URI_CORPUS=fuzz/work-corpus/sip_uri cargo test --test
+/// sip_uri_differential -- --nocapture`. Without the variable it checks nothing and says so.
+#[test]
+fn fuzz_corpus_agrees_with_the_grammar_when_given() {
+    let Ok(dir) = std::env::var("IMSTLS_SIP_URI_CORPUS") else {
+        println!("IMSTLS_SIP_URI_CORPUS not set: no corpus compared");
+        return;
+    };
+    let rules = rfc3261();
+    let mut tally = Tally::default();
+    for entry in std::fs::read_dir(&dir).expect("corpus directory") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("corpus file");
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        if text.len() > 300 {
+            continue; // the interpreter is quadratic; libFuzzer's long inputs add little here
+        }
+        compare(&rules, text, &mut tally);
+        compare(&rules, &format!("sip:{text}"), &mut tally);
+    }
+    println!("sip_uri differential over {dir}: {tally:?}");
+}
