@@ -59,7 +59,19 @@ fn handshake(
     leaf: &LeafNames,
     versions: TlsVersions,
 ) -> Outcome {
-    let identity = factory().chain(constraints, leaf).expect("chain");
+    handshake_under(factory(), builder, expected, constraints, leaf, versions)
+}
+
+/// [`handshake`] with the chain signed by `factory`.
+fn handshake_under(
+    factory: &ChainFactory,
+    builder: UeConfigBuilder,
+    expected: &str,
+    constraints: Option<&DnsConstraints>,
+    leaf: &LeafNames,
+    versions: TlsVersions,
+) -> Outcome {
+    let identity = factory.chain(constraints, leaf).expect("chain");
     let server = server_config_for(&identity, versions).unwrap();
     let profile = TlsProfile::new(&builder.build().unwrap(), Instant::now()).unwrap();
     let candidate: Candidate = format!("{expected}:5061").parse().unwrap();
@@ -314,4 +326,50 @@ fn ip_san_outside_the_cas_ip_constraints_is_refused() {
         "{reason:?}"
     );
     assert!(!outcome.established);
+}
+
+// Item 1 with the constraint on the trust anchor itself (as a constrained root in a public
+// root store would have it).
+#[test]
+fn sip_uri_san_outside_a_constrained_trust_anchor_is_not_an_identity() {
+    let constrained = ChainFactory::with_root_constraints(Some(&corp_only())).expect("keys");
+    let config = |name: &str| {
+        UeConfig::builder()
+            .pcscf(format!("{name}:5061"))
+            .trust_anchors(TrustSource::Der(constrained.root_der()))
+    };
+    let outcome = handshake_under(
+        &constrained,
+        config(VICTIM),
+        VICTIM,
+        None,
+        &names(&["x.corp.example"], &["sip:pcscf.ims.victim.net"]),
+        TlsVersions::Both,
+    );
+    assert_name_mismatch(&outcome, VICTIM, "x.corp.example");
+    // The anchor's constraint is live: a DNS SAN outside it is refused for it.
+    let outcome = handshake_under(
+        &constrained,
+        config(VICTIM),
+        VICTIM,
+        None,
+        &names(&[VICTIM], &[]),
+        TlsVersions::Both,
+    );
+    let failure = outcome.result.as_ref().expect_err("must be refused");
+    assert!(
+        format!("{:?}", failure.certificate()).contains("NameConstraintViolation"),
+        "{failure}"
+    );
+    // And inside it all is well.
+    let name = "pcscf.corp.example";
+    let outcome = handshake_under(
+        &constrained,
+        config(name),
+        name,
+        None,
+        &names(&[name], &["sip:pcscf.corp.example"]),
+        TlsVersions::Both,
+    );
+    assert!(outcome.established, "{:?}", outcome.result.err());
 }

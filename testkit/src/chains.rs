@@ -60,10 +60,21 @@ impl ChainFactory {
     /// # Errors
     /// If rcgen cannot generate a key or sign.
     pub fn new() -> Result<Self, rcgen::Error> {
+        Self::with_root_constraints(None)
+    }
+
+    /// Like [`ChainFactory::new`], with nameConstraints on the root itself (the trust anchor).
+    ///
+    /// # Errors
+    /// If rcgen cannot generate a key or sign.
+    pub fn with_root_constraints(
+        constraints: Option<&DnsConstraints>,
+    ) -> Result<Self, rcgen::Error> {
         let now = OffsetDateTime::now_utc();
         let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = ca_params("imstls chains root CA", now);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.name_constraints = constraints.map(name_constraints);
         let root_der = params.self_signed(&root_key)?.der().to_vec();
         Ok(Self {
             now,
@@ -92,23 +103,7 @@ impl ChainFactory {
         let mut ca = ca_params("imstls chains intermediate CA", self.now);
         ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca.use_authority_key_identifier_extension = true;
-        ca.name_constraints = constraints.map(|c| NameConstraints {
-            permitted_subtrees: c
-                .permitted_dns
-                .iter()
-                .map(|d| GeneralSubtree::DnsName(d.clone()))
-                .chain(
-                    c.permitted_ip
-                        .iter()
-                        .map(|(ip, prefix)| GeneralSubtree::IpAddress(cidr(*ip, *prefix))),
-                )
-                .collect(),
-            excluded_subtrees: c
-                .excluded_dns
-                .iter()
-                .map(|d| GeneralSubtree::DnsName(d.clone()))
-                .collect(),
-        });
+        ca.name_constraints = constraints.map(name_constraints);
         let intermediate_der = ca
             .signed_by(&self.intermediate_key, &self.root)?
             .der()
@@ -160,8 +155,22 @@ fn ca_params(name: &str, now: OffsetDateTime) -> CertificateParams {
     p
 }
 
-fn cidr(ip: IpAddr, prefix: u8) -> CidrSubnet {
-    CidrSubnet::from_addr_prefix(ip, prefix)
+fn name_constraints(c: &DnsConstraints) -> NameConstraints {
+    NameConstraints {
+        permitted_subtrees: c
+            .permitted_dns
+            .iter()
+            .map(|d| GeneralSubtree::DnsName(d.clone()))
+            .chain(c.permitted_ip.iter().map(|(ip, prefix)| {
+                GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(*ip, *prefix))
+            }))
+            .collect(),
+        excluded_subtrees: c
+            .excluded_dns
+            .iter()
+            .map(|d| GeneralSubtree::DnsName(d.clone()))
+            .collect(),
+    }
 }
 
 #[cfg(test)]
