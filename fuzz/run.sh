@@ -4,7 +4,7 @@
 # the nightly-only AddressSanitizer (Rust code needs no ASan to be memory safe; the C code
 # underneath, aws-lc, is not instrumented).
 #
-#   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     default: 60 s each, all seven targets
+#   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     default: 60 s each, all ten targets
 #
 # New inputs go to fuzz/work-corpus/<target>/ (git-ignored), crashes to fuzz/artifacts/.
 # The committed seeds in fuzz/corpus/<target>/ are read, never written.
@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(sip_framer send_sip tls_handshake engine config x509 ffi driver_api)
+[ "${#targets[@]}" -gt 0 ] || targets=(sip_framer send_sip tls_handshake engine config x509 cert_identity sip_uri ffi driver_api)
 host="$(rustc -vV | sed -n 's/^host: //p')"
 # An explicit --target keeps these flags off build scripts and proc macros.
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module \

@@ -72,7 +72,8 @@
 //! - [`engine`]: the registration state machine ([`Ue`]), its events and outputs.
 //! - [`tls`]: the sans-IO TLS flow over rustls ([`TlsFlow`]) and the failure taxonomy.
 //! - [`session`]: the TLS session store (lifetime, per-P-CSCF keys, purge).
-//! - [`name`]: RFC 5922 P-CSCF identity matching; [`x509`]: the SAN/SPKI reader it uses.
+//! - [`name`]: RFC 5922 P-CSCF identity rules on webpki's names; [`sip_uri`]: the strict
+//!   RFC 3261 `sip:` URI parser they use; [`x509`]: a certificate summary for reports only.
 //! - [`sip`]: SIP stream framing and CRLF keep-alives.
 //! - [`driver`]: the managed-socket driver; `include/imstls.h`: the C API over all of it.
 //!
@@ -92,6 +93,7 @@ pub mod name;
 mod profile;
 pub mod session;
 pub mod sip;
+pub mod sip_uri;
 pub mod tls;
 mod verify;
 pub mod x509;

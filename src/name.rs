@@ -1,139 +1,113 @@
-//! P-CSCF identity matching per RFC 5922 §7.1 (SIP domain certificates), as TS 33.203
-//! O.2.1 / O.5.1 require for authenticating the P-CSCF.
+//! The RFC 5922 layer of the P-CSCF identity check (TS 33.203 O.2.1 / O.5.1), applied on top
+//! of webpki's own name check, to the names webpki parsed.
 //!
-//! The rules, in order:
-//! 1. `uniformResourceIdentifier` SAN entries with the `sip` scheme and no user part give
-//!    the identities (their host part). A `sip:` URI with a user part is never an identity.
-//! 2. Only when no such URI exists are `dNSName` SAN entries identities.
-//! 3. The subject commonName is never used (O.5.1 puts the FQDN in the SAN; webpki agrees).
-//! 4. Comparison is exact and case-insensitive, one trailing dot ignored; no suffix match.
-//! 5. Wildcards (`*.example.net`, one whole left-most label only) match only when the
-//!    configuration opts in: RFC 5922 §7.2 forbids them in SIP domain certificates.
-//! 6. A P-CSCF expected by IP address (no FQDN configured) must present that address as an
-//!    `iPAddress` SAN.
+//! [`crate::verify`] first lets webpki verify the chain, its name constraints and the expected
+//! name itself (a DNS name against a `dNSName` SAN, an IP address against an `iPAddress` SAN).
+//! For a DNS name this module then adds, on webpki's `valid_dns_names()` /
+//! `valid_uri_names()`:
+//! 1. the expected name must equal a `dNSName` SAN exactly (case-insensitive, one trailing dot
+//!    ignored); a wildcard `dNSName` (`*.example.net`, one whole left-most label) counts only
+//!    when the configuration opts in: RFC 5922 §7.2 forbids wildcards in SIP domain
+//!    certificates;
+//! 2. when `sip:` URI SANs without a user part exist (the SIP domain identities, RFC 5922 §7.1),
+//!    one of them must name the expected host; a `sip:` URI that does not parse by the RFC 3261
+//!    grammar ([`crate::sip_uri`]) is ambiguous and refuses the certificate.
+//!
+//! A `sip:` URI identity is therefore accepted only when its host is also a `dNSName` SAN
+//! webpki validated: webpki does not apply a CA's DNS name constraints to URI names, so a URI
+//! alone could name any domain. The subject commonName is never used.
 
 use std::fmt;
-use std::net::IpAddr;
 
-use crate::x509::SubjectAltNames;
+use crate::sip_uri::{self, SipHost, SipUriError};
 
-/// The identity a P-CSCF certificate must carry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ExpectedIdentity {
-    /// A SIP domain / FQDN, stored lower-case without a trailing dot.
-    Domain(String),
-    /// An IP address (used only when no FQDN is configured).
-    Ip(IpAddr),
+/// Why a certificate that webpki accepted for a DNS name does not carry it as a SIP domain
+/// identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityRefusal {
+    /// No `dNSName` SAN equals the name: it matched only through a wildcard, which the
+    /// configuration does not allow (RFC 5922 §7.2).
+    WildcardOnly,
+    /// No `dNSName` SAN names it at all.
+    NoDnsName,
+    /// The certificate has SIP domain identities (`sip:` URI SANs without a user part) and none
+    /// of them is the name (RFC 5922 §7.1).
+    SipUriMismatch,
+    /// A `sip:` URI SAN is not a valid RFC 3261 SIP URI (printable-escaped).
+    MalformedSipUri(String),
 }
 
-impl ExpectedIdentity {
-    /// A domain identity, normalised (lower-case, trailing dot removed).
-    pub fn domain(name: &str) -> Self {
-        Self::Domain(normalise(name))
-    }
-}
-
-impl fmt::Display for ExpectedIdentity {
+impl fmt::Display for IdentityRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Domain(name) => f.write_str(name),
-            Self::Ip(ip) => write!(f, "{ip}"),
+            Self::WildcardOnly => f.write_str("named only by a wildcard dNSName (not allowed)"),
+            Self::NoDnsName => f.write_str("no dNSName names the P-CSCF"),
+            Self::SipUriMismatch => f.write_str("no sip: URI identity names the P-CSCF"),
+            Self::MalformedSipUri(uri) => write!(f, "malformed sip: URI {uri}"),
         }
     }
 }
 
-/// The certificate does not name the expected P-CSCF.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameMismatch {
-    /// What imstls looked for.
-    pub expected: String,
-    /// Every SAN entry the certificate presented (`sip:` URIs, DNS names, IP addresses),
-    /// printable-escaped because the certificate is untrusted input.
-    pub presented: Vec<String>,
-}
+impl std::error::Error for IdentityRefusal {}
 
-impl fmt::Display for NameMismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "certificate does not name {} (presented: {})",
-            self.expected,
-            if self.presented.is_empty() {
-                "no subjectAltName".to_owned()
-            } else {
-                self.presented.join(", ")
-            }
-        )
-    }
-}
-
-impl std::error::Error for NameMismatch {}
-
-/// Checks the certificate's SAN entries against the expected identity (RFC 5922 §7.1).
-pub fn check_identity(
-    expected: &ExpectedIdentity,
-    names: &SubjectAltNames,
+/// Checks that `expected` (a DNS name) is a SIP domain identity of a certificate whose
+/// `dNSName` and `uniformResourceIdentifier` SANs are `dns_names` and `uris`, as webpki
+/// returned them. See the module documentation for the rules.
+pub fn check_domain_identity(
+    expected: &str,
+    dns_names: &[&str],
+    uris: &[&str],
     allow_wildcards: bool,
-) -> Result<(), NameMismatch> {
-    let matched = match expected {
-        ExpectedIdentity::Ip(ip) => names.ip_addresses.contains(ip),
-        ExpectedIdentity::Domain(domain) => {
-            let sip_identities: Vec<String> = names
-                .uris
-                .iter()
-                .filter_map(|uri| sip_uri_domain(uri))
-                .collect();
-            let identities: Vec<String> = if sip_identities.is_empty() {
-                names.dns_names.iter().map(|n| normalise(n)).collect()
-            } else {
-                sip_identities
-            };
-            identities
-                .iter()
-                .any(|presented| domain_matches(domain, presented, allow_wildcards))
+) -> Result<(), IdentityRefusal> {
+    let expected = normalise(expected);
+    let exact = dns_names.iter().any(|dns| normalise(dns) == expected);
+    if !exact {
+        let wildcard = dns_names
+            .iter()
+            .any(|dns| wildcard_matches(&expected, &normalise(dns)));
+        if !wildcard {
+            return Err(IdentityRefusal::NoDnsName);
         }
-    };
-    if matched {
-        Ok(())
-    } else {
-        Err(NameMismatch {
-            expected: expected.to_string(),
-            presented: presented_entries(names),
-        })
+        if !allow_wildcards {
+            return Err(IdentityRefusal::WildcardOnly);
+        }
     }
+    check_sip_identities(&expected, uris)
 }
 
-/// The domain of a `sip:` URI SAN that may serve as an identity, if it may.
-fn sip_uri_domain(uri: &str) -> Option<String> {
-    let (scheme, rest) = uri.split_once(':')?;
-    if !scheme.eq_ignore_ascii_case("sip") {
-        return None; // sips:, tel:, http: ... are not SIP domain identities.
+/// RFC 5922 §7.1: with SIP domain identities present, one must be `expected`.
+fn check_sip_identities(expected: &str, uris: &[&str]) -> Result<(), IdentityRefusal> {
+    let mut any_identity = false;
+    let mut matched = false;
+    for uri in uris {
+        match sip_uri::parse(uri) {
+            Ok(parsed) => {
+                if let Some(host) = parsed.domain_identity() {
+                    any_identity = true;
+                    matched |= matches!(host, SipHost::Domain(d) if *d == expected);
+                }
+            }
+            Err(SipUriError::NotSip) => {} // sips:, tel:, https: ... never SIP domain identities
+            Err(SipUriError::Invalid(_)) => {
+                return Err(IdentityRefusal::MalformedSipUri(
+                    uri.escape_debug().to_string(),
+                ))
+            }
+        }
     }
-    let hostport = rest.split([';', '?']).next().unwrap_or_default();
-    if hostport.contains('@') {
-        return None; // RFC 5922 §7.1: a user part means the URI names a user, not a domain.
+    if any_identity && !matched {
+        return Err(IdentityRefusal::SipUriMismatch);
     }
-    let host = if let Some(bracketed) = hostport.strip_prefix('[') {
-        bracketed.split(']').next().unwrap_or_default()
-    } else {
-        hostport.split(':').next().unwrap_or_default()
-    };
-    if host.is_empty() {
-        return None;
-    }
-    Some(normalise(host))
+    Ok(())
 }
 
-fn domain_matches(expected: &str, presented: &str, allow_wildcards: bool) -> bool {
-    if expected == presented {
-        return true;
-    }
+/// `*.base` covers exactly one whole left-most label of a name with at least two labels after
+/// it (webpki's rule too).
+fn wildcard_matches(expected: &str, presented: &str) -> bool {
     let Some(base) = presented.strip_prefix("*.") else {
         return false;
     };
-    // The wildcard covers exactly one whole left-most label of a name with at least two
-    // labels after it, and no further wildcard characters.
-    if !allow_wildcards || base.contains('*') || !base.contains('.') {
+    if base.contains('*') || !base.contains('.') {
         return false;
     }
     match expected.split_once('.') {
@@ -146,147 +120,141 @@ fn normalise(name: &str) -> String {
     name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
 }
 
-fn presented_entries(names: &SubjectAltNames) -> Vec<String> {
-    let printable = |s: &str| s.escape_debug().to_string();
-    names
-        .uris
-        .iter()
-        .map(|u| printable(u))
-        .chain(names.dns_names.iter().map(|d| printable(d)))
-        .chain(names.ip_addresses.iter().map(|ip| ip.to_string()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sans(uris: &[&str], dns: &[&str], ips: &[&str]) -> SubjectAltNames {
-        SubjectAltNames {
-            uris: uris.iter().map(|s| s.to_string()).collect(),
-            dns_names: dns.iter().map(|s| s.to_string()).collect(),
-            ip_addresses: ips.iter().map(|s| s.parse().unwrap()).collect(),
-        }
-    }
-
-    fn domain(name: &str) -> ExpectedIdentity {
-        ExpectedIdentity::domain(name)
+    fn check(expected: &str, dns: &[&str], uris: &[&str]) -> Result<(), IdentityRefusal> {
+        check_domain_identity(expected, dns, uris, false)
     }
 
     #[test]
-    fn sip_uri_san_host_is_the_identity() {
-        let names = sans(&["sip:pcscf.ims.test"], &[], &[]);
-        assert!(check_identity(&domain("pcscf.ims.test"), &names, false).is_ok());
-    }
-
-    #[test]
-    fn sip_uri_with_port_and_params_uses_its_host() {
-        let names = sans(&["sip:pcscf.ims.test:5061;transport=tls"], &[], &[]);
-        assert!(check_identity(&domain("pcscf.ims.test"), &names, false).is_ok());
-    }
-
-    #[test]
-    fn sip_uri_san_takes_precedence_over_dns_san() {
-        // RFC 5922 §7.1: DNS names count only when no sip: URI identity exists.
-        let names = sans(&["sip:other.ims.test"], &["pcscf.ims.test"], &[]);
-        let err = check_identity(&domain("pcscf.ims.test"), &names, false).unwrap_err();
-        assert_eq!(err.expected, "pcscf.ims.test");
-        assert_eq!(err.presented, vec!["sip:other.ims.test", "pcscf.ims.test"]);
-    }
-
-    #[test]
-    fn dns_san_is_used_when_no_sip_uri_exists() {
-        let names = sans(&["https://pcscf.ims.test/"], &["pcscf.ims.test"], &[]);
-        assert!(check_identity(&domain("pcscf.ims.test"), &names, false).is_ok());
-    }
-
-    #[test]
-    fn sip_uri_with_user_part_is_never_an_identity() {
-        let names = sans(&["sip:alice@pcscf.ims.test"], &[], &[]);
-        assert!(check_identity(&domain("pcscf.ims.test"), &names, false).is_err());
-    }
-
-    #[test]
-    fn sips_and_other_schemes_are_not_identities() {
-        let names = sans(&["sips:pcscf.ims.test", "tel:+15551234"], &[], &[]);
-        assert!(check_identity(&domain("pcscf.ims.test"), &names, false).is_err());
-    }
-
-    #[test]
-    fn subject_common_name_is_never_used() {
-        // With no SAN at all there is nothing to match: the CN is not consulted.
-        let err =
-            check_identity(&domain("pcscf.ims.test"), &sans(&[], &[], &[]), false).unwrap_err();
-        assert!(err.presented.is_empty());
-        assert!(err.to_string().contains("no subjectAltName"));
-    }
-
-    #[test]
-    fn matching_is_case_insensitive_and_ignores_one_trailing_dot() {
-        let names = sans(&["SIP:PCSCF.IMS.Test."], &[], &[]);
-        assert!(check_identity(&domain("pcscf.ims.TEST"), &names, false).is_ok());
-        let names = sans(&[], &["PCSCF.ims.test"], &[]);
-        assert!(check_identity(&domain("pcscf.ims.test."), &names, false).is_ok());
-    }
-
-    #[test]
-    fn no_suffix_or_prefix_match() {
-        let names = sans(
-            &[],
-            &["ims.test", "evil-pcscf.ims.test", "pcscf.ims.test.evil"],
-            &[],
+    fn an_exact_dns_name_is_the_identity_when_no_sip_uri_exists() {
+        assert_eq!(check("pcscf.ims.test", &["pcscf.ims.test"], &[]), Ok(()));
+        assert_eq!(
+            check("pcscf.ims.test", &["pcscf.ims.test"], &["https://x/"]),
+            Ok(())
         );
-        assert!(check_identity(&domain("pcscf.ims.test"), &names, false).is_err());
-        let names = sans(&[], &["pcscf.ims.test"], &[]);
-        assert!(check_identity(&domain("a.pcscf.ims.test"), &names, false).is_err());
     }
 
     #[test]
-    fn wildcards_are_rejected_by_default() {
-        let names = sans(&[], &["*.ims.test"], &[]);
-        assert!(check_identity(&domain("pcscf.ims.test"), &names, false).is_err());
+    fn a_sip_uri_alone_is_never_enough() {
+        assert_eq!(
+            check("pcscf.ims.test", &[], &["sip:pcscf.ims.test"]),
+            Err(IdentityRefusal::NoDnsName)
+        );
+        assert_eq!(
+            check(
+                "pcscf.ims.test",
+                &["x.corp.example"],
+                &["sip:pcscf.ims.test"]
+            ),
+            Err(IdentityRefusal::NoDnsName)
+        );
     }
 
     #[test]
-    fn wildcards_match_one_label_only_when_opted_in() {
-        let names = sans(&[], &["*.ims.test"], &[]);
-        assert!(check_identity(&domain("pcscf.ims.test"), &names, true).is_ok());
-        assert!(check_identity(&domain("a.pcscf.ims.test"), &names, true).is_err());
-        assert!(check_identity(&domain("ims.test"), &names, true).is_err());
+    fn sip_uri_identities_take_precedence_over_dns_names() {
+        assert_eq!(
+            check(
+                "pcscf.ims.test",
+                &["pcscf.ims.test"],
+                &["sip:other.ims.test"]
+            ),
+            Err(IdentityRefusal::SipUriMismatch)
+        );
+        assert_eq!(
+            check(
+                "pcscf.ims.test",
+                &["pcscf.ims.test"],
+                &[
+                    "sip:other.ims.test",
+                    "sip:pcscf.ims.test:5061;transport=tls"
+                ]
+            ),
+            Ok(())
+        );
     }
 
     #[test]
-    fn partial_label_and_too_broad_wildcards_never_match() {
-        for pattern in ["pc*.ims.test", "*", "*.test", "*.*.test"] {
-            let names = sans(&[], &[pattern], &[]);
-            assert!(
-                check_identity(&domain("pcscf.ims.test"), &names, true).is_err(),
-                "{pattern} must not match"
+    fn sip_uris_with_a_user_part_are_not_identities() {
+        for uri in [
+            "sip:alice@pcscf.ims.test",
+            "sip:pcscf.ims.test;x@attacker.example",
+            "sip:pcscf.ims.test?x@attacker.example",
+        ] {
+            // Not an identity: the DNS name decides.
+            assert_eq!(check("pcscf.ims.test", &["pcscf.ims.test"], &[uri]), Ok(()));
+            assert_eq!(
+                check("pcscf.ims.test", &["attacker.example"], &[uri]),
+                Err(IdentityRefusal::NoDnsName)
             );
         }
     }
 
     #[test]
-    fn ip_expected_needs_an_equal_ip_san() {
-        let expected = ExpectedIdentity::Ip("127.0.0.1".parse().unwrap());
-        assert!(check_identity(&expected, &sans(&[], &[], &["127.0.0.1"]), false).is_ok());
-        assert!(check_identity(&expected, &sans(&[], &[], &["127.0.0.2"]), false).is_err());
-        // A DNS SAN spelling the address is not an IP SAN.
-        assert!(check_identity(&expected, &sans(&[], &["127.0.0.1"], &[]), false).is_err());
-        let v6 = ExpectedIdentity::Ip("::1".parse().unwrap());
-        assert!(check_identity(&v6, &sans(&[], &[], &["::1"]), false).is_ok());
+    fn a_malformed_sip_uri_refuses_the_certificate() {
+        let err = check(
+            "pcscf.ims.test",
+            &["pcscf.ims.test"],
+            &["sip:pcscf.ims.test:5x"],
+        );
+        assert!(matches!(err, Err(IdentityRefusal::MalformedSipUri(_))));
     }
 
     #[test]
-    fn ip_san_does_not_satisfy_a_domain_expectation() {
-        let names = sans(&[], &[], &["127.0.0.1"]);
-        assert!(check_identity(&domain("pcscf.ims.test"), &names, false).is_err());
+    fn sips_and_other_schemes_are_ignored() {
+        assert_eq!(
+            check(
+                "pcscf.ims.test",
+                &["pcscf.ims.test"],
+                &["sips:other.ims.test", "tel:+15551234"]
+            ),
+            Ok(())
+        );
     }
 
     #[test]
-    fn presented_names_are_escaped_for_display() {
-        let names = sans(&[], &["bad\nname"], &[]);
-        let err = check_identity(&domain("pcscf.ims.test"), &names, false).unwrap_err();
-        assert_eq!(err.presented, vec!["bad\\nname"]);
+    fn matching_is_case_insensitive_and_ignores_one_trailing_dot() {
+        assert_eq!(
+            check(
+                "pcscf.ims.TEST.",
+                &["PCSCF.ims.test"],
+                &["SIP:PCSCF.IMS.Test."]
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn no_suffix_or_prefix_match() {
+        let dns = ["ims.test", "evil-pcscf.ims.test", "pcscf.ims.test.evil"];
+        assert!(check("pcscf.ims.test", &dns, &[]).is_err());
+        assert!(check("a.pcscf.ims.test", &["pcscf.ims.test"], &[]).is_err());
+    }
+
+    #[test]
+    fn wildcards_need_the_opt_in_and_cover_one_label() {
+        assert_eq!(
+            check("pcscf.ims.test", &["*.ims.test"], &[]),
+            Err(IdentityRefusal::WildcardOnly)
+        );
+        let allowed = |name: &str, dns: &str| check_domain_identity(name, &[dns], &[], true);
+        assert_eq!(allowed("pcscf.ims.test", "*.ims.test"), Ok(()));
+        assert!(allowed("a.pcscf.ims.test", "*.ims.test").is_err());
+        assert!(allowed("ims.test", "*.ims.test").is_err());
+        for pattern in ["pc*.ims.test", "*", "*.test", "*.*.test"] {
+            assert!(allowed("pcscf.ims.test", pattern).is_err(), "{pattern}");
+        }
+        // With the opt-in, SIP URI identities still take precedence.
+        assert_eq!(
+            check_domain_identity(
+                "pcscf.ims.test",
+                &["*.ims.test"],
+                &["sip:other.ims.test"],
+                true
+            ),
+            Err(IdentityRefusal::SipUriMismatch)
+        );
     }
 }

@@ -1,11 +1,15 @@
 //! Authentication of the P-CSCF by its certificate (TS 33.203 O.2.1, O.5.1, O.1.3 item 6).
 //!
 //! Three checks, in order, each with its own failure reason and TLS alert:
-//! 1. chain to a trust anchor, validity period, serverAuth EKU, CRLs: webpki, through
-//!    rustls's `WebPkiServerVerifier`;
-//! 2. the P-CSCF identity per RFC 5922 ([`crate::name`]), not webpki's name rules (webpki
-//!    ignores `sip:` URIs and accepts wildcards);
-//! 3. optional SPKI SHA-256 pins.
+//! 1. chain to a trust anchor, validity period, serverAuth EKU, CRLs, name constraints and the
+//!    expected name (DNS name → a `dNSName` SAN, IP address → an `iPAddress` SAN): webpki,
+//!    through rustls's `WebPkiServerVerifier`;
+//! 2. the stricter RFC 5922 layer ([`crate::name`]) on the names webpki parsed (webpki accepts
+//!    wildcards and ignores `sip:` URIs);
+//! 3. optional SPKI SHA-256 pins, on webpki's SubjectPublicKeyInfo.
+//!
+//! Every accept/refuse decision reads the certificate through webpki only; [`crate::x509`] is
+//! used for reporting (the names listed in a name mismatch).
 //!
 //! It also enforces the `Abort` policy for a CertificateRequest: rustls resolves the client
 //! certificate before it verifies the server's, so refusing here puts a fatal
@@ -21,9 +25,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, CipherSuite, DigitallySignedStruct, Error, OtherError};
 
 use crate::config::{CertificateRequestPolicy, ConfigInner};
-use crate::name::{check_identity, ExpectedIdentity};
+use crate::name::check_domain_identity;
 use crate::profile::CertificateRequestLog;
-use crate::x509::{self, SubjectAltNames};
+use crate::x509;
 
 /// The leaf key matched none of the configured SPKI pins.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,41 +107,49 @@ impl ServerCertVerifier for PcscfVerifier {
                 ClientCertificateRequested,
             ))));
         }
-        let info = x509::parse_certificate(end_entity.as_ref())
+        // The one parser of the leaf's names: webpki, the parser that validates the chain.
+        let leaf = webpki::EndEntityCert::try_from(end_entity)
             .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
 
-        // 1. Chain, validity, EKU, revocation. webpki also checks a name, last; give it one
-        //    the certificate carries so that only the RFC 5922 rules below judge the name.
-        let probe = probe_name(&info.subject_alt_names).unwrap_or_else(|| server_name.to_owned());
-        match self
-            .chain
-            .verify_server_cert(end_entity, intermediates, &probe, ocsp_response, now)
-        {
+        // 1. Chain, validity, EKU, revocation, name constraints, and the expected name itself
+        //    (a DNS name against a dNSName SAN, an IP address against an iPAddress SAN).
+        match self.chain.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Ok(_) => {}
             Err(Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => {}
+            )) => return Err(name_mismatch(server_name, end_entity, &leaf)),
             Err(other) => return Err(other),
         }
 
-        // 2. RFC 5922 identity.
-        let expected = match server_name {
-            ServerName::IpAddress(ip) => ExpectedIdentity::Ip((*ip).into()),
-            ServerName::DnsName(name) => ExpectedIdentity::domain(name.as_ref()),
+        // 2. RFC 5922 on webpki's names: no wildcard unless opted in, sip: URI precedence.
+        match server_name {
+            ServerName::DnsName(name) => {
+                let dns_names: Vec<&str> = leaf.valid_dns_names().collect();
+                let uris: Vec<&str> = leaf.valid_uri_names().collect();
+                if let Err(refusal) =
+                    check_domain_identity(name.as_ref(), &dns_names, &uris, self.allow_wildcards)
+                {
+                    log::debug!(
+                        "P-CSCF certificate refused for {}: {refusal}",
+                        name.as_ref()
+                    );
+                    return Err(name_mismatch(server_name, end_entity, &leaf));
+                }
+            }
+            ServerName::IpAddress(_) => {} // webpki matched an iPAddress SAN
             _ => return Err(Error::General("unsupported server name type".into())),
-        };
-        check_identity(&expected, &info.subject_alt_names, self.allow_wildcards).map_err(
-            |mismatch| {
-                Error::InvalidCertificate(CertificateError::NotValidForNameContext {
-                    expected: server_name.to_owned(),
-                    presented: mismatch.presented,
-                })
-            },
-        )?;
+        }
 
         // 3. SPKI pins.
         if !self.pins.is_empty() {
-            let digest = self.sha256.hash(info.spki);
+            let spki = leaf.subject_public_key_info();
+            let digest = self.sha256.hash(spki.as_ref());
             if !self
                 .pins
                 .iter()
@@ -174,17 +186,35 @@ impl ServerCertVerifier for PcscfVerifier {
     }
 }
 
-/// A reference name webpki will find in the certificate, if there is one: an IP SAN, a DNS
-/// SAN, or a one-label child of a wildcard DNS SAN.
-fn probe_name(names: &SubjectAltNames) -> Option<ServerName<'static>> {
-    if let Some(ip) = names.ip_addresses.first() {
-        return Some(ServerName::IpAddress((*ip).into()));
-    }
-    names.dns_names.iter().find_map(|dns| {
-        let candidate = match dns.strip_prefix("*.") {
-            Some(base) => format!("wildcard-probe.{base}"),
-            None => dns.clone(),
-        };
-        ServerName::try_from(candidate).ok()
+/// The structured name failure the app sees: the expected name and the SANs presented.
+///
+/// The presented list is only reported: it comes from the diagnostic reader ([`x509`], which
+/// also shows IP SANs), or from webpki's names when that reader cannot read the certificate.
+fn name_mismatch(
+    server_name: &ServerName<'_>,
+    end_entity: &CertificateDer<'_>,
+    leaf: &webpki::EndEntityCert<'_>,
+) -> Error {
+    let printable = |s: &str| s.escape_debug().to_string();
+    let presented = match x509::parse_certificate(end_entity.as_ref()) {
+        Ok(info) => {
+            let names = info.subject_alt_names;
+            names
+                .uris
+                .iter()
+                .map(|u| printable(u))
+                .chain(names.dns_names.iter().map(|d| printable(d)))
+                .chain(names.ip_addresses.iter().map(|ip| ip.to_string()))
+                .collect()
+        }
+        Err(_) => leaf
+            .valid_uri_names()
+            .chain(leaf.valid_dns_names())
+            .map(printable)
+            .collect(),
+    };
+    Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+        expected: server_name.to_owned(),
+        presented,
     })
 }

@@ -1,10 +1,10 @@
-//! Just enough X.509 (DER) reading for what webpki does not expose: the subjectAltName
-//! entries RFC 5922 matching needs (`sip:` URIs, DNS names, IP addresses), the
-//! SubjectPublicKeyInfo for SPKI pins, and a short summary for diagnostics.
+//! Just enough X.509 (DER) reading for what is *reported* about the P-CSCF certificate: the
+//! `TlsEstablished` summary (subject, issuer, validity, subjectAltNames) and the names listed
+//! in a name mismatch. No accept/refuse decision reads it: chain, names and SPKI pins go
+//! through webpki only ([`crate::verify`]), so that one parser decides.
 //!
 //! The input is untrusted (it comes from the P-CSCF): every read is bounds-checked and
-//! every failure is an [`X509Error`], never a panic. Chain and signature validation are
-//! webpki's job, not this module's.
+//! every failure is an [`X509Error`], never a panic.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -140,7 +140,7 @@ impl SubjectAltNames {
 /// What imstls reads from a certificate, beyond webpki's validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateInfo<'a> {
-    /// The DER SubjectPublicKeyInfo (what an SPKI pin hashes).
+    /// The DER SubjectPublicKeyInfo (reported only; pins hash webpki's).
     pub spki: &'a [u8],
     /// Subject commonName, for diagnostics only: never used as an identity (RFC 5922 §7.1,
     /// TS 33.203 O.5.1).

@@ -175,6 +175,16 @@ fn x509() {
     smoke("x509", targets::x509, 20_000);
 }
 
+#[test]
+fn sip_uri() {
+    smoke("sip_uri", targets::sip_uri, 20_000);
+}
+
+#[test]
+fn cert_identity() {
+    smoke("cert_identity", targets::cert_identity, 1_500);
+}
+
 /// Writes the seed corpus (run once, by hand, when a target's input format changes):
 /// `cargo test --test fuzz_smoke -- --ignored write_seed_corpus`.
 #[test]
@@ -326,6 +336,99 @@ fn write_seed_corpus() {
         write("x509", &kind.name(), &pki.leaf(kind).chain_der[0]);
     }
     write("x509", "root", &pki.root_der());
+
+    // Certificate identity cases (see targets::cert_identity): flags, then kind+text entries.
+    let entry = |kind: u8, text: &[u8]| [&[kind][..], text].concat();
+    let seed = |flags: u8, entries: &[Vec<u8>]| {
+        let mut out = vec![flags];
+        out.extend_from_slice(&entries.join(&0xffu8));
+        out
+    };
+    let permitted = |i: u8| entry(3, &[i]);
+    for (name, bytes) in [
+        // The issue 11 item 1 attack: .corp.example CA, URI outside it.
+        (
+            "uri-escapes-constraints",
+            seed(
+                0b0110,
+                &[
+                    permitted(0),
+                    entry(0, b"x.corp.example"),
+                    entry(1, b"sip:pcscf.ims.victim.net"),
+                ],
+            ),
+        ),
+        // Item 2: a user part behind ';' / '?'.
+        (
+            "user-part-semicolon",
+            seed(
+                0b0100,
+                &[
+                    entry(0, b"attacker.example"),
+                    entry(1, b"sip:pcscf.ims.victim.net;x@attacker.example"),
+                    entry(1, b"sip:pcscf.ims.victim.net?x@attacker.example"),
+                ],
+            ),
+        ),
+        (
+            "constrained-good",
+            seed(
+                0b0010,
+                &[
+                    permitted(0),
+                    entry(0, b"pcscf.corp.example"),
+                    entry(1, b"sip:pcscf.corp.example:5061;transport=tls"),
+                ],
+            ),
+        ),
+        (
+            "wildcard-opt-in",
+            seed(0b10011, &[permitted(1), entry(0, b"*.corp.example")]),
+        ),
+        ("uri-only", seed(0, &[entry(1, b"sip:pcscf.corp.example")])),
+        (
+            "ip",
+            seed(
+                0b1000,
+                &[entry(2, &[127, 0, 0, 1]), entry(1, b"sip:127.0.0.1")],
+            ),
+        ),
+        (
+            "excluded",
+            seed(
+                0b1110,
+                &[
+                    permitted(1),
+                    entry(4, &[5]),
+                    entry(0, b"a.b.corp.example"),
+                    entry(1, b"sip:[::1]:5061;maddr=x?h=v"),
+                ],
+            ),
+        ),
+    ] {
+        write("cert_identity", name, &bytes);
+    }
+    for (name, uri) in [
+        (
+            "domain",
+            "sip:pcscf.ims.test:5061;transport=tls;lr?subject=x&h=",
+        ),
+        (
+            "user-semicolon",
+            "sip:pcscf.ims.victim.net;x@attacker.example",
+        ),
+        (
+            "user-password",
+            "SIP:alice:p%20w@[2001:db8::1]:5070;maddr=192.0.2.1",
+        ),
+        (
+            "token-param",
+            "sip:host.example.;transport=x`y;method=INVITE",
+        ),
+        ("no-scheme", "pcscf.ims.test"),
+    ] {
+        write("sip_uri", name, uri.as_bytes());
+    }
     write_driver_api_seeds();
 }
 

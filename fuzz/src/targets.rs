@@ -628,8 +628,8 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// The certificate reader the name check depends on, and the RFC 5922 name check on
-/// whatever it reads.
+/// The diagnostic certificate reader (the `TlsEstablished` summary, the names listed in a name
+/// mismatch); no accept/refuse decision reads it (the `cert_identity` target covers those).
 pub fn x509(data: &[u8]) {
     let Ok(info) = imstls::x509::parse_certificate(data) else {
         return;
@@ -637,11 +637,258 @@ pub fn x509(data: &[u8]) {
     assert!(info.spki.len() <= data.len());
     let _ = imstls::x509::format_utc(info.not_before);
     let _ = imstls::x509::format_utc(info.not_after);
-    for allow in [false, true] {
-        let expected = imstls::name::ExpectedIdentity::domain(SERVER_NAME);
-        let _ = imstls::name::check_identity(&expected, &info.subject_alt_names, allow);
-        let ip = imstls::name::ExpectedIdentity::Ip([127, 0, 0, 1].into());
-        let _ = imstls::name::check_identity(&ip, &info.subject_alt_names, allow);
+}
+
+/// "Is this certificate accepted for this name", on validly signed chains: the input chooses
+/// the leaf's SANs (DNS, URI, IP: any ASCII) and the intermediate's DNS name constraints; a
+/// real rustls server presents the chain to a real imstls handshake. Accepted ⇒ an oracle that
+/// shares no code with imstls agrees (see [`cert_identity_oracle`]). Every URI SAN also goes
+/// through `imstls::sip_uri::parse` with its own properties.
+///
+/// Input: byte 0 = flags (bit 0 wildcard opt-in, bit 1 constrained intermediate, bits 2–3 the
+/// expected name, bit 4 TLS 1.2 instead of 1.3), then entries separated by 0xff, each a kind
+/// byte and its text: 0 DNS SAN, 1 URI SAN, 2 IP SAN (4 or 16 bytes), 3 permitted DNS subtree,
+/// 4 excluded DNS subtree (for 3 and 4 the first text byte picks from [`SUBTREES`]).
+pub fn cert_identity(data: &[u8]) {
+    use imstls_testkit::chains::{ChainFactory, DnsConstraints, LeafNames};
+    use imstls_testkit::tls::{server_config_for, TlsVersions as ServerVersions};
+
+    thread_local! {
+        static FACTORY: ChainFactory = ChainFactory::new().expect("chain keys");
+        static PROFILES: RefCell<Vec<Option<TlsProfile>>> = RefCell::new((0..8).map(|_| None).collect());
+    }
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let allow_wildcards = flags & 1 != 0;
+    let constrained = flags & 2 != 0;
+    let expected = EXPECTED_NAMES[usize::from(flags >> 2) & 3];
+    let server_versions = if flags & 0x10 != 0 {
+        ServerVersions::Tls12Only
+    } else {
+        ServerVersions::Tls13Only
+    };
+
+    let mut names = LeafNames::default();
+    let mut constraints = DnsConstraints::default();
+    for entry in rest.split(|&b| b == 0xff).take(8) {
+        let Some((&kind, text)) = entry.split_first() else {
+            continue;
+        };
+        let text = &text[..text.len().min(80)];
+        let ascii = || String::from_utf8_lossy(text).replace(|c: char| !c.is_ascii(), "?");
+        match kind % 5 {
+            0 => names.dns.push(ascii()),
+            1 => names.uris.push(ascii()),
+            2 => match text.len() {
+                4 => names
+                    .ips
+                    .push(<[u8; 4]>::try_from(text).expect("4 bytes").into()),
+                16 => names
+                    .ips
+                    .push(<[u8; 16]>::try_from(text).expect("16 bytes").into()),
+                _ => {}
+            },
+            3 => constraints.permitted_dns.push(
+                SUBTREES[usize::from(text.first().copied().unwrap_or(0)) % SUBTREES.len()].into(),
+            ),
+            _ => constraints.excluded_dns.push(
+                SUBTREES[usize::from(text.first().copied().unwrap_or(0)) % SUBTREES.len()].into(),
+            ),
+        }
+    }
+    for uri in &names.uris {
+        sip_uri_properties(uri);
+    }
+    let constraints = constrained.then_some(constraints);
+
+    let Ok(identity) = FACTORY.with(|f| f.chain(constraints.as_ref(), &names)) else {
+        return; // rcgen refuses to encode it: no chain to present
+    };
+    let Ok(server) = server_config_for(&identity, server_versions) else {
+        return;
+    };
+    let slot = usize::from(flags & 1) * 4 + (usize::from(flags >> 2) & 3);
+    let accepted = PROFILES.with(|profiles| {
+        let mut profiles = profiles.borrow_mut();
+        let profile = profiles[slot].get_or_insert_with(|| {
+            let root = FACTORY.with(|f| f.root_der());
+            let config = UeConfig::builder()
+                .pcscf(format!("{expected}:5061"))
+                .trust_anchors(TrustSource::Der(root))
+                .allow_wildcard_certificates(allow_wildcards)
+                .random_seed(1)
+                .build()
+                .expect("valid configuration");
+            TlsProfile::new(&config, Instant::now()).expect("profile")
+        });
+        let candidate: Candidate = format!("{expected}:5061").parse().expect("candidate");
+        let mut flow = TlsFlow::connect(profile, &candidate).expect("connect");
+        let mut core = PcscfCore::new(server, SharedRegistrar::new(RegistrarConfig::default()), 1)
+            .expect("server");
+        core.receive(&flow.take_transmit().expect("a ClientHello"));
+        for _ in 0..8 {
+            let reply = core.take_output();
+            if reply.is_empty() {
+                break;
+            }
+            if flow.receive(&reply).is_err() {
+                assert!(flow.is_closed(), "a refusal closes the flow");
+                return false;
+            }
+            if let Some(out) = flow.take_transmit() {
+                core.receive(&out);
+            }
+        }
+        flow.is_established()
+    });
+    if accepted {
+        if let Err(why) =
+            cert_identity_oracle(expected, &names, constraints.as_ref(), allow_wildcards)
+        {
+            panic!("imstls accepted {names:?} under {constraints:?} for {expected}: {why}");
+        }
+    }
+}
+
+/// The expected names `cert_identity` checks: in and out of the `SUBTREES`, and an IP.
+pub const EXPECTED_NAMES: [&str; 4] = [
+    "pcscf.corp.example",
+    "pcscf.ims.victim.net",
+    "127.0.0.1",
+    "a.b.corp.example",
+];
+
+/// The DNS subtrees a fuzzed name constraint may use.
+pub const SUBTREES: [&str; 6] = [
+    ".corp.example",
+    "corp.example",
+    ".example",
+    "ims.victim.net",
+    ".victim.net",
+    "b.corp.example",
+];
+
+fn lower_no_dot(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+}
+
+/// RFC 5280 §4.2.1.10 for DNS names as a plain reading: `.x` covers proper subdomains of x;
+/// `x` covers x and its subdomains.
+fn within_subtree(name: &str, subtree: &str) -> bool {
+    let name = lower_no_dot(name);
+    let subtree = subtree.to_ascii_lowercase();
+    match subtree.strip_prefix('.') {
+        Some(base) => name.ends_with(&format!(".{base}")),
+        None => name == subtree || name.ends_with(&format!(".{subtree}")),
+    }
+}
+
+/// What must hold when imstls accepted a certificate naming `names` for `expected`; written
+/// from the rule in docs/CONFORMANCE.md, sharing no code with imstls.
+pub fn cert_identity_oracle(
+    expected: &str,
+    names: &imstls_testkit::chains::LeafNames,
+    constraints: Option<&imstls_testkit::chains::DnsConstraints>,
+    allow_wildcards: bool,
+) -> Result<(), String> {
+    if let Ok(ip) = expected.parse::<std::net::IpAddr>() {
+        return if names.ips.contains(&ip) {
+            Ok(())
+        } else {
+            Err("no equal iPAddress SAN".into())
+        };
+    }
+    let want = lower_no_dot(expected);
+    let exact = names.dns.iter().any(|d| lower_no_dot(d) == want);
+    let by_wildcard = names.dns.iter().any(|d| {
+        let d = lower_no_dot(d);
+        match (d.strip_prefix("*."), want.split_once('.')) {
+            (Some(base), Some((_, parent))) => base == parent && base.contains('.'),
+            _ => false,
+        }
+    });
+    if !(exact || (allow_wildcards && by_wildcard)) {
+        return Err("no exact dNSName (nor an allowed wildcard) names it".into());
+    }
+    if let Some(c) = constraints {
+        if !c.permitted_dns.is_empty() && !c.permitted_dns.iter().any(|s| within_subtree(&want, s))
+        {
+            return Err("outside every permitted subtree".into());
+        }
+        if c.excluded_dns.iter().any(|s| within_subtree(&want, s)) {
+            return Err("inside an excluded subtree".into());
+        }
+    }
+    // Domain sip: URIs: scheme sip, no '@' anywhere (RFC 5922 §7.1 "there is no '@'").
+    let domain_hosts: Vec<String> = names
+        .uris
+        .iter()
+        .filter_map(|u| {
+            let (scheme, rest) = u.split_once(':')?;
+            (scheme.eq_ignore_ascii_case("sip") && !u.contains('@')).then(|| {
+                let end = rest.find([':', ';', '?']).unwrap_or(rest.len());
+                lower_no_dot(&rest[..end])
+            })
+        })
+        .collect();
+    if !domain_hosts.is_empty() && !domain_hosts.contains(&want) {
+        return Err(format!(
+            "sip: URI identities {domain_hosts:?} do not include it"
+        ));
+    }
+    Ok(())
+}
+
+/// The strict `sip:` URI parser on its own, at full speed (`cert_identity` reaches it only
+/// through a handshake): any UTF-8 text, with `sip:` put in front half of the time.
+pub fn sip_uri(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    sip_uri_properties(text);
+    sip_uri_properties(&format!("sip:{text}"));
+}
+
+/// Properties of `imstls::sip_uri::parse` on any text.
+fn sip_uri_properties(uri: &str) {
+    use imstls::sip_uri::{SipHost, SipUriError};
+    match imstls::sip_uri::parse(uri) {
+        Ok(parsed) => {
+            let rest = &uri[4..];
+            assert!(uri[..4].eq_ignore_ascii_case("sip:"), "{uri:?}");
+            // '@' occurs nowhere in a valid SIP-URI but after the userinfo.
+            assert_eq!(parsed.userinfo.is_some(), uri.contains('@'), "{uri:?}");
+            assert_eq!(
+                uri.matches('@').count(),
+                usize::from(parsed.userinfo.is_some())
+            );
+            let after_userinfo = match parsed.userinfo {
+                Some(u) => &rest[u.len() + 1..],
+                None => rest,
+            };
+            if let SipHost::Domain(d) = &parsed.host {
+                assert!(!d.is_empty() && !d.ends_with('.'), "{uri:?}");
+                assert!(
+                    d.bytes().all(|b| b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || b == b'.'
+                        || b == b'-'),
+                    "{uri:?}"
+                );
+                assert!(
+                    after_userinfo.to_ascii_lowercase().starts_with(d.as_str()),
+                    "{uri:?}"
+                );
+            }
+            assert!(uri.ends_with(parsed.headers.unwrap_or("")));
+        }
+        Err(SipUriError::NotSip) => {
+            assert!(!uri
+                .split_once(':')
+                .is_some_and(|(s, _)| s.eq_ignore_ascii_case("sip")));
+        }
+        Err(SipUriError::Invalid(_)) => {}
     }
 }
 

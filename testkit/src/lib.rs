@@ -2,6 +2,7 @@
 //!
 //! - [`pki`]: a test PKI generated at start-up (root → intermediate → leaf, a CRL, and every
 //!   broken leaf variant a UE must reject), with SPKI pins and PEM files for OpenSSL.
+//! - [`chains`]: validly signed chains with chosen SANs under a name-constrained CA.
 //! - [`digest`]: RFC 7616 / RFC 2617 Digest, client and server side.
 //! - [`sip`]: SIP stream framing with RFC 5626 keep-alives, a message type, response builders.
 //! - [`registrar`]: a sans-IO SIP registrar with Digest, outbound and fault knobs.
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod chains;
 pub mod digest;
 mod log;
 pub mod observation;

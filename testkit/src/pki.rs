@@ -48,7 +48,8 @@ pub enum CertKind {
     Wildcard,
     /// A good-looking leaf whose serial number is on the intermediate's CRL ([`TestPki::crl_der`]).
     Revoked,
-    /// SAN only URI `sip:<server name>` (no DNS SAN).
+    /// SAN only URI `sip:<server name>` (no DNS SAN); must NOT be accepted: a `sip:` URI
+    /// identity counts only when its host is also a DNS SAN (docs/CONFORMANCE.md).
     UriSanOnly,
     /// SAN only DNS `<server name>`.
     DnsSanOnly,
@@ -138,6 +139,22 @@ pub struct ServedIdentity {
     pub chain_pem: String,
     /// `key_der` as a PEM `PRIVATE KEY` block.
     pub key_pem: String,
+}
+
+impl ServedIdentity {
+    /// A served identity from a DER chain (leaf first) and a PKCS#8 DER key; fills in the PEM.
+    pub fn new(chain_der: Vec<Vec<u8>>, key_der: Vec<u8>) -> Self {
+        let chain_pem = chain_der
+            .iter()
+            .map(|der| pem_block("CERTIFICATE", der))
+            .collect::<String>();
+        ServedIdentity {
+            chain_pem,
+            key_pem: pem_block("PRIVATE KEY", &key_der),
+            key_der,
+            chain_der,
+        }
+    }
 }
 
 impl fmt::Debug for ServedIdentity {

@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
 
-use crate::pki::{CertKind, TestPki};
+use crate::pki::{CertKind, ServedIdentity, TestPki};
 
 /// Which TLS versions a peer offers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -78,6 +78,28 @@ pub fn server_config(
         builder.with_no_client_auth()
     };
     Ok(Arc::new(builder.with_single_cert(chain, key)?))
+}
+
+/// A server configuration (no client auth) presenting `identity`, e.g. a chain from
+/// [`crate::chains::ChainFactory`].
+pub fn server_config_for(
+    identity: &ServedIdentity,
+    versions: TlsVersions,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let chain: Vec<CertificateDer<'static>> = identity
+        .chain_der
+        .iter()
+        .cloned()
+        .map(CertificateDer::from)
+        .collect();
+    let key = PrivateKeyDer::try_from(identity.key_der.clone())
+        .map_err(|e| rustls::Error::General(e.into()))?;
+    Ok(Arc::new(
+        ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions.protocol_versions())?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?,
+    ))
 }
 
 /// A plain rustls client configuration trusting only `pki`'s root (no CRLs, no client cert).
