@@ -1522,6 +1522,83 @@ fn a_late_answer_to_a_refresh_overtaken_by_deregistration_is_accepted() {
     assert_eq!(w.state(), UeState::Deregistering);
 }
 
+/// Drains the engine by hand (nothing reaches the peer) and returns the events.
+fn drain_events(w: &mut World) -> Vec<Event> {
+    let mut events = Vec::new();
+    loop {
+        match w.ue.poll_output() {
+            imstls::Output::Event(event) => events.push(event),
+            imstls::Output::Timeout(_) => return events,
+            _ => {}
+        }
+    }
+}
+
+fn asks_for_deregister(events: &[Event]) -> bool {
+    events.iter().any(|e| {
+        matches!(
+            e,
+            Event::RegisterNow {
+                reason: RegisterReason::Deregister,
+                ..
+            }
+        )
+    })
+}
+
+/// RFC 3261 §10.2: "A UA MUST NOT send a new registration (that is, containing new Contact
+/// header field values, as opposed to a retransmission) until it has received a final response
+/// from the registrar for the previous one or the previous REGISTER request has timed out."
+#[test]
+fn deregistering_while_a_refresh_is_unanswered_waits_for_its_final_answer() {
+    let mut w = registered_world();
+    w.advance(S(3000));
+    let refresh = w.ua.next_register();
+    w.auto_stack = false;
+    w.ue.send_sip(w.now, &refresh).unwrap();
+    let flow = w.ue.current_flow().unwrap();
+    drain_events(&mut w);
+    w.ue.deregister(w.now).unwrap();
+    let events = drain_events(&mut w);
+    assert!(
+        !asks_for_deregister(&events),
+        "de-REGISTER asked for while the refresh is unanswered: {events:?}"
+    );
+    let deregister = w.ua.next_register();
+    assert_eq!(
+        w.ue.send_sip(w.now, &deregister),
+        Err(UeError::RegisterInFlight)
+    );
+    // The refresh's 200 arrives: now the de-REGISTER may go, and its own answer ends it.
+    w.ue.registration_succeeded(w.now, flow, S(3600), None)
+        .unwrap();
+    assert!(asks_for_deregister(&drain_events(&mut w)));
+    assert_eq!(w.state(), UeState::Deregistering);
+    w.ue.send_sip(w.now, &deregister).unwrap();
+    w.ue.registration_succeeded(w.now, flow, S(0), None)
+        .unwrap();
+    assert_eq!(w.state(), UeState::Idle);
+}
+
+#[test]
+fn deregistering_while_a_refresh_is_unanswered_goes_ahead_when_the_refresh_times_out() {
+    let mut w = registered_world();
+    w.advance(S(3000));
+    let refresh = w.ua.next_register();
+    w.auto_stack = false;
+    w.ue.send_sip(w.now, &refresh).unwrap();
+    drain_events(&mut w);
+    w.ue.deregister(w.now).unwrap();
+    assert!(!asks_for_deregister(&drain_events(&mut w)));
+    // No answer: once the refresh's own timeout has passed, the de-REGISTER is asked for.
+    let deadline =
+        w.ue.next_timeout()
+            .expect("the refresh's timeout is scheduled");
+    w.ue.handle_timeout(deadline);
+    assert!(asks_for_deregister(&drain_events(&mut w)));
+    assert_eq!(w.state(), UeState::Deregistering);
+}
+
 #[test]
 fn a_registration_reported_before_any_pcscf_data_is_a_proven_flow() {
     // A stack that reads the socket itself may report the 200 OK before imstls saw a byte.

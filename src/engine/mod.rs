@@ -74,13 +74,30 @@ pub enum UeState {
 #[derive(Debug, Clone, Copy)]
 enum State {
     Idle,
-    Connecting { deadline: Instant },
-    Handshaking { deadline: Instant },
-    AwaitingRegister { deadline: Instant },
-    Registering { deadline: Instant },
+    Connecting {
+        deadline: Instant,
+    },
+    Handshaking {
+        deadline: Instant,
+    },
+    AwaitingRegister {
+        deadline: Instant,
+    },
+    Registering {
+        deadline: Instant,
+    },
     Registered,
-    Deregistering { deadline: Instant, sent: bool },
-    BackingOff { until: Instant },
+    /// `after_refresh`: a refresh REGISTER was still unanswered when the app asked to
+    /// de-register, so the de-REGISTER waits for its final answer or its timeout (RFC 3261
+    /// §10.2); `sent`: the de-REGISTER is out.
+    Deregistering {
+        deadline: Instant,
+        sent: bool,
+        after_refresh: bool,
+    },
+    BackingOff {
+        until: Instant,
+    },
     Closed,
 }
 
@@ -376,11 +393,17 @@ impl Ue {
                 }
             }
             State::Registered => self.transmit_plaintext(message, "send_sip")?,
+            // RFC 3261 §10.2: no new REGISTER before the previous one is answered.
+            State::Deregistering {
+                after_refresh: true,
+                ..
+            } if is_register => return Err(UeError::RegisterInFlight),
             State::Deregistering { sent: false, .. } if is_register => {
                 self.transmit_plaintext(message, "send_sip")?;
                 self.state = State::Deregistering {
                     deadline: now + timeout,
                     sent: true,
+                    after_refresh: false,
                 };
                 self.emit_for_flow(|flow| Event::Registering {
                     flow,
@@ -449,12 +472,18 @@ impl Ue {
                 self.emit_for_flow(|flow| Event::Challenged { flow, stale });
                 self.emit_for_flow(|flow| Event::RegisterNow { flow, reason });
             }
+            // The refresh the de-registration waited for is answered: de-register now.
+            State::Deregistering {
+                after_refresh: true,
+                ..
+            } => self.deregister_now(),
             // A late challenge to a refresh that the de-registration overtook.
             State::Deregistering { sent: false, .. } => {}
             State::Deregistering { sent: true, .. } => {
                 self.state = State::Deregistering {
                     deadline: now + timeout,
                     sent: false,
+                    after_refresh: false,
                 };
                 let reason = RegisterReason::Challenge { stale };
                 self.emit_for_flow(|flow| Event::Challenged { flow, stale });
@@ -485,6 +514,13 @@ impl Ue {
         self.advance(now);
         self.check_report(flow)?;
         match self.state {
+            State::Deregistering {
+                after_refresh: true,
+                ..
+            } => {
+                self.deregister_now();
+                return Ok(());
+            }
             State::Deregistering { sent: true, .. } => {
                 self.finish_deregistration();
                 return Ok(());
@@ -559,6 +595,13 @@ impl Ue {
             ));
         }
         match self.state {
+            State::Deregistering {
+                after_refresh: true,
+                ..
+            } => {
+                self.deregister_now();
+                return Ok(());
+            }
             State::Deregistering { .. } => {
                 self.finish_deregistration();
                 return Ok(());
@@ -592,27 +635,37 @@ impl Ue {
     }
 
     /// Starts de-registration: when registered, [`Event::RegisterNow`] with
-    /// [`RegisterReason::Deregister`] asks the stack for a REGISTER with Expires: 0. An
+    /// [`RegisterReason::Deregister`] asks the stack for a REGISTER with Expires: 0. While a
+    /// refresh REGISTER is still unanswered that request waits for the refresh's final answer
+    /// (any report on its flow) or its timeout, because RFC 3261 §10.2 allows no new
+    /// REGISTER before then; a REGISTER sent meanwhile gets [`UeError::RegisterInFlight`]. An
     /// incomplete procedure is simply torn down. Either way, once de-registered no TLS
     /// session of the identity is kept.
     pub fn deregister(&mut self, now: Instant) -> Result<(), UeError> {
         self.advance(now);
         match self.state {
             State::Registered => {
-                let deadline = now + self.config.registration_timeout();
-                self.state = State::Deregistering {
-                    deadline,
-                    sent: false,
+                let refresh_in_flight = match self.registration.as_ref().map(|r| r.refresh) {
+                    Some(Refresh::InFlight(deadline)) => Some(deadline),
+                    _ => None,
                 };
                 self.registration = None;
                 if let Some(flow) = self.flow.as_mut() {
                     flow.next_ping = None;
                     flow.pong_deadline = None;
                 }
-                self.emit_for_flow(|flow| Event::RegisterNow {
-                    flow,
-                    reason: RegisterReason::Deregister,
-                });
+                match refresh_in_flight {
+                    // RFC 3261 §10.2: the de-REGISTER waits for the refresh's final answer
+                    // or its Timer F.
+                    Some(deadline) => {
+                        self.state = State::Deregistering {
+                            deadline,
+                            sent: false,
+                            after_refresh: true,
+                        }
+                    }
+                    None => self.deregister_now(),
+                }
             }
             State::Connecting { .. }
             | State::Handshaking { .. }
@@ -1439,6 +1492,20 @@ impl Ue {
         }
     }
 
+    /// Asks the stack for the de-REGISTER (expires=0) on the current flow, bounded by the
+    /// registration timeout (RFC 3261 §10.2.2).
+    fn deregister_now(&mut self) {
+        self.state = State::Deregistering {
+            deadline: self.now + self.config.registration_timeout(),
+            sent: false,
+            after_refresh: false,
+        };
+        self.emit_for_flow(|flow| Event::RegisterNow {
+            flow,
+            reason: RegisterReason::Deregister,
+        });
+    }
+
     fn finish_deregistration(&mut self) {
         self.close_flow(true);
         self.registration = None;
@@ -1615,6 +1682,12 @@ impl Ue {
                 self.recovery.consecutive_failures += 1;
                 self.back_off(None, Vec::new());
             }
+            // The refresh the de-registration waited for timed out (RFC 3261 §10.2 then
+            // allows a new REGISTER).
+            State::Deregistering {
+                after_refresh: true,
+                ..
+            } => self.deregister_now(),
             State::Deregistering { .. } => self.finish_deregistration(),
             State::BackingOff { .. } => {
                 self.end_procedure_with_purge();
