@@ -42,8 +42,20 @@ impl std::fmt::Debug for Flooder {
 
 impl Flooder {
     /// Listens on 127.0.0.1 (an ephemeral port) with the good leaf of `pki` and a receive
-    /// buffer of `receive_buffer` bytes per connection (the kernel rounds it up).
+    /// buffer of `receive_buffer` bytes per connection (the kernel rounds it up), and pings
+    /// as fast as the UE's socket takes them.
     pub fn start(pki: Arc<TestPki>, receive_buffer: usize) -> io::Result<Flooder> {
+        Flooder::start_paced(pki, receive_buffer, Duration::ZERO)
+    }
+
+    /// Like [`start`](Self::start), with `pause` between two ping records: a UE that runs
+    /// slowly (under Valgrind) then reads a few pings at a time instead of decrypting
+    /// hundreds per read, and reaches its outgoing cap in reasonable time.
+    pub fn start_paced(
+        pki: Arc<TestPki>,
+        receive_buffer: usize,
+        pause: Duration,
+    ) -> io::Result<Flooder> {
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
         socket.set_recv_buffer_size(receive_buffer)?;
         let bind: SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -69,7 +81,7 @@ impl Flooder {
                         else {
                             return;
                         };
-                        serve(stream, core, &thread_pings, &thread_stop);
+                        serve(stream, core, pause, &thread_pings, &thread_stop);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -115,7 +127,13 @@ impl Drop for Flooder {
     }
 }
 
-fn serve(mut stream: TcpStream, mut core: PcscfCore, pings: &AtomicU64, stop: &AtomicBool) {
+fn serve(
+    mut stream: TcpStream,
+    mut core: PcscfCore,
+    pause: Duration,
+    pings: &AtomicU64,
+    stop: &AtomicBool,
+) {
     let setup = stream
         .set_nonblocking(false)
         .and_then(|()| stream.set_read_timeout(Some(Duration::from_millis(20))))
@@ -132,25 +150,42 @@ fn serve(mut stream: TcpStream, mut core: PcscfCore, pings: &AtomicU64, stop: &A
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(_) => return,
         }
-        let out = core.take_output();
-        if stream.write_all(&out).is_err() {
+        if !write_fully(&mut stream, &core.take_output(), stop) {
             return;
         }
     }
     // Then pings only, and never a read again.
     while !stop.load(Ordering::Acquire) {
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
         core.send_ping();
         // The core logs each ping it sends; this P-CSCF keeps no log (its heap would grow).
         drop(core.take_observations());
-        let out = core.take_output();
-        match stream.write_all(&out) {
-            Ok(()) => {
-                pings.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                // The UE is not reading: it has failed the flow, or is about to.
-            }
-            Err(_) => return, // the UE closed the flow
+        if !write_fully(&mut stream, &core.take_output(), stop) {
+            return; // the UE closed the flow
+        }
+        pings.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Writes all of `bytes`, waiting as long as the UE does not read (a record cut short would
+/// corrupt the TLS stream); false when the connection failed or the flooder stops.
+fn write_fully(stream: &mut TcpStream, mut bytes: &[u8], stop: &AtomicBool) -> bool {
+    while !bytes.is_empty() {
+        if stop.load(Ordering::Acquire) {
+            return false;
+        }
+        match stream.write(bytes) {
+            Ok(0) => return false,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return false,
         }
     }
+    true
 }
