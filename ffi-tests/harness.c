@@ -11,7 +11,11 @@
  * ("@ctl kill" on stdout -> "ok" on stdin). Prints "passed=N failed=M" last; exits 0 only
  * when nothing failed.
  *
- * usage: harness --pcscf ADDR --expired ADDR --wrong-name ADDR --ca FILE --server-name FQDN
+ * usage: harness --pcscf ADDR --expired ADDR --wrong-name ADDR --flood ADDR --ca FILE
+ *                --server-name FQDN
+ *
+ * --flood is a P-CSCF that registers the UE, then floods CRLFCRLF pings and never reads
+ * (imstls_testkit::Flooder, issue 12 s5).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -85,7 +89,7 @@ static void begin(const char *name) {
 /* ---- environment --------------------------------------------------------------------------- */
 
 static struct {
-    const char *pcscf, *expired, *wrong_name, *ca, *server_name;
+    const char *pcscf, *expired, *wrong_name, *flood, *ca, *server_name;
 } opt;
 
 static const char *IMPI = "alice@ims.test";
@@ -195,6 +199,8 @@ typedef struct stack {
     int external;          /* driver in external-connect mode: this file connects */
     int borrow;            /* ... and lends its descriptor instead of giving it away */
     int lent_fd;
+    int send_buffer;       /* ... and gives each socket this SO_SNDBUF (0: the default) */
+    int quiet_pings;       /* count PING_ANSWERED events without printing them (a flood) */
     /* sans-IO socket */
     int fd;
     uint64_t fd_flow;
@@ -216,6 +222,12 @@ typedef struct stack {
     uint64_t failed_flow[2];
     char failed_target[2][64], failed_reason[2][48], failed_detail[2][160];
     int failed_out_of_range_ok;
+    /* the first losses and back-offs, and when this file saw them */
+    int ping_answers;
+    char lost_reason[2][32];
+    size_t lost_dropped[2];
+    uint64_t backoff_delay_ms[2], backoff_step_ms[2], reconnect_seen_ms[2];
+    uint64_t step_started_ms; /* when the current driver step began: no event is older */
 } stack;
 
 static void stack_init(stack *s, const char *name) {
@@ -314,6 +326,9 @@ static void adopt_socket(stack *s, const imstls_output *o) {
         return;
     }
     mini_ua_set_local(&s->ua, local);
+    if (s->send_buffer > 0) {
+        CHECK(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &s->send_buffer, sizeof s->send_buffer) == 0);
+    }
     int status_flags = fcntl(fd, F_GETFL);
     CHECK(status_flags != -1 && !(status_flags & O_NONBLOCK)); /* a blocking socket */
     CHECK(!(fcntl(fd, F_GETFD) & FD_CLOEXEC));
@@ -365,9 +380,16 @@ static void copy_failed_candidates(stack *s, const imstls_output *o) {
 
 static void on_event(stack *s, const imstls_output *o) {
     imstls_event_kind event = imstls_output_event(o);
+    if (event == IMSTLS_EVENT_PING_ANSWERED && s->quiet_pings) {
+        s->ping_answers++;
+        return;
+    }
     printf("   %-5s %-22s %s\n", s->name, imstls_output_event_name(o), imstls_output_detail(o));
     switch (event) {
     case IMSTLS_EVENT_CONNECTING:
+        if (s->backoffs >= 1 && s->backoffs <= 2 && s->reconnect_seen_ms[s->backoffs - 1] == 0) {
+            s->reconnect_seen_ms[s->backoffs - 1] = now_ms();
+        }
         s->connecting++;
         CHECK(imstls_output_port(o) > 0 && imstls_output_host(o)[0] != '\0');
         if (s->external) adopt_socket(s, o);
@@ -396,6 +418,10 @@ static void on_event(stack *s, const imstls_output *o) {
         s->superseded_flow = imstls_output_flow(o);
         break;
     case IMSTLS_EVENT_CONNECTION_LOST:
+        if (s->lost < 2) {
+            copy_str(s->lost_reason[s->lost], sizeof s->lost_reason[s->lost], imstls_output_reason(o));
+            s->lost_dropped[s->lost] = imstls_output_dropped_bytes(o);
+        }
         s->lost++;
         CHECK(imstls_output_flags(o) & IMSTLS_FLAG_WAS_REGISTERED);
         break;
@@ -426,6 +452,10 @@ static void on_event(stack *s, const imstls_output *o) {
         copy_failed_candidates(s, o);
         break;
     case IMSTLS_EVENT_BACKING_OFF:
+        if (s->backoffs < 2) {
+            s->backoff_delay_ms[s->backoffs] = imstls_output_delay_ms(o);
+            s->backoff_step_ms[s->backoffs] = s->step_started_ms;
+        }
         s->backoffs++;
         copy_failed_candidates(s, o);
         break;
@@ -540,6 +570,7 @@ static void step(stack *s, int max_ms) {
     if (s->ue != NULL) {
         sansio_step(s, max_ms);
     } else {
+        s->step_started_ms = now_ms();
         CHECK_OK(imstls_driver_run(s->driver, (uint32_t)max_ms));
         drain(s);
     }
@@ -979,6 +1010,97 @@ static void driver_adopt(int borrow) {
         CHECK(s.lent_fd >= 0 && fcntl(s.lent_fd, F_GETFD) != -1);
         if (s.lent_fd >= 0) close(s.lent_fd);
     }
+}
+
+/* Issue 12 s5: a registered P-CSCF that floods CRLFCRLF pings and never reads. The smallest
+ * socket buffers on both ends (its receive buffer, our send buffer) make the driver's own
+ * outgoing queue grow after a few hundred pongs: at FLOOD_CAP the flow must fail with "peer_not_reading", the queue must never
+ * be seen above the cap, and recovery must back off before the next flow (which the
+ * P-CSCF floods again). Bounded: FLOOD_FLOWS flows, at most FLOOD_LIMIT_MS. */
+#define FLOOD_CAP 4096 /* the smallest allowed is twice the largest SIP message, 2 x 2 KiB */
+#define FLOOD_FLOWS 2
+#define FLOOD_LIMIT_MS 90000
+
+static int flood_done(const stack *s) {
+    return s->lost >= FLOOD_FLOWS && s->backoffs >= FLOOD_FLOWS &&
+           s->reconnect_seen_ms[FLOOD_FLOWS - 1] != 0;
+}
+
+static int is_registered(const stack *s) { return s->registered >= 1; }
+
+static void driver_flood(void) {
+    begin("driver: a P-CSCF floods pings and never reads -> peer_not_reading, queue capped, "
+          "back-off");
+    imstls_config_builder *b = NULL;
+    imstls_config *config = NULL;
+    if (!CHECK_OK(imstls_config_builder_new(&b))) return;
+    CHECK_OK(imstls_config_builder_add_pcscf(b, opt.flood));
+    CHECK_OK(imstls_config_builder_set_server_name(b, opt.server_name));
+    CHECK_OK(imstls_config_builder_add_trust_anchors_file(b, opt.ca));
+    CHECK_OK(imstls_config_builder_set_connect_timeout_ms(b, 10000));
+    CHECK_OK(imstls_config_builder_set_handshake_timeout_ms(b, 20000));
+    CHECK_OK(imstls_config_builder_set_registration_timeout_ms(b, 20000));
+    /* Our own keep-alive goes unanswered: a long pong wait, so that the cap is what fails
+     * the flow even under Valgrind. */
+    CHECK_OK(imstls_config_builder_set_keepalive(b, true, false, 60000));
+    CHECK_OK(imstls_config_builder_set_backoff(b, 250, 250, 1000));
+    CHECK_OK(imstls_config_builder_set_max_sip_message_size(b, 2048));
+    CHECK_OK(imstls_config_builder_set_queue_limits(b, 0, FLOOD_CAP, 0));
+    CHECK_OK(imstls_config_builder_set_random_seed(b, 11));
+    CHECK_OK(imstls_config_builder_build(b, &config));
+    imstls_config_builder_free(b);
+    stack s;
+    stack_init(&s, "flood");
+    imstls_result created = imstls_driver_new(config, &s.driver);
+    imstls_config_free(config);
+    if (!CHECK_OK(created)) return;
+    CHECK_OK(imstls_driver_set_connect_mode(s.driver, IMSTLS_CONNECT_EXTERNAL));
+    s.external = 1;
+    s.send_buffer = 1024; /* the kernel's minimum, about 4.5 KiB */
+    s.quiet_pings = 1;
+    const char *impus[] = {IMPU};
+    CHECK_OK(imstls_driver_start_registration(s.driver, IMPI, impus, 1));
+    CHECK(until(&s, is_registered, 30000));
+
+    size_t outgoing = 0, events = 0, outgoing_peak = 0, events_peak = 0;
+    CHECK_RESULT(imstls_driver_queued_bytes(NULL, &outgoing, &events), IMSTLS_NULL_ARGUMENT);
+    CHECK_OK(imstls_driver_queued_bytes(s.driver, NULL, NULL));
+    uint64_t start = now_ms(), end = start + FLOOD_LIMIT_MS;
+    while (!flood_done(&s) && now_ms() < end) {
+        s.step_started_ms = now_ms();
+        CHECK_OK(imstls_driver_run(s.driver, 50));
+        /* Before draining: what one run left queued. */
+        if (CHECK_OK(imstls_driver_queued_bytes(s.driver, &outgoing, &events))) {
+            if (outgoing > outgoing_peak) outgoing_peak = outgoing;
+            if (events > events_peak) events_peak = events;
+        }
+        drain(&s);
+    }
+    printf("   flood: %d losses in %llu ms (%s, %zu bytes dropped; %s, %zu bytes dropped), "
+           "%d pings answered, outgoing queue peak %zu bytes (cap %d), event queue peak %zu "
+           "bytes, back-off %llu ms (next flow after %lld ms) then %llu ms (after %lld ms)\n",
+           s.lost, (unsigned long long)(now_ms() - start), s.lost_reason[0], s.lost_dropped[0],
+           s.lost_reason[1], s.lost_dropped[1], s.ping_answers, outgoing_peak, FLOOD_CAP,
+           events_peak, (unsigned long long)s.backoff_delay_ms[0],
+           (long long)(s.reconnect_seen_ms[0] - s.backoff_step_ms[0]),
+           (unsigned long long)s.backoff_delay_ms[1],
+           (long long)(s.reconnect_seen_ms[1] - s.backoff_step_ms[1]));
+    CHECK(flood_done(&s));
+    for (int i = 0; i < FLOOD_FLOWS; i++) {
+        CHECK(strcmp(s.lost_reason[i], "peer_not_reading") == 0);
+        /* Failed as the queue crossed the cap: over it by at most the record that crossed. */
+        CHECK(s.lost_dropped[i] > FLOOD_CAP && s.lost_dropped[i] <= FLOOD_CAP + 64);
+        /* An overload never counts as a proven flow: a real wait, not an instant reconnect
+         * (RFC 5626 s4.5: at least half the 250 ms base, at most the 1 s cap). */
+        CHECK(s.backoff_delay_ms[i] >= 125 && s.backoff_delay_ms[i] <= 1000);
+        /* ... and the next flow waited for it: the back-off began no earlier than the step
+         * that reported it (1 ms for rounding). */
+        CHECK(s.reconnect_seen_ms[i] + 1 >= s.backoff_step_ms[i] + s.backoff_delay_ms[i]);
+    }
+    CHECK(outgoing_peak <= FLOOD_CAP);
+    CHECK(s.ping_answers > 0);
+    CHECK(s.registered >= FLOOD_FLOWS);
+    imstls_driver_free(s.driver);
 }
 
 typedef struct runner {
@@ -1647,17 +1769,20 @@ static int parse(int argc, char **argv) {
         if (strcmp(flag, "--pcscf") == 0) opt.pcscf = value;
         else if (strcmp(flag, "--expired") == 0) opt.expired = value;
         else if (strcmp(flag, "--wrong-name") == 0) opt.wrong_name = value;
+        else if (strcmp(flag, "--flood") == 0) opt.flood = value;
         else if (strcmp(flag, "--ca") == 0) opt.ca = value;
         else if (strcmp(flag, "--server-name") == 0) opt.server_name = value;
         else return -1;
     }
-    return opt.pcscf && opt.expired && opt.wrong_name && opt.ca && opt.server_name ? 0 : -1;
+    return opt.pcscf && opt.expired && opt.wrong_name && opt.flood && opt.ca && opt.server_name
+               ? 0
+               : -1;
 }
 
 int main(int argc, char **argv) {
     if (parse(argc, argv) != 0) {
-        fprintf(stderr, "usage: harness --pcscf ADDR --expired ADDR --wrong-name ADDR --ca FILE "
-                        "--server-name FQDN\n");
+        fprintf(stderr, "usage: harness --pcscf ADDR --expired ADDR --wrong-name ADDR "
+                        "--flood ADDR --ca FILE --server-name FQDN\n");
         return 2;
     }
     srand((unsigned)now_ms());
@@ -1684,6 +1809,7 @@ int main(int argc, char **argv) {
     driver_own_loop();
     driver_adopt(0);
     driver_adopt(1);
+    driver_flood();
     driver_run_unlocked();
     race_wake_callback_replaced(0);
     race_wake_callback_replaced(1);

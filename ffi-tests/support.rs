@@ -222,6 +222,7 @@ pub fn compile_as(source: &Path, object: &Path, std: &str, extra: &[&str]) {
 /// The loopback P-CSCFs the C programs talk to: one with a good certificate, one with an
 /// expired one and one for another name, all under one test root.
 pub struct Sims {
+    pub pki: Arc<TestPki>,
     pub good: Simulator,
     pub expired: Simulator,
     pub wrong_name: Simulator,
@@ -244,6 +245,7 @@ pub fn start_sims(dir: &Path) -> Sims {
     let ca = dir.join("root-ca.pem");
     std::fs::write(&ca, pki.root_pem()).expect("write the root CA");
     Sims {
+        pki: pki.clone(),
         good: start(CertKind::Good),
         expired: start(CertKind::Expired),
         wrong_name: start(CertKind::WrongName),

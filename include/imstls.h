@@ -413,7 +413,8 @@ enum imstls_event_kind
      */
     IMSTLS_EVENT_REGISTERED = 10,
     /**
-     * The flow was lost (`reason`, flag WAS_REGISTERED, `error`); a new flow follows.
+     * The flow was lost (`reason`, flag WAS_REGISTERED, `error`; for `"peer_not_reading"`
+     * and `"queue_overflow"`, `dropped_bytes`); a new flow follows.
      */
     IMSTLS_EVENT_CONNECTION_LOST = 11,
     /**
@@ -1499,6 +1500,19 @@ imstls_result imstls_driver_interest(const imstls_driver *driver, uint32_t *out_
 imstls_result imstls_driver_timeout_ms(const imstls_driver *driver, uint64_t *out_ms);
 
 /**
+ * What the driver holds now, in bytes: TLS bytes its socket has not taken yet in
+ * `*out_outgoing` (capped by `driver_outgoing_bytes`, see
+ * `imstls_config_builder_set_queue_limits`) and events not yet taken with
+ * `imstls_driver_poll_event` in `*out_events` (capped by `driver_event_bytes`). Either
+ * pointer may be NULL when that figure is not wanted.
+ *
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+ */
+imstls_result imstls_driver_queued_bytes(const imstls_driver *driver,
+                                         size_t *out_outgoing,
+                                         size_t *out_events);
+
+/**
  * Does everything possible without blocking: finishes a connect, writes, reads, fires due
  * timers. Call it when the socket is ready or the timeout passed (any other time is
  * harmless), then drain `imstls_driver_poll_event`.
@@ -1894,6 +1908,8 @@ size_t imstls_output_purged_sessions(const imstls_output *output);
 
 /**
  * SUPERSEDED: queued bytes (outgoing and partly received) that were dropped.
+ * CONNECTION_LOST with reason `"peer_not_reading"` or `"queue_overflow"`: the bytes the
+ * capped queue held when the flow was failed.
  *
  * - Thread safety: any thread; the output is immutable.
  */

@@ -1,7 +1,8 @@
 //! Builds the C harness (`ffi-tests/harness.c`, C99, plus one C++ translation unit, strict
 //! warnings) against the staticlib cargo just built, and runs it against loopback simulators
-//! three times: plain, under AddressSanitizer + UndefinedBehaviorSanitizer, and under
-//! Valgrind. Each run must report `failed=0`; the sanitizer and Valgrind runs must also end
+//! (and the testkit's `Flooder`, a P-CSCF that floods pings and never reads) three times:
+//! plain, under AddressSanitizer + UndefinedBehaviorSanitizer, and under Valgrind. Each run
+//! must report `failed=0`; the sanitizer and Valgrind runs must also end
 //! without a report (no errors, no definite leaks).
 //!
 //! gcc, g++ and valgrind are required: without them these tests fail and say what to
@@ -15,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use imstls::AlertDescription;
-use imstls_testkit::Observation;
+use imstls_testkit::{Flooder, Observation};
 use support::*;
 
 /// Fewer passed checks than this means scenarios were skipped.
@@ -57,6 +58,15 @@ fn build_harness(variant: &str, flags: &[&str]) -> PathBuf {
 fn run_harness(variant: &str, command: Command, limit: Duration) -> (u32, u32) {
     let dir = build_dir(variant);
     let sims = start_sims(&dir);
+    // The same root as the simulators: a P-CSCF that floods pings and never reads (the
+    // kernel's smallest receive buffer). Under Valgrind the UE would decrypt hundreds of pings
+    // per read and answer a few pongs a second: one ping per millisecond there.
+    let pause = if variant == "valgrind" {
+        Duration::from_millis(1)
+    } else {
+        Duration::ZERO
+    };
+    let flooder = Flooder::start_paced(sims.pki.clone(), 1024, pause).expect("loopback flooder");
     let mut command = command;
     command
         .env("RUST_BACKTRACE", "0") // the deliberate panic prints one line, not a backtrace
@@ -66,6 +76,8 @@ fn run_harness(variant: &str, command: Command, limit: Duration) -> (u32, u32) {
         .arg(sims.expired.addr().to_string())
         .arg("--wrong-name")
         .arg(sims.wrong_name.addr().to_string())
+        .arg("--flood")
+        .arg(flooder.addr().to_string())
         .arg("--ca")
         .arg(&sims.ca)
         .arg("--server-name")
@@ -98,6 +110,13 @@ fn run_harness(variant: &str, command: Command, limit: Duration) -> (u32, u32) {
             matches!(o, Observation::AlertReceived { description } if *description == expected)
         })
     };
+    // The flood scenario's flows reached the flooder: the first, and one after each loss.
+    say(&format!(
+        "C harness ({variant}): the flooder accepted {} connections and sent {} ping records\n",
+        flooder.connections(),
+        flooder.pings()
+    ));
+    assert!(flooder.connections() >= 3, "{flooder:?}");
     assert!(alert(&sims.expired, AlertDescription::CertificateExpired));
     assert!(alert(&sims.wrong_name, AlertDescription::BadCertificate));
     (passed, failed)

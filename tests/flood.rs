@@ -1,5 +1,5 @@
 //! A registered P-CSCF that floods CRLFCRLF pings and never reads (issue 12 §5), on loopback
-//! with real rustls on both ends (the testkit's P-CSCF core behind a TCP listener): the driver
+//! with real rustls on both ends (the testkit's `Flooder`): the driver
 //! answers at most one pong per read, what it queues stays under its caps, and the flow is
 //! failed with its reason, then recovery backs off.
 //!
@@ -8,22 +8,16 @@
 //! what grows.
 
 use std::alloc::System;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use imstls::driver::{ConnectMode, Driver};
 use imstls::{Event, Identity, RegisterReason, TrustSource, UeConfig};
-use imstls_testkit::pcscf::PcscfCore;
-use imstls_testkit::registrar::{RegistrarConfig, SharedRegistrar};
 use imstls_testkit::sip::SipMessage;
-use imstls_testkit::tls::{server_config, TlsVersions};
 use imstls_testkit::ua::{Ua, UaConfig, UaOutcome};
-use imstls_testkit::{CertKind, TestPki, DEFAULT_IMPI, DEFAULT_IMPU};
+use imstls_testkit::{TestPki, DEFAULT_IMPI, DEFAULT_IMPU};
 use socket2::{Domain, Socket, Type};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -43,65 +37,20 @@ fn live_heap() -> i64 {
 const CAP: usize = 16 * 1024;
 const SMALL_SOCKET_BUFFER: usize = 4096;
 
-/// A P-CSCF that registers the UE, then only writes pings, one record each, and never reads
-/// again. It serves one connection at a time, as many as the UE opens.
-struct Flooder {
-    addr: SocketAddr,
-    pki: Arc<TestPki>,
-    pings: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+/// The testkit's flooding P-CSCF with its own PKI, and the UE configuration that trusts it.
+struct Flooder(imstls_testkit::Flooder);
 
 impl Flooder {
     fn start() -> Flooder {
         let pki = Arc::new(TestPki::generate("pcscf.ims.test"));
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        // Inherited by accepted connections: the P-CSCF's side takes little before it blocks.
-        socket
-            .set_recv_buffer_size(SMALL_SOCKET_BUFFER)
-            .expect("SO_RCVBUF");
-        let bind: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        socket.bind(&bind.into()).expect("bind loopback");
-        socket.listen(4).expect("listen");
-        let listener: TcpListener = socket.into();
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let addr = listener.local_addr().expect("address");
-        let server = server_config(&pki, CertKind::Good, TlsVersions::Both, false).expect("tls");
-        let registrar = SharedRegistrar::new(RegistrarConfig::default());
-        let pings = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (thread_pings, thread_stop) = (pings.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let mut connection = 0;
-            while !thread_stop.load(Ordering::Acquire) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        connection += 1;
-                        let core = PcscfCore::new(server.clone(), registrar.clone(), connection)
-                            .expect("server connection");
-                        serve(stream, core, &thread_pings, &thread_stop);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Flooder {
-            addr,
-            pki,
-            pings,
-            stop,
-            thread: Some(thread),
-        }
+        Flooder(imstls_testkit::Flooder::start(pki, SMALL_SOCKET_BUFFER).expect("loopback flooder"))
     }
 
     fn config(&self) -> imstls::UeConfigBuilder {
         UeConfig::builder()
-            .pcscf(self.addr.to_string())
-            .server_name(self.pki.server_name())
-            .trust_anchors(TrustSource::Pem(self.pki.root_pem().into_bytes()))
+            .pcscf(self.0.addr().to_string())
+            .server_name(self.0.pki().server_name())
+            .trust_anchors(TrustSource::Pem(self.0.pki().root_pem().into_bytes()))
             .max_sip_message_size(4096)
             .backoff(imstls::Backoff {
                 base_all_failed: Duration::from_millis(200),
@@ -109,56 +58,6 @@ impl Flooder {
                 max: Duration::from_secs(1),
             })
             .random_seed(5)
-    }
-}
-
-impl Drop for Flooder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(mut stream: TcpStream, mut core: PcscfCore, pings: &AtomicU64, stop: &AtomicBool) {
-    stream.set_nonblocking(false).expect("blocking stream");
-    stream
-        .set_read_timeout(Some(Duration::from_millis(20)))
-        .expect("read timeout");
-    stream
-        .set_write_timeout(Some(Duration::from_millis(200)))
-        .expect("write timeout");
-    // Register the UE: a 401, then a 200.
-    let mut buf = vec![0u8; 16 * 1024];
-    while core.answered() < 2 && !stop.load(Ordering::Acquire) {
-        match stream.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => core.receive(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => return,
-        }
-        let out = core.take_output();
-        if stream.write_all(&out).is_err() {
-            return;
-        }
-    }
-    // Then pings only, and never a read again.
-    while !stop.load(Ordering::Acquire) {
-        core.send_ping();
-        // The core logs each ping it sends; this P-CSCF keeps no log (it would be the heap
-        // that grows).
-        drop(core.take_observations());
-        let out = core.take_output();
-        match stream.write_all(&out) {
-            Ok(()) => {
-                pings.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                // The UE is not reading: it has failed the flow, or is about to.
-            }
-            Err(_) => return, // the UE closed the flow
-        }
     }
 }
 
@@ -238,7 +137,7 @@ fn a_pcscf_flooding_pings_and_never_reading_is_failed_with_the_outgoing_queue_ca
     let mut driver = Driver::new(config).expect("driver");
     driver.set_connect_mode(ConnectMode::External);
     let mut ua = Ua::new(UaConfig::default());
-    register(&mut driver, &mut ua, flooder.addr);
+    register(&mut driver, &mut ua, flooder.0.addr());
     let flooded = driver.ue().current_flow().expect("a flow");
     let baseline = live_heap();
 
@@ -266,11 +165,11 @@ fn a_pcscf_flooding_pings_and_never_reading_is_failed_with_the_outgoing_queue_ca
                 Event::BackingOff { .. } if losses.len() > backoffs => backoffs += 1,
                 _ => {}
             }
-            act(&mut driver, &mut ua, flooder.addr, &event);
+            act(&mut driver, &mut ua, flooder.0.addr(), &event);
         }
         reads_with_pong += u64::from(pong_this_round);
     }
-    let pings = flooder.pings.load(Ordering::Relaxed);
+    let pings = flooder.0.pings();
     println!(
         "flood: {pings} ping records sent, {pongs} pongs answered, outgoing queue peak \
          {max_queued} bytes (cap {CAP}), live heap peak above the registered baseline per \
@@ -326,7 +225,7 @@ fn an_application_that_stops_polling_events_under_a_flood_has_the_event_queue_ca
     let mut driver = Driver::new(config).expect("driver");
     driver.set_connect_mode(ConnectMode::External);
     let mut ua = Ua::new(UaConfig::default());
-    register(&mut driver, &mut ua, flooder.addr);
+    register(&mut driver, &mut ua, flooder.0.addr());
     let flooded = driver.ue().current_flow().expect("a flow");
 
     // The application stops polling; the P-CSCF floods.

@@ -536,6 +536,32 @@ pub extern "C" fn imstls_driver_timeout_ms(
     })
 }
 
+/// What the driver holds now, in bytes: TLS bytes its socket has not taken yet in
+/// `*out_outgoing` (capped by `driver_outgoing_bytes`, see
+/// `imstls_config_builder_set_queue_limits`) and events not yet taken with
+/// `imstls_driver_poll_event` in `*out_events` (capped by `driver_event_bytes`). Either
+/// pointer may be NULL when that figure is not wanted.
+///
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_queued_bytes(
+    driver: *const imstls_driver,
+    out_outgoing: *mut usize,
+    out_events: *mut usize,
+) -> imstls_result {
+    guard(|| {
+        with(driver, "driver", |locked, _| {
+            if !out_outgoing.is_null() {
+                out(out_outgoing, "out_outgoing")?.write(locked.inner.queued_outgoing_bytes());
+            }
+            if !out_events.is_null() {
+                out(out_events, "out_events")?.write(locked.inner.queued_event_bytes());
+            }
+            Ok(())
+        })
+    })
+}
+
 /// Does everything possible without blocking: finishes a connect, writes, reads, fires due
 /// timers. Call it when the socket is ready or the timeout passed (any other time is
 /// harmless), then drain `imstls_driver_poll_event`.

@@ -7,7 +7,7 @@ use std::ffi::{c_char, CString};
 use zeroize::Zeroizing;
 
 use crate::config::{Host, UeConfig};
-use crate::engine::{CandidateFailure, Event, Output, RegisterReason, RekeyMethod};
+use crate::engine::{CandidateFailure, Event, LossReason, Output, RegisterReason, RekeyMethod};
 
 use super::boundary::{arg, copy_out, free_boxed, guard, out};
 use super::error::{c_string, imstls_error, Failure};
@@ -64,7 +64,8 @@ pub enum imstls_event_kind {
     IMSTLS_EVENT_CHALLENGED = 9,
     /// Registered (`expires_s`, `refresh_in_s`).
     IMSTLS_EVENT_REGISTERED = 10,
-    /// The flow was lost (`reason`, flag WAS_REGISTERED, `error`); a new flow follows.
+    /// The flow was lost (`reason`, flag WAS_REGISTERED, `error`; for `"peer_not_reading"`
+    /// and `"queue_overflow"`, `dropped_bytes`); a new flow follows.
     IMSTLS_EVENT_CONNECTION_LOST = 11,
     /// Waiting before the next attempt (`attempt`, `delay_ms`; RFC 5626 §4.5). When every
     /// candidate failed in the round, `imstls_output_failed_candidate_count` and the
@@ -346,6 +347,11 @@ impl imstls_output {
             } => {
                 this.flow = flow.0;
                 this.reason = c_string(reason.code());
+                if let LossReason::QueueOverflow { queued, .. }
+                | LossReason::PeerNotReading { queued } = reason
+                {
+                    this.dropped_bytes = queued;
+                }
                 if registered {
                     this.flags |= IMSTLS_FLAG_WAS_REGISTERED;
                 }
@@ -666,6 +672,8 @@ pub extern "C" fn imstls_output_purged_sessions(output: *const imstls_output) ->
 }
 
 /// SUPERSEDED: queued bytes (outgoing and partly received) that were dropped.
+/// CONNECTION_LOST with reason `"peer_not_reading"` or `"queue_overflow"`: the bytes the
+/// capped queue held when the flow was failed.
 ///
 /// - Thread safety: any thread; the output is immutable.
 #[no_mangle]

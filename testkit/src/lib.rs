@@ -9,6 +9,7 @@
 //! - [`pcscf`]: [`PcscfCore`], a sans-IO simulated P-CSCF for one TLS connection, time-free, with
 //!   an [`Observation`] log, for in-memory tests on a simulated clock.
 //! - [`server`]: [`Simulator`], the same P-CSCF on loopback sockets with fault injection.
+//! - [`flooder`]: [`Flooder`], a registered P-CSCF that floods pings and never reads.
 //! - [`ua`]: a minimal SIP UA acting as "the SIP stack" (REGISTER, Digest, answers).
 //!
 //! ```no_run
@@ -24,6 +25,7 @@
 
 pub mod chains;
 pub mod digest;
+pub mod flooder;
 mod log;
 pub mod observation;
 pub mod pcscf;
@@ -38,6 +40,7 @@ pub mod tls;
 pub mod ua;
 
 pub use digest::{Algorithm as DigestAlgorithm, Authorization, Challenge, DigestError};
+pub use flooder::Flooder;
 pub use observation::Observation;
 pub use pcscf::{PcscfCore, PcscfFactory};
 pub use pki::{CertKind, LeafKeyType, ServedIdentity, TestPki};

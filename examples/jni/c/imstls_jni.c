@@ -625,6 +625,12 @@ static void n_driver_free(JNIEnv *env, jclass c, jlong driver) {
     imstls_driver_free(DRIVER(driver));
 }
 
+static jint n_driver_stop(JNIEnv *env, jclass c, jlong driver) {
+    (void)env;
+    (void)c;
+    return (jint)imstls_driver_stop(DRIVER(driver));
+}
+
 static jint n_driver_set_connect_mode(JNIEnv *env, jclass c, jlong driver, jint mode) {
     (void)env;
     (void)c;
@@ -1032,6 +1038,7 @@ static const JNINativeMethod METHODS[] = {
 
     M("driverNew", "(" J LONGS ")" I, n_driver_new),
     M("driverFree", "(" J ")V", n_driver_free),
+    M("driverStop", "(" J ")" I, n_driver_stop),
     M("driverSetConnectMode", "(" J I ")" I, n_driver_set_connect_mode),
     M("driverStartRegistration", "(" J BYTES BYTES2 ")" I, n_driver_start_registration),
     M("driverSendSip", "(" J BYTES ")" I, n_driver_send_sip),

@@ -16,8 +16,10 @@ import java.util.List;
  * {@link #adoptFd} (see docs/ANDROID.md).
  *
  * <p>Threads: as {@link ImsTlsUe}. {@link #run(int)} holds the driver only while it works, so
- * another thread may call {@link #sendSip} meanwhile; {@link #close()} waits for a running
- * {@code run} to return (at most its {@code maxWaitMs}).
+ * another thread may call {@link #sendSip} meanwhile. {@link #close()} first stops the driver
+ * ({@link #stop()}): a {@code run} waiting on another thread returns {@code false} at once,
+ * then the driver is freed; a loop thread that was between two calls gets an
+ * {@link IllegalStateException} on its next call.
  */
 public final class ImsTlsDriver implements AutoCloseable {
     /** {@link #interest()} bit: wait until the descriptor is readable. */
@@ -214,10 +216,32 @@ public final class ImsTlsDriver implements AutoCloseable {
     /**
      * Blocks at most {@code maxWaitMs} until the socket is ready, a timer is due or another
      * thread's input needs attention, then processes. Returns at once when events wait.
+     *
+     * @return {@code true}; {@code false} once the driver is stopped ({@link #stop()} or
+     *     {@link #close()} from another thread; nothing was processed): leave your loop.
      */
-    public void run(int maxWaitMs) {
+    public boolean run(int maxWaitMs) {
         ImsTlsUe.u32(maxWaitMs, "maxWaitMs");
-        call(d -> Native.driverRun(d, maxWaitMs));
+        long driver = handle.acquire();
+        try {
+            int rc = Native.driverRun(driver, maxWaitMs);
+            if (rc == ResultCode.STOPPED) {
+                return false;
+            }
+            check(driver, rc);
+            return true;
+        } finally {
+            handle.release();
+        }
+    }
+
+    /**
+     * Stops the driver's loop from any thread ({@code imstls_driver_stop}): a {@link #run}
+     * waiting now returns {@code false} at once, and so does every later one. Other calls keep
+     * working (drain the last events, then {@link #close()}). Final; idempotent.
+     */
+    public void stop() {
+        call(Native::driverStop);
     }
 
     // ---- events and queries -------------------------------------------------------------
@@ -339,12 +363,25 @@ public final class ImsTlsDriver implements AutoCloseable {
     }
 
     /**
-     * Frees the driver: its socket is closed after writing what is queued; descriptors lent
-     * with {@link FdOwnership#BORROW} are not closed. Idempotent; safe from any thread; waits
-     * for calls running on other threads (a {@link #run} at most its wait).
+     * Stops the driver (see {@link #stop()}: a {@link #run} waiting on another thread returns
+     * {@code false} at once), then frees it: its socket is closed after writing what is
+     * queued; descriptors lent with {@link FdOwnership#BORROW} are not closed. Idempotent;
+     * safe from any thread; waits for calls running on other threads, which the stop cuts
+     * short.
      */
     @Override
     public void close() {
+        long driver;
+        try {
+            driver = handle.acquire();
+        } catch (IllegalStateException alreadyClosed) {
+            return;
+        }
+        try {
+            Native.driverStop(driver); // never BUSY; wakes a waiting run without its lock
+        } finally {
+            handle.release();
+        }
         handle.close();
     }
 }

@@ -144,6 +144,7 @@ final class Native {
     // ---- the managed driver -------------------------------------------------------------
     static native int driverNew(long config, long[] out);
     static native void driverFree(long driver);
+    static native int driverStop(long driver);
     static native int driverSetConnectMode(long driver, int mode);
     static native int driverStartRegistration(long driver, byte[] impi, byte[][] impus);
     static native int driverSendSip(long driver, byte[] message);

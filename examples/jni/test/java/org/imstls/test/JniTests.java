@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
 import org.imstls.Binding;
@@ -86,6 +87,7 @@ public final class JniTests {
         run("close_inside_the_log_sink_is_deferred_to_the_end_of_the_call",
                 JniTests::closeInsideLogSink);
         run("close_from_another_thread_waits_for_the_running_call", JniTests::closeRacingRun);
+        run("close_stops_a_run_blocked_on_another_thread_at_once", JniTests::closeStopsBlockedRun);
         run("close_racing_many_callers_never_crashes", JniTests::closeRacingCallers);
 
         System.out.println("cases=" + cases);
@@ -940,6 +942,7 @@ public final class JniTests {
                 () -> d.connectFailed(1, ConnectError.REFUSED, null),
                 () -> d.process(),
                 () -> d.run(0),
+                () -> d.stop(),
                 () -> d.pollEvent(),
                 () -> d.fd(),
                 () -> d.interest(),
@@ -998,6 +1001,52 @@ public final class JniTests {
                 "run racing close ends cleanly: " + t);
         check(d.isClosed(), "closed");
         expect(IllegalStateException.class, () -> d.run(0), "run after close");
+    }
+
+    /** close() stops a run waiting on another thread first (imstls_driver_stop), then frees. */
+    private static void closeStopsBlockedRun() throws Exception {
+        final ImsTlsDriver d = ImsTlsDriver.create(config(opt("pcscf")));
+        final CountDownLatch started = new CountDownLatch(1);
+        final AtomicReference<Throwable> outcome = new AtomicReference<Throwable>();
+        final AtomicLong endedAt = new AtomicLong();
+        final AtomicReference<Boolean> ran = new AtomicReference<Boolean>();
+        Thread runner = new Thread(() -> {
+            try {
+                started.countDown();
+                ran.set(d.run(20000)); // idle: waits 20 s unless stopped
+            } catch (Throwable t) {
+                outcome.set(t);
+            } finally {
+                endedAt.set(System.nanoTime());
+            }
+        });
+        runner.start();
+        started.await();
+        Thread.sleep(300); // inside run's wait by now
+        long closing = System.nanoTime();
+        d.close();
+        long closeMs = (System.nanoTime() - closing) / 1_000_000;
+        runner.join();
+        long runEndedMs = (endedAt.get() - closing) / 1_000_000;
+        System.out.println("    close took " + closeMs + " ms; the blocked run ended "
+                + runEndedMs + " ms after close began; outcome " + outcome.get());
+        check(closeMs < 3000, "close waited " + closeMs + " ms for a run of 20 s");
+        check(runEndedMs < 3000, "the blocked run ended " + runEndedMs + " ms after close");
+        check(outcome.get() == null, "the stopped run returned normally: " + outcome.get());
+        checkEquals(Boolean.FALSE, ran.get(), "run's answer once stopped (leave the loop)");
+        check(d.isClosed(), "closed");
+        expect(IllegalStateException.class, () -> d.run(0), "run after close");
+
+        // stop() alone: final for run, everything else keeps working; close after it.
+        final ImsTlsDriver e = ImsTlsDriver.create(config(opt("pcscf")));
+        check(e.run(0), "run before stop");
+        e.stop();
+        e.stop();
+        check(!e.run(1000), "run after stop returns false at once");
+        checkEquals(State.IDLE, e.state(), "state after stop");
+        e.close();
+        e.close();
+        check(e.isClosed(), "closed after stop");
     }
 
     private static void closeRacingCallers() throws Exception {
