@@ -529,6 +529,9 @@ void driver_calls() {
     CHECK(!d.last_error());
     CHECK_OK(owner.set_wake_callback(nullptr, nullptr));
     CHECK_OK(owner.set_log_callback(nullptr, nullptr, imstls::log_level::off));
+    auto queued = owner.queued_bytes();
+    CHECK(queued && queued->outgoing == 0);
+    CHECK_CODE(d.queued_bytes(), imstls::status::null_argument);
     // wake ends one wait; stop makes every later run return STOPPED.
     CHECK_OK(owner.wake());
     CHECK_OK(owner.run(0));

@@ -1346,6 +1346,18 @@ public:
     result<void> set_wake_callback(imstls_wake_callback callback, void *userdata) {
         return check(imstls_driver_set_wake_callback(get(), callback, userdata));
     }
+    /// `imstls_driver_queued_bytes`: unsent TLS bytes and undelivered event bytes, as the
+    /// queue caps count them.
+    struct queued_bytes_t {
+        std::size_t outgoing = 0;
+        std::size_t events = 0;
+    };
+    /// `imstls_driver_queued_bytes`.
+    result<queued_bytes_t> queued_bytes() const {
+        queued_bytes_t out;
+        imstls_result rc = imstls_driver_queued_bytes(get(), &out.outgoing, &out.events);
+        return got(rc, out);
+    }
     /// `imstls_driver_stop`: a waiting `run` (on any thread) returns `status::stopped`, and so
     /// does every later one.
     result<void> stop() { return check(imstls_driver_stop(get())); }
