@@ -1522,6 +1522,60 @@ fn a_late_answer_to_a_refresh_overtaken_by_deregistration_is_accepted() {
     assert_eq!(w.state(), UeState::Deregistering);
 }
 
+/// RFC 8446 §6.1: "Each party MUST send a "close_notify" alert before closing its write side
+/// of the connection, unless it has already sent some error alert." (RFC 5246 §7.2.1 asks the
+/// same of TLS 1.2.)
+#[test]
+fn a_close_notify_from_the_pcscf_is_answered_with_one() {
+    let mut w = registered_world();
+    let flow = w.ue.current_flow().unwrap();
+    w.peer().close_notify();
+    w.pump();
+    assert_eq!(w.count("connection_lost"), 1, "{:?}", w.codes());
+    let (_, peer) = w
+        .finished
+        .iter()
+        .find(|(f, _)| *f == flow)
+        .expect("the flow was closed");
+    let seen = peer.observations();
+    assert!(seen.contains(&Observation::CloseNotifySent), "{seen:?}");
+    assert!(seen.contains(&Observation::PeerClosed), "{seen:?}");
+    assert!(
+        !seen.iter().any(|o| matches!(o, Observation::TlsError(_))),
+        "{seen:?}"
+    );
+}
+
+/// The same rule when the UE ends a healthy flow itself after a final rejection (O.3.1.1).
+#[test]
+fn a_rejected_registration_closes_the_flow_with_close_notify() {
+    let mut w = world();
+    w.stack_mode = StackMode::Silent;
+    w.start_registration();
+    assert_eq!(w.state(), UeState::AwaitingRegister);
+    let register = {
+        w.ua.new_registration();
+        w.ua.next_register()
+    };
+    w.ue.send_sip(w.now, &register).unwrap();
+    let flow = w.ue.current_flow().unwrap();
+    w.pump();
+    w.ue.registration_failed(w.now, flow, 403, None).unwrap();
+    w.pump();
+    assert_eq!(w.state(), UeState::Closed);
+    let (_, peer) = w
+        .finished
+        .iter()
+        .find(|(f, _)| *f == flow)
+        .expect("the flow was closed");
+    let seen = peer.observations();
+    assert!(seen.contains(&Observation::PeerClosed), "{seen:?}");
+    assert!(
+        seen.contains(&Observation::TransportClosed { clean: true }),
+        "{seen:?}"
+    );
+}
+
 /// Drains the engine by hand (nothing reaches the peer) and returns the events.
 fn drain_events(w: &mut World) -> Vec<Event> {
     let mut events = Vec::new();

@@ -1028,7 +1028,7 @@ fn cases() -> Vec<Case> {
             "sim-mem",
             [
                 "connection_lost: closed_by_peer",
-                "pcscf→ue close_notify; pcscf→ue FIN; ue→pcscf FIN",
+                "pcscf→ue close_notify; pcscf→ue FIN; ue→pcscf close_notify; ue→pcscf FIN",
                 RECOVERED
             ],
             || mem_registered_fault(|w| {
@@ -1043,7 +1043,7 @@ fn cases() -> Vec<Case> {
             "sim-socket",
             [
                 "connection_lost: closed_by_peer",
-                "pcscf→ue close_notify; pcscf→ue FIN; ue→pcscf FIN",
+                "pcscf→ue close_notify; pcscf→ue FIN; ue→pcscf close_notify; ue→pcscf FIN",
                 RECOVERED
             ],
             socket_close_notify
@@ -2255,12 +2255,11 @@ fn document(cases: &[Case], observed: &[Outcome]) -> String {
          RSA-1024 and SHA-1 certificates are made with the `openssl` command line tool.\n\n\
          The list is data (id, group, peer, expected codes) so that another runner, such as the\n\
          C flavour under Valgrind, can take the same rows and compare its own observations.\n\n\
-         Observed and not yet fixed: answering the P-CSCF's close_notify (rows close-notify-*),\n\
-         the UE closes its side with FIN but sends no close_notify of its own; both simulators\n\
-         read on after their close_notify and log none. RFC 8446 §6.1: \"Each party MUST send a\n\
-         \"close_notify\" alert before closing its write side of the connection, unless it has\n\
-         already sent some error alert.\" The expected rows record what is observed, so a fix\n\
-         changes them.\n\n\
+         Answering the P-CSCF's close_notify (rows close-notify-*), the UE sends its own\n\
+         close_notify before its FIN, and both simulators log it: RFC 8446 §6.1, \"Each party\n\
+         MUST send a \"close_notify\" alert before closing its write side of the connection,\n\
+         unless it has already sent some error alert.\" (Until 2026-12-05 the UE closed with a\n\
+         bare FIN; these rows caught it.)\n\n\
          {}",
         cases.len(),
         per_scenario.len(),

@@ -9,7 +9,7 @@
 //!
 //! The simulator negotiates TLS 1.3 here, so the UE's certificate alerts are encrypted and
 //! show as `encrypted X` (seen by the simulator's rustls); after a 403 the program closes
-//! with FIN and no close_notify (see docs/NEGATIVE_MATRIX.md on close_notify).
+//! with close_notify, then FIN (RFC 8446 §6.1; see docs/NEGATIVE_MATRIX.md on close_notify).
 
 #[path = "../ffi-tests/support.rs"]
 mod ffi_support;
@@ -173,7 +173,7 @@ const CASES: &[Case] = &[
         password: "not-the-password",
         exit: 1,
         expect: "\"status\":403",
-        peer_wire: "ue→pcscf FIN",
+        peer_wire: "ue→pcscf close_notify; pcscf→ue close_notify; pcscf→ue FIN; ue→pcscf FIN",
     },
     Case {
         name: "TLS 1.3-only UE, TLS 1.2-only P-CSCF",

@@ -1431,7 +1431,9 @@ impl Ue {
     /// candidates.
     fn fail_permanently(&mut self, reason: FailureReason, status: Option<u16>) {
         self.purge_flow_sessions();
-        self.close_flow(false);
+        // A flow still healthy (a 4xx/6xx, too many challenges) ends with close_notify
+        // (RFC 8446 §6.1); a failed TLS flow already sent its fatal alert and sends nothing more.
+        self.close_flow(true);
         self.end_procedure_with_purge();
         self.registration = None;
         self.identity = None;
@@ -1471,9 +1473,12 @@ impl Ue {
                         self.now.saturating_duration_since(at)
                             >= self.config.backoff().base_all_failed
                     })));
+        // RFC 8446 §6.1 / RFC 5246 §7.2.1: a close_notify is answered with our own before
+        // the write side closes; any other loss closes without one.
+        let answer_close_notify = matches!(reason, LossReason::ClosedByPeer);
         warn!("{}: connection lost: {}", flow.id, reason.code());
         self.lose_flow_event(reason);
-        self.close_flow(false);
+        self.close_flow(answer_close_notify);
         match self.state {
             State::Deregistering { .. } => self.finish_deregistration(),
             State::Registered if proven => {

@@ -94,6 +94,8 @@ pub struct TlsFlow {
     plaintext: Zeroizing<Vec<u8>>,
     failure: Option<TlsFailure>,
     closed: bool,
+    /// Our close_notify is out (a peer's close_notify is answered with one: RFC 8446 §6.1).
+    close_notify_sent: bool,
     received_data: bool,
     cert_requests: Arc<CertificateRequestLog>,
     sessions: Arc<SessionStore>,
@@ -130,6 +132,7 @@ impl TlsFlow {
             plaintext: Zeroizing::new(Vec::new()),
             failure: None,
             closed: false,
+            close_notify_sent: false,
             received_data: false,
             cert_requests: profile.cert_requests.clone(),
             sessions: profile.sessions.clone(),
@@ -345,9 +348,10 @@ impl TlsFlow {
 
     /// Queues close_notify; the flow accepts no more plaintext.
     pub fn close(&mut self) {
-        if !self.closed && self.failure.is_none() {
+        if !self.close_notify_sent && self.failure.is_none() {
             self.conn.send_close_notify();
             self.flush_transmit();
+            self.close_notify_sent = true;
         }
         self.closed = true;
     }
