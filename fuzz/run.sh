@@ -28,6 +28,8 @@ export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module \
  -Cllvm-args=-sanitizer-coverage-pc-table \
  -Cllvm-args=-sanitizer-coverage-trace-compares \
  -Cdebug-assertions -Coverflow-checks"
+# The commit the fuzzers are built from (with a mark when the tree differs from it).
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- ../src . || echo '+local changes')"
 cargo build --release --target "$host" --bins
 mkdir -p work-logs
 results=()
@@ -64,7 +66,6 @@ for t in "${targets[@]}"; do
     results+=("| \`$t\` | $seconds | ${execs:-0} | ${rate:--} | ${edges:--} | $crashes | $verdict |")
 done
 
-commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- ../src . || echo '+local changes')"
 {
     echo "Run on $(date -u +%Y-%m-%d) at commit $commit (\`fuzz/run.sh $seconds${*:+ $*}\`, release, $(nproc) cores):"
     echo
