@@ -3,7 +3,8 @@
 //! (and the testkit's `Flooder`, a P-CSCF that floods pings and never reads) three times:
 //! plain, under AddressSanitizer + UndefinedBehaviorSanitizer, and under Valgrind. Each run
 //! must report `failed=0`; the sanitizer and Valgrind runs must also end
-//! without a report (no errors, no definite leaks).
+//! without a report (no errors, no definite leaks). Canaries (`ffi-tests/canary.c`) prove
+//! that ASan, UBSan and Valgrind each report a deliberate bug in this build.
 //!
 //! gcc, g++ and valgrind are required: without them these tests fail and say what to
 //! install.
@@ -168,6 +169,20 @@ fn c_harness_is_clean_under_address_and_undefined_behavior_sanitizers() {
         "the deliberately buggy canary was not caught: {report}"
     );
     say("ASan canary: heap-buffer-overflow caught, as it must be\n");
+    // UBSan is checked on its own: undefined behaviour that touches no memory wrongly, which
+    // ASan cannot see. A build where UBSan is asked for but silently off exits 0 here.
+    let out = Command::new(&canary)
+        .arg("ubsan")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        .output()
+        .expect("canary runs");
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && report.contains("runtime error: signed integer overflow"),
+        "UBSan missed the deliberate signed overflow (exit {}): {report}",
+        out.status
+    );
+    say("UBSan canary: signed integer overflow caught, as it must be\n");
 
     let mut command = Command::new(&binary);
     command

@@ -90,18 +90,28 @@ fn java_sources(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// A shared library from one C file, with strict warnings, against jni.h.
 fn shared_library(source: &Path, dir: &Path, name: &str, link: &[String]) -> PathBuf {
+    shared_library_with(source, dir, name, &[], link)
+}
+
+/// The same with extra compiler and linker flags (`-fsanitize=...`).
+fn shared_library_with(
+    source: &Path,
+    dir: &Path,
+    name: &str,
+    flags: &[&str],
+    link: &[String],
+) -> PathBuf {
     let jdk = jdk();
     let include = jdk.include.display().to_string();
     let include_linux = jdk.include.join("linux").display().to_string();
     let object = dir.join(name).with_extension("o");
-    compile(
-        source,
-        &object,
-        &["-fPIC", "-I", &include, "-I", &include_linux],
-    );
+    let mut cflags = vec!["-fPIC", "-I", &include, "-I", &include_linux];
+    cflags.extend_from_slice(flags);
+    compile(source, &object, &cflags);
     let library = dir.join(format!("lib{name}.so"));
     run(Command::new(require("gcc", "gcc"))
         .arg("-shared")
+        .args(flags)
         .arg(&object)
         .args(link)
         .arg("-o")
@@ -168,12 +178,17 @@ fn built() -> &'static Built {
 
 /// `java -Xcheck:jni` with the classes and both libraries.
 fn java(main: &str) -> Command {
+    java_with_glue(main, &built().glue)
+}
+
+/// The same with another build of the glue.
+fn java_with_glue(main: &str, glue: &Path) -> Command {
     let built = built();
     let mut command = Command::new(&jdk().java);
     command
         .arg("-Xcheck:jni")
         .args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]) // small and quick on 2 cores
-        .arg(format!("-Dimstls.jni.library={}", built.glue.display()))
+        .arg(format!("-Dimstls.jni.library={}", glue.display()))
         .arg(format!("-Dimstls.jni.desktop={}", built.desktop.display()))
         .arg("-cp")
         .arg(&built.classes)
@@ -260,11 +275,12 @@ fn counts(stdout: &str) -> Option<(u32, u32)> {
     })
 }
 
-#[test]
-fn jvm_tests_pass_under_xcheck_jni_in_both_driving_modes() {
-    let dir = build_dir("jni-tests");
+/// Runs the JVM test runner (`org.imstls.test.JniTests`) against fresh simulators and checks
+/// its verdict, the JNI checker's silence and the alerts the P-CSCFs received; returns the
+/// JVM's stderr.
+fn run_jvm_tests(variant: &str, mut command: Command, limit: Duration) -> String {
+    let dir = build_dir(variant);
     let sims = start_sims(&dir);
-    let mut command = java("org.imstls.test.JniTests");
     command
         .arg("--pcscf")
         .arg(sims.good.addr().to_string())
@@ -281,7 +297,7 @@ fn jvm_tests_pass_under_xcheck_jni_in_both_driving_modes() {
         .args(["--version", env!("CARGO_PKG_VERSION")]);
     let log = dir.join("jvm.log");
     let kills = std::sync::atomic::AtomicUsize::new(0);
-    let outcome = run_jvm(command, Duration::from_secs(120), &log, || {
+    let outcome = run_jvm(command, limit, &log, || {
         kills.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         sims.good.kill_connections();
     });
@@ -298,7 +314,7 @@ fn jvm_tests_pass_under_xcheck_jni_in_both_driving_modes() {
         )
     });
     say(&format!(
-        "JVM tests (-Xcheck:jni): passed={passed} failed={failed} (exit {})\n",
+        "JVM tests ({variant}, -Xcheck:jni): passed={passed} failed={failed} (exit {})\n",
         outcome.status
     ));
     assert_eq!(
@@ -329,6 +345,80 @@ fn jvm_tests_pass_under_xcheck_jni_in_both_driving_modes() {
     };
     assert!(alert(&sims.expired, AlertDescription::CertificateExpired));
     assert!(alert(&sims.wrong_name, AlertDescription::BadCertificate));
+    outcome.stderr
+}
+
+#[test]
+fn jvm_tests_pass_under_xcheck_jni_in_both_driving_modes() {
+    run_jvm_tests(
+        "jni-tests",
+        java("org.imstls.test.JniTests"),
+        Duration::from_secs(120),
+    );
+}
+
+/// ASan + UBSan flags for the glue; recovery off, so that any report ends the JVM.
+const SANITIZE: &[&str] = &[
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+];
+
+/// The JNI glue's C (`examples/jni/c/imstls_jni.c`) built with AddressSanitizer and
+/// UndefinedBehaviorSanitizer and run once through the whole JVM test runner. The JVM is not
+/// instrumented: the ASan runtime is preloaded, the JVM's own signal handling (SIGSEGV for
+/// null checks) is left to the JVM, and leak checking is off (the JVM never frees its heap
+/// at exit). The runtime's start-up line (`verbosity=1`) proves ASan ran in that process;
+/// the C harness's canaries (`tests/c_harness.rs`) prove that this gcc's ASan and UBSan report
+/// real bugs.
+#[test]
+fn jni_glue_is_clean_under_address_and_undefined_behavior_sanitizers() {
+    let gcc = require("gcc", "gcc");
+    let libasan = Command::new(&gcc)
+        .arg("-print-file-name=libasan.so")
+        .output()
+        .expect("gcc runs");
+    let libasan = PathBuf::from(String::from_utf8_lossy(&libasan.stdout).trim());
+    assert!(
+        libasan.is_absolute() && libasan.exists(),
+        "gcc has no ASan runtime ({}): apt-get install gcc",
+        libasan.display()
+    );
+    built(); // the classes, the desktop helper and the soname link
+    let dir = build_dir("jni-asan");
+    let libdir = build_dir("jni").join("lib");
+    let glue = shared_library_with(
+        &repo().join("examples/jni/c/imstls_jni.c"),
+        &dir,
+        "imstls_jni",
+        SANITIZE,
+        &[
+            "-L".into(),
+            library_dir().display().to_string(),
+            "-limstls".into(),
+            format!("-Wl,-rpath,{}", libdir.display()),
+            "-Wl,--no-undefined".into(),
+        ],
+    );
+    let mut command = java_with_glue("org.imstls.test.JniTests", &glue);
+    command
+        .env("LD_PRELOAD", &libasan)
+        .env(
+            "ASAN_OPTIONS",
+            "verbosity=1:detect_leaks=0:handle_segv=0:handle_sigbus=0:handle_sigfpe=0:\
+             handle_sigill=0:allow_user_segv_handler=1:use_sigaltstack=0:exitcode=97",
+        )
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
+    let stderr = run_jvm_tests("jni-asan-tests", command, Duration::from_secs(300));
+    assert!(
+        stderr.contains("AddressSanitizer Init done"),
+        "no sign of the ASan runtime in the JVM's stderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("ERROR: AddressSanitizer") && !stderr.contains("runtime error:"),
+        "a sanitizer report from the JNI glue:\n{stderr}"
+    );
+    say("JNI glue under ASan+UBSan: no report\n");
 }
 
 #[test]

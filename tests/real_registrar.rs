@@ -1,6 +1,8 @@
 //! The `ue` CLI against a real SIP registrar, not only our simulator: Kamailio 5.x with its
 //! TLS module, usrloc/registrar and Digest authentication (MD5 and SHA-256, qop=auth), on
-//! 127.0.0.1. CI installs `kamailio kamailio-tls-modules` from Debian.
+//! 127.0.0.1. CI installs `kamailio kamailio-tls-modules` from Debian. Kamailio logs the
+//! algorithm of the credentials it accepted (`$aa`), and the test checks it is the one the
+//! registrar was configured to challenge with.
 
 #[path = "../ffi-tests/support.rs"]
 mod c_support;
@@ -24,6 +26,8 @@ const MODULES: &[&str] = &[
 struct Kamailio {
     child: Child,
     port: u16,
+    /// Kamailio's stderr (`log_stderror=yes`).
+    log: PathBuf,
     _dir: TempDir,
     root: PathBuf,
 }
@@ -130,6 +134,8 @@ request_route {{
             auth_challenge("$fd", "1");
             exit;
         }}
+        # Kamailio's own record of the algorithm of the credentials it just verified.
+        xlog("L_ERR", "imstls-test accepted-credentials algorithm=<$aa>\n");
         consume_credentials();
         {close}
         if (!save("location")) {{ sl_reply_error(); }}
@@ -154,7 +160,7 @@ request_route {{
         .args(["-DD", "-E", "-m", "64", "-Y"])
         .arg(d.join("run"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(d.join("kamailio.log")).expect("log file"))
         .spawn()
         .expect("kamailio starts");
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -168,6 +174,7 @@ request_route {{
     Kamailio {
         child,
         port,
+        log: d.join("kamailio.log"),
         _dir: dir,
         root,
     }
@@ -215,6 +222,26 @@ fn registers_and_deregisters(algorithm: &str) {
     // Kamailio answers the RFC 5626 CRLF ping with a pong.
     assert!(stdout.contains("\"event\":\"pong_received\""), "{stdout}");
     assert!(stdout.contains("\"event\":\"deregistered\""), "{stdout}");
+    // The peer's side: Kamailio logs the algorithm of every set of credentials it accepted
+    // (the UE answers a challenge with its algorithm, RFC 7616 §3.4). The log line may be
+    // written just after the reply: wait for it (bounded), never a fixed sleep.
+    let expected = format!("accepted-credentials algorithm=<{algorithm}>");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = std::fs::read_to_string(&k.log).unwrap_or_default();
+        if log.contains("accepted-credentials") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let accepted: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("accepted-credentials"))
+        .collect();
+    assert!(
+        !accepted.is_empty() && accepted.iter().all(|l| l.contains(&expected)),
+        "Kamailio accepted credentials not made with {algorithm}: {accepted:?}"
+    );
 
     let out = ue(&k, "wrong");
     assert_eq!(

@@ -21,13 +21,13 @@
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::backtrace::Backtrace;
+use std::backtrace::{Backtrace, BacktraceStatus};
 use std::cell::Cell;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use imstls::{Event, FlowId, Output, Ue, UeState};
+use imstls::{Event, FlowId, Output, Ue, UeConfig, UeState};
 use imstls_testkit::pcscf::PcscfCore;
 use imstls_testkit::registrar::{RegistrarConfig, SharedRegistrar};
 use imstls_testkit::sip::SipMessage;
@@ -145,13 +145,21 @@ enum Owner {
     Rustls,
     Testkit,
     Test,
+    /// No frame names rustls, imstls, the testkit or this test: the backtrace was not
+    /// symbolized (a build without symbols), and nothing can be attributed. Always a failure.
+    Unresolved,
 }
 
 /// The innermost frame that names rustls, imstls or the testkit decides who freed the block
 /// (drop glue names the type being dropped, so a rustls buffer dropped by the engine's
-/// `TlsFlow` counts as rustls's).
+/// `TlsFlow` counts as rustls's). A block is this test's own only when a frame names this
+/// test crate; a backtrace naming none of them is `Unresolved`.
 fn owner(backtrace: &Backtrace) -> (Owner, String) {
+    if backtrace.status() != BacktraceStatus::Captured {
+        return (Owner::Unresolved, format!("{:?}", backtrace.status()));
+    }
     let text = backtrace.to_string();
+    let mut test_frame = None;
     for line in text.lines() {
         let line = line.trim();
         let Some((_, symbol)) = line.split_once(": ") else {
@@ -169,8 +177,20 @@ fn owner(backtrace: &Backtrace) -> (Owner, String) {
         if symbol.contains("imstls::") {
             return (Owner::Engine, symbol.to_owned());
         }
+        if test_frame.is_none() && symbol.contains("secrets_zeroize::") {
+            test_frame = Some(symbol.to_owned());
+        }
     }
-    (Owner::Test, String::new())
+    match test_frame {
+        Some(frame) => (Owner::Test, frame),
+        None => (Owner::Unresolved, text),
+    }
+}
+
+/// The owners of the hits recorded so far, which are then forgotten.
+fn take_owners() -> Vec<(Owner, String)> {
+    let hits = std::mem::take(&mut *HITS.lock().unwrap());
+    hits.iter().map(|hit| owner(&hit.backtrace)).collect()
 }
 
 // ----- a minimal driver with every engine call scoped ------------------------------------
@@ -311,16 +331,32 @@ fn big_request() -> Vec<u8> {
     .into_bytes()
 }
 
+/// The control marker of the imstls attribution check: a server name, not a secret.
+const CONTROL_NAME: &str = "control-marker.imstls.test";
+
 #[test]
 fn the_engine_wipes_what_it_held_of_identities_nonces_and_sip_plaintext() {
-    set_marker(0, DEFAULT_IMPI); // also inside every IMPU, From/To and Contact
     set_marker(1, DEFAULT_PASSWORD);
 
-    // The detector can fail: a plain Vec freed in scope is caught.
+    // The detector and the attribution can fail. A block imstls frees itself (the builder a
+    // failed `UeConfig::build` drops, holding the server name) must be caught and attributed
+    // to imstls; a plain Vec this test frees must be caught and attributed to the test.
+    set_marker(0, CONTROL_NAME);
+    let failed = scoped(|| UeConfig::builder().server_name(CONTROL_NAME).build());
+    assert!(failed.is_err(), "a configuration without a P-CSCF fails");
+    drop(failed);
+    let imstls_control = take_owners();
+    assert!(
+        !imstls_control.is_empty() && imstls_control.iter().all(|(o, _)| *o == Owner::Engine),
+        "a block freed inside imstls must be attributed to imstls: {imstls_control:#?}"
+    );
+    set_marker(0, DEFAULT_IMPI); // also inside every IMPU, From/To and Contact
     scoped(|| drop(format!("control {DEFAULT_IMPI}").into_bytes()));
-    let controls = HITS.lock().unwrap().len();
-    assert_eq!(controls, 1, "the scanning allocator sees a freed secret");
-    HITS.lock().unwrap().clear();
+    let test_control = take_owners();
+    assert!(
+        test_control.len() == 1 && test_control[0].0 == Owner::Test,
+        "a block freed by this test must be attributed to the test: {test_control:#?}"
+    );
 
     let mut d = Drive::new();
     // 1. A challenged registration: the nonce crosses the engine in the 401.
@@ -350,20 +386,29 @@ fn the_engine_wipes_what_it_held_of_identities_nonces_and_sip_plaintext() {
 
     let hits = std::mem::take(&mut *HITS.lock().unwrap());
     let mut engine = Vec::new();
+    let mut unresolved = Vec::new();
     let mut by_owner = std::collections::BTreeMap::<Owner, usize>::new();
     for hit in &hits {
         let (who, frame) = owner(&hit.backtrace);
         *by_owner.entry(who).or_default() += 1;
-        if who == Owner::Engine {
-            engine.push(format!(
-                "marker {} in a {}-byte block freed by {frame}",
-                hit.marker, hit.size
-            ));
+        let line = format!(
+            "marker {} in a {}-byte block freed by {frame}",
+            hit.marker, hit.size
+        );
+        match who {
+            Owner::Engine => engine.push(line),
+            Owner::Unresolved => unresolved.push(line),
+            _ => {}
         }
     }
     let _ = writeln!(
         std::io::stderr(),
         "secrets in freed blocks during engine calls, by owner: {by_owner:?}"
+    );
+    assert!(
+        unresolved.is_empty(),
+        "backtraces without symbols: these hits cannot be attributed (build with symbols):\n{}",
+        unresolved.join("\n")
     );
     assert!(
         engine.is_empty(),

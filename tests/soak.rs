@@ -1,12 +1,13 @@
 //! The short soak run in CI: 600 loss → re-register cycles over loopback sockets against the
 //! socket simulator (each: RST from the P-CSCF, a new flow at once, a resumed handshake, a
 //! Digest-challenged registration, a pong), with resident memory, open descriptors and live
-//! heap bytes printed at the start and the end. Open descriptors must be back where they
-//! started; the live heap must not grow by more than 200 bytes per cycle after the warm-up
-//! (a leak of one SIP message per cycle is over 500 bytes). The warm-up (half the run) lets
-//! the bounded caches fill: the simulator's server session cache (256 sessions) fills at one
-//! net ticket per cycle. The long run (10 000 cycles) is
-//! `cargo run --release --example soak` (docs/ROBUSTNESS.md).
+//! heap bytes sampled. After a warm-up of 300 cycles (the bounded caches fill: the
+//! simulator's server session cache of 256 sessions gains one net ticket per cycle) the rest
+//! is split into two equal windows, and each window's live heap must grow by less than
+//! 8 bytes per cycle, so that a real leak of 16 bytes per cycle fails
+//! (`IMSTLS_SOAK_LEAK_BYTES=16 cargo test --test soak` shows it). Open descriptors must be
+//! back where they started. The summary is printed as one JSON line (`IMSTLS_SOAK_JSON ...`).
+//! The long run (10 000 cycles) is `scripts/soak_table.sh` (docs/ROBUSTNESS.md).
 
 #[path = "support/soak_run.rs"]
 mod soak_run;
@@ -24,15 +25,12 @@ fn loss_and_reregistration_cycles_leave_memory_and_descriptors_flat() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(600);
-    let warmup = (cycles / 2).max(1);
-    let report = soak_run::soak(cycles, warmup, 100, |s| {
+    let warmup = (cycles / 2).max(20);
+    let report = soak_run::soak(cycles, warmup, 2, 100, |s| {
         let _ = writeln!(std::io::stderr(), "soak {s}");
     });
-    let growth = report.end.live_bytes - report.warm.live_bytes;
-    let per_cycle = growth as f64 / (cycles - warmup) as f64;
-    let _ = writeln!(
-        std::io::stderr(),
-        "soak: {} cycles in {:.1} s, {} resumed handshakes\n  before {}\n  start  {}\n  warm   {}\n  end    {}\n  after  {}\n  live heap growth after warm-up: {growth} bytes ({per_cycle:.1} per cycle)",
+    let mut text = format!(
+        "soak: {} cycles in {:.1} s, {} resumed handshakes\n  before {}\n  start  {}\n  warm   {}\n  end    {}\n  after  {}\n",
         report.cycles,
         report.elapsed.as_secs_f64(),
         report.resumed,
@@ -42,20 +40,18 @@ fn loss_and_reregistration_cycles_leave_memory_and_descriptors_flat() {
         report.end,
         report.after
     );
-    assert_eq!(
-        report.end.fds, report.start.fds,
-        "open descriptors grew over the soak"
-    );
-    assert_eq!(
-        report.after.fds, report.before.fds,
-        "descriptors left open after the soak"
-    );
-    assert!(
-        per_cycle < 200.0,
-        "live heap grows {per_cycle:.1} bytes per cycle"
-    );
-    assert!(
-        report.resumed >= cycles / 2,
-        "sessions resume across cycles"
-    );
+    for w in &report.windows {
+        text += &format!(
+            "  window cycles {}..={}: live heap floor {} -> {} bytes ({:.2} per cycle)\n",
+            w.first_cycle,
+            w.last_cycle,
+            w.floor_before,
+            w.floor_after,
+            w.growth_per_cycle()
+        );
+    }
+    text += &format!("IMSTLS_SOAK_JSON {}\n", report.json());
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    let failures = report.failures();
+    assert!(failures.is_empty(), "soak failed: {failures:#?}");
 }

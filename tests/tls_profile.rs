@@ -329,7 +329,7 @@ fn tls13_and_tls12_both_work_and_report_their_parameters() {
     let details = pair.flow.details().unwrap();
     assert_eq!(details.version, "TLSv1.3");
     assert!(details.cipher_suite.starts_with("TLS13_"));
-    assert_eq!(details.key_exchange_group, Some("X25519MLKEM768"));
+    assert_eq!(details.key_exchange_group, Some(DEFAULT_FIRST_GROUP));
     assert!(!details.resumed);
     let cert = details.peer_certificate.unwrap();
     assert!(cert
@@ -427,13 +427,27 @@ fn client_hello_offers_only_the_annex_o_profile() {
             !hello.supported_versions.iter().any(|v| *v <= 0x0302),
             "never TLS 1.1 or older"
         );
-        // Hybrid post-quantum group first, then X25519, P-256, P-384.
-        assert_eq!(hello.supported_groups, vec![0x11ec, 0x001d, 0x0017, 0x0018]);
-        assert_eq!(hello.key_share_groups[0], 0x11ec);
+        assert_eq!(hello.supported_groups, DEFAULT_GROUP_IDS);
+        assert_eq!(hello.key_share_groups[0], DEFAULT_GROUP_IDS[0]);
         assert_eq!(hello.server_name.as_deref(), Some(SERVER_NAME));
         assert!(flow.take_transmit().is_none());
     }
 }
+
+/// The default groups the ClientHello offers, by crypto provider: with aws-lc-rs the hybrid
+/// post-quantum group first, then X25519, P-256, P-384; ring has no post-quantum group.
+const DEFAULT_GROUP_IDS: &[u16] = if cfg!(feature = "aws-lc-rs") {
+    &[0x11ec, 0x001d, 0x0017, 0x0018]
+} else {
+    &[0x001d, 0x0017, 0x0018]
+};
+
+/// The group a server that supports every group agrees on: the first one offered.
+const DEFAULT_FIRST_GROUP: &str = if cfg!(feature = "aws-lc-rs") {
+    "X25519MLKEM768"
+} else {
+    "X25519"
+};
 
 fn full_then_resume(profile: &TlsProfile, server: &Arc<ServerConfig>) -> bool {
     let (mut pair, result) = handshake(profile, &candidate(), server.clone());

@@ -84,8 +84,41 @@ pub fn sample(cycle: usize) -> Sample {
     }
 }
 
+/// A real leak this small must fail the verdict: 16 bytes per cycle is one small allocation.
+/// The threshold is half of it.
+pub const LEAK_THRESHOLD_BYTES_PER_CYCLE: f64 = 8.0;
+
+/// How many cycles at the end of a window are taken to find its floor.
+const FLOOR_SPAN: usize = 20;
+
+/// The live heap over one window of cycles after the warm-up. Its level at each end is the
+/// lowest live heap of the last cycles before that end (a floor ignores buffers that happen
+/// to be alive at one sample but not at the next; a leak raises the floor).
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub first_cycle: usize,
+    pub last_cycle: usize,
+    pub floor_before: isize,
+    pub floor_after: isize,
+}
+
+impl Window {
+    pub fn cycles(&self) -> usize {
+        self.last_cycle + 1 - self.first_cycle
+    }
+
+    pub fn growth(&self) -> isize {
+        self.floor_after - self.floor_before
+    }
+
+    pub fn growth_per_cycle(&self) -> f64 {
+        self.growth() as f64 / self.cycles() as f64
+    }
+}
+
 pub struct SoakReport {
     pub cycles: usize,
+    pub warmup: usize,
     pub elapsed: Duration,
     pub resumed: usize,
     /// Before the engine and the simulator exist.
@@ -94,25 +127,177 @@ pub struct SoakReport {
     pub start: Sample,
     /// After the warm-up cycles (caches full).
     pub warm: Sample,
+    /// Every `every` cycles after the warm-up.
+    pub along: Vec<Sample>,
     /// After the last cycle.
     pub end: Sample,
     /// After everything is dropped again.
     pub after: Sample,
+    /// Equal windows after the warm-up, in order.
+    pub windows: Vec<Window>,
+    /// Bytes the test hook leaked per cycle (`IMSTLS_SOAK_LEAK_BYTES`; 0 in a real run).
+    pub injected_leak: usize,
+}
+
+impl SoakReport {
+    /// Why the run fails, if it does: descriptors not back where they were, a window whose
+    /// live heap grows by the threshold or more per cycle, or fewer resumed handshakes than
+    /// half the cycles.
+    pub fn failures(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        if self.end.fds != self.start.fds {
+            failures.push(format!(
+                "open descriptors grew over the soak: {} -> {}",
+                self.start.fds, self.end.fds
+            ));
+        }
+        if self.after.fds != self.before.fds {
+            failures.push(format!(
+                "descriptors left open after the soak: {} -> {}",
+                self.before.fds, self.after.fds
+            ));
+        }
+        if self.windows.len() < 2 {
+            failures.push(format!(
+                "too few cycles after the warm-up for two windows of {FLOOR_SPAN}+ cycles"
+            ));
+        }
+        for w in &self.windows {
+            if w.growth_per_cycle() >= LEAK_THRESHOLD_BYTES_PER_CYCLE {
+                failures.push(format!(
+                    "live heap grows {:.2} bytes per cycle over cycles {}..={} (threshold {LEAK_THRESHOLD_BYTES_PER_CYCLE})",
+                    w.growth_per_cycle(),
+                    w.first_cycle,
+                    w.last_cycle
+                ));
+            }
+        }
+        if self.resumed < self.cycles / 2 {
+            failures.push(format!(
+                "only {} of {} cycles resumed the TLS session",
+                self.resumed, self.cycles
+            ));
+        }
+        failures
+    }
+
+    /// One JSON line with everything the verdict and the ROBUSTNESS soak table use
+    /// (`scripts/soak_table.sh` turns it into the table).
+    pub fn json(&self) -> String {
+        let sample = |label: &str, s: &Sample| {
+            format!(
+                "{{\"when\":\"{label}\",\"cycle\":{},\"rss_kib\":{},\"fds\":{},\"live_bytes\":{}}}",
+                s.cycle, s.rss_kib, s.fds, s.live_bytes
+            )
+        };
+        let mut samples = vec![
+            sample("before", &self.before),
+            sample("start", &self.start),
+            sample("warm", &self.warm),
+        ];
+        samples.extend(self.along.iter().map(|s| sample("cycle", s)));
+        samples.push(sample("end", &self.end));
+        samples.push(sample("after", &self.after));
+        let windows: Vec<String> = self
+            .windows
+            .iter()
+            .map(|w| {
+                format!(
+                    "{{\"first_cycle\":{},\"last_cycle\":{},\"floor_before\":{},\"floor_after\":{},\"growth_bytes\":{},\"bytes_per_cycle\":{:.3}}}",
+                    w.first_cycle,
+                    w.last_cycle,
+                    w.floor_before,
+                    w.floor_after,
+                    w.growth(),
+                    w.growth_per_cycle()
+                )
+            })
+            .collect();
+        let failures: Vec<String> = self
+            .failures()
+            .iter()
+            .map(|f| format!("\"{}\"", f.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        format!(
+            "{{\"soak\":{{\"profile\":\"{}\",\"cycles\":{},\"warmup\":{},\"elapsed_s\":{:.1},\"resumed\":{},\"injected_leak_bytes_per_cycle\":{},\"threshold_bytes_per_cycle\":{LEAK_THRESHOLD_BYTES_PER_CYCLE},\"samples\":[{}],\"windows\":[{}],\"verdict\":\"{}\",\"failures\":[{}]}}}}",
+            if cfg!(debug_assertions) { "debug" } else { "release" },
+            self.cycles,
+            self.warmup,
+            self.elapsed.as_secs_f64(),
+            self.resumed,
+            self.injected_leak,
+            samples.join(","),
+            windows.join(","),
+            if failures.is_empty() { "pass" } else { "fail" },
+            failures.join(",")
+        )
+    }
+}
+
+/// Bytes to leak per cycle on purpose, to show that the verdict catches a leak this small:
+/// `IMSTLS_SOAK_LEAK_BYTES=16`. Unset (0) in every real run; the JSON summary says which.
+fn injected_leak() -> usize {
+    std::env::var("IMSTLS_SOAK_LEAK_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Splits the cycles after the warm-up into `windows` equal windows (the first cycles of the
+/// remainder, if any, join the warm-up) and finds each window's floors in `live` (the live
+/// heap after each cycle, index 0 = cycle 1).
+fn windows_of(live: &[isize], warmup: usize, windows: usize) -> Vec<Window> {
+    let cycles = live.len();
+    if windows == 0 || cycles <= warmup {
+        return Vec::new();
+    }
+    let length = (cycles - warmup) / windows;
+    if length < FLOOR_SPAN {
+        return Vec::new();
+    }
+    let first = cycles - length * windows + 1;
+    // The floor up to and including `cycle`.
+    let floor = |cycle: usize| {
+        live[cycle - FLOOR_SPAN..cycle]
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(0)
+    };
+    (0..windows)
+        .map(|i| {
+            let first_cycle = first + i * length;
+            let last_cycle = first_cycle + length - 1;
+            Window {
+                first_cycle,
+                last_cycle,
+                floor_before: floor(first_cycle - 1),
+                floor_after: floor(last_cycle),
+            }
+        })
+        .collect()
 }
 
 /// Registers, then runs `cycles` times: the simulator resets the connection (RST), the
 /// engine notices, opens a new flow at once, registers again and proves the flow with a
-/// pong. Panics if a cycle does not complete within 10 s (a hang guard, not a timing
-/// criterion).
+/// pong. After `warmup` cycles the rest is split into `windows` equal windows whose live
+/// heap growth the verdict compares with the threshold. Panics if a cycle does not complete
+/// within 10 s (a hang guard, not a timing criterion).
 pub fn soak(
     cycles: usize,
     warmup: usize,
+    windows: usize,
     every: usize,
     mut progress: impl FnMut(&Sample),
 ) -> SoakReport {
+    assert!(
+        warmup >= FLOOR_SPAN,
+        "a warm-up of at least {FLOOR_SPAN} cycles"
+    );
+    let leak_per_cycle = injected_leak();
     let before = sample(0);
     let started = Instant::now();
-    let (report, resumed) = {
+    let (report, resumed, along, windows) = {
         let sim = Simulator::start(SimConfig::default()).expect("loopback simulator");
         let config = UeConfig::builder()
             .pcscf(sim.addr().to_string())
@@ -140,6 +325,8 @@ pub fn soak(
         progress(&start);
         let mut warm = start;
         let mut resumed = 0;
+        let mut along = Vec::new();
+        let mut live = Vec::with_capacity(cycles);
         for cycle in 1..=cycles {
             // The test side forgets what it would otherwise pile up: events, the simulator's
             // observation log, the registrar's issued nonces.
@@ -165,26 +352,41 @@ pub fn soak(
                     |(_, e)| matches!(e, Event::TlsEstablished { details, .. } if details.resumed),
                 )
                 .count();
+            if leak_per_cycle > 0 {
+                Box::leak(vec![0xa5_u8; leak_per_cycle].into_boxed_slice());
+            }
+            link.events.clear();
+            sim.clear_observations();
+            live.push(LIVE.load(Ordering::Relaxed));
             if cycle == warmup {
                 warm = sample(cycle);
                 progress(&warm);
-            } else if cycle % every == 0 {
-                progress(&sample(cycle));
+            } else if cycle > warmup && cycle % every == 0 {
+                let s = sample(cycle);
+                progress(&s);
+                along.push(s);
             }
         }
         let end = sample(cycles);
         progress(&end);
-        ((start, warm, end), resumed)
+        // The per-cycle record is freed before the last sample, which must not count it.
+        let windows = windows_of(&live, warmup, windows);
+        drop(live);
+        ((start, warm, end), resumed, along, windows)
     };
     let after = sample(cycles);
     SoakReport {
         cycles,
+        warmup,
         elapsed: started.elapsed(),
         resumed,
         before,
         start: report.0,
         warm: report.1,
+        along,
         end: report.2,
         after,
+        windows,
+        injected_leak: leak_per_cycle,
     }
 }
