@@ -77,7 +77,68 @@ pub fn server_config(
     } else {
         builder.with_no_client_auth()
     };
-    Ok(Arc::new(builder.with_single_cert(chain, key)?))
+    let mut config = builder.with_single_cert(chain, key)?;
+    config.session_storage = Arc::new(SimSessionStore::new(SIM_SESSIONS));
+    Ok(Arc::new(config))
+}
+
+/// How many sessions the simulated P-CSCF keeps (rustls's own default cache size).
+const SIM_SESSIONS: usize = 256;
+
+/// The simulated P-CSCF's session cache: rustls's semantics (put, get, take, oldest evicted
+/// when full) in a ring allocated once, so the peer's own memory cannot step up halfway
+/// through a soak (rustls's hash-map cache regrows its table under insert/remove churn, a
+/// one-off 25 KB step the soak's leak verdict cannot tell from the UE's).
+#[derive(Debug)]
+pub struct SimSessionStore {
+    entries: std::sync::Mutex<std::collections::VecDeque<(Vec<u8>, Vec<u8>)>>,
+    capacity: usize,
+}
+
+impl SimSessionStore {
+    /// A cache of at most `capacity` sessions, its ring allocated now.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: std::sync::Mutex::new(std::collections::VecDeque::with_capacity(
+                capacity.max(1),
+            )),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(Vec<u8>, Vec<u8>)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl rustls::server::StoresServerSessions for SimSessionStore {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let mut entries = self.lock();
+        if let Some(at) = entries.iter().position(|(k, _)| *k == key) {
+            entries[at].1 = value;
+            return true;
+        }
+        if entries.len() == self.capacity {
+            entries.pop_front();
+        }
+        entries.push_back((key, value));
+        true
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let entries = self.lock();
+        entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let mut entries = self.lock();
+        let at = entries.iter().position(|(k, _)| k == key)?;
+        entries.remove(at).map(|(_, v)| v)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
 }
 
 /// A server configuration (no client auth) presenting `identity`, e.g. a chain from
