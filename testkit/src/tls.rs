@@ -127,7 +127,10 @@ impl rustls::server::StoresServerSessions for SimSessionStore {
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         let entries = self.lock();
-        entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
