@@ -926,10 +926,16 @@ public final class JniTests {
             expect(IllegalStateException.class, ueCalls.get(i), "UE call #" + i + " after close");
         }
         ImsTlsDriver d = ImsTlsDriver.create(config(opt("pcscf")));
+        d.setConnectionAttemptDelayMs(100);
+        expectCode(ResultCode.INVALID_ARGUMENT, () -> d.setConnectionAttemptDelayMs(9),
+                "a Connection Attempt Delay under RFC 8305's 10 ms");
+        expectCode(ResultCode.INVALID_ARGUMENT, () -> d.setConnectionAttemptDelayMs(-1),
+                "a negative Connection Attempt Delay");
         d.close();
         d.close();
         List<Body> driverCalls = Arrays.<Body>asList(
                 () -> d.setConnectMode(ImsTlsDriver.ConnectMode.EXTERNAL),
+                () -> d.setConnectionAttemptDelayMs(250),
                 () -> d.startRegistration(opt("impi"), opt("impu")),
                 () -> d.sendSip(new byte[1]),
                 () -> d.registrationChallenged(1, false),
