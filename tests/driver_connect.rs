@@ -220,3 +220,49 @@ fn a_black_holed_first_address_costs_the_attempt_delay_not_the_connect_timeout()
         "connected only after {connected_after:?} (connect timeout {connect_timeout:?})"
     );
 }
+
+/// A lookup that outlasts the connect timeout fails the attempt as a timeout (the engine's
+/// connect deadline), and its late answer is dropped: no connection follows it.
+#[test]
+fn a_lookup_longer_than_the_connect_timeout_times_out_and_its_answer_is_dropped() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let target = listener.local_addr().expect("addr");
+    let lookup_time = Duration::from_millis(1500);
+    let config = UeConfig::builder()
+        .pcscf("pcscf.ims.test:5061")
+        .connect_timeout(Duration::from_millis(500))
+        .backoff(imstls::Backoff {
+            base_all_failed: Duration::from_secs(20),
+            base_not_all_failed: Duration::from_secs(20),
+            max: Duration::from_secs(60),
+        })
+        .build()
+        .expect("config");
+    let mut driver = Driver::new(config).expect("driver");
+    driver.set_resolver(Some(Arc::new(move |_: &str, _: u16| {
+        std::thread::sleep(lookup_time);
+        Ok(vec![target])
+    })));
+    let started = Instant::now();
+    driver.start_registration(identity()).expect("start");
+    let event = run_until(&mut driver, Duration::from_secs(5), |e| {
+        matches!(e, Event::ConnectFailed { .. })
+    })
+    .expect("a connect failure");
+    let failed_after = started.elapsed();
+    let Event::ConnectFailed { reason, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(reason.code(), "timed_out", "reason: {reason:?}");
+    assert!(
+        failed_after < lookup_time,
+        "failed only after {failed_after:?}"
+    );
+    // Past the answer (the back-off keeps the next attempt 10 s or more away).
+    run_until(&mut driver, lookup_time, |_| false);
+    assert!(
+        listener.accept().is_err(),
+        "the late answer was used to connect"
+    );
+}
