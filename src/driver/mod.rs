@@ -27,7 +27,7 @@
 //! without addresses fails the attempt with [`TransportError::Unresolved`]. The addresses
 //! are then raced as RFC 8305 (Happy Eyeballs v2) describes: the families interleaved, IPv6
 //! first; the next attempt starts a Connection Attempt Delay after the previous one (default
-//! 250 ms, [`Driver::set_connection_attempt_delay`]) or at once when an attempt fails; the
+//! 250 ms, [`Driver::set_connection_attempt_delay`]) or sooner when an attempt fails; the
 //! first connection wins and the other attempts are closed. [`Driver::run`] and
 //! [`Driver::prepare_wait`] wait on every attempt; [`Driver::fd`] is the newest one, so
 //! [`Driver::next_timeout`] asks to be called back every [`RACE_RECHECK`] while older ones
@@ -115,8 +115,8 @@ const MAX_STEPS: usize = 256;
 
 /// RFC 8305 §5: "One recommended value for a default delay is 250 milliseconds."
 pub const DEFAULT_CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
-/// RFC 8305 §5: "a subsequent connection MUST NOT be started within 10 milliseconds of the
-/// previous attempt".
+/// RFC 8305 §5: "The Connection Attempt Delay MUST have a lower bound"; it sets that bound at
+/// 10 ms.
 pub const MIN_CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(10);
 /// RFC 8305 §5's recommended upper bound for the delay.
 pub const MAX_CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_secs(2);

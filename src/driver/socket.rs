@@ -10,6 +10,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
+use log::debug;
+
+use super::MIN_CONNECTION_ATTEMPT_DELAY;
 use crate::engine::{FlowId, TransportClosure, TransportError};
 use crate::ffi::sys;
 
@@ -36,7 +39,7 @@ struct Attempt {
 }
 
 /// The connect attempts of one flow (RFC 8305 §5): one attempt is started, the next one a
-/// Connection Attempt Delay later (or at once when an attempt fails), all run in parallel,
+/// Connection Attempt Delay later (sooner when an attempt fails), all run in parallel,
 /// the first that connects wins and the others are closed.
 #[derive(Debug)]
 struct Race {
@@ -44,8 +47,10 @@ struct Race {
     attempts: Vec<Attempt>,
     /// Not yet tried, in the order they will be.
     pending: VecDeque<SocketAddr>,
-    /// When the next pending address is tried even though no attempt has failed.
+    /// When the next pending address is tried.
     next_attempt_at: Option<Instant>,
+    /// When the newest attempt started.
+    last_start: Option<Instant>,
     attempt_delay: Duration,
     /// The whole connect gives up here.
     deadline: Instant,
@@ -130,14 +135,22 @@ fn progress(stream: &TcpStream) -> Progress {
 }
 
 impl Race {
-    /// Starts pending attempts that are due: the first at once, the next when an attempt
-    /// failed or the Connection Attempt Delay passed. An address whose connect fails at once
-    /// gives way to the next.
+    /// Starts pending attempts that are due: the first at once, the next when the Connection
+    /// Attempt Delay has passed since the last one started or, sooner, when an attempt failed
+    /// (at once if none is left in flight, else RFC 8305 §5's 10 ms after the last start).
+    /// An address whose connect fails at once gives way to the next.
     fn start_due(&mut self, now: Instant, attempt_failed: bool) {
-        let mut due = attempt_failed
-            || self.attempts.is_empty()
-            || self.next_attempt_at.is_some_and(|at| now >= at);
-        while due {
+        if attempt_failed || self.attempts.is_empty() {
+            let earliest = match self.last_start {
+                Some(started) if !self.attempts.is_empty() => {
+                    started + MIN_CONNECTION_ATTEMPT_DELAY
+                }
+                _ => now,
+            };
+            self.next_attempt_at =
+                Some(self.next_attempt_at.map_or(earliest, |at| at.min(earliest)));
+        }
+        while self.next_attempt_at.is_some_and(|at| now >= at) {
             let Some(addr) = self.pending.pop_front() else {
                 break;
             };
@@ -147,18 +160,15 @@ impl Race {
                         addr: Some(addr),
                         stream,
                     });
-                    due = false;
+                    self.last_start = Some(now);
+                    self.next_attempt_at = Some(now + self.attempt_delay);
                 }
                 Err(e) => self.last_error = Some(transport_error(&e)),
             }
         }
-        self.next_attempt_at = if self.pending.is_empty() {
-            None
-        } else if attempt_failed || self.next_attempt_at.is_none_or(|at| now >= at) {
-            Some(now + self.attempt_delay)
-        } else {
-            self.next_attempt_at
-        };
+        if self.pending.is_empty() {
+            self.next_attempt_at = None;
+        }
     }
 }
 
@@ -176,6 +186,7 @@ impl FlowSocket {
             attempts: Vec::new(),
             pending: interleave(addrs),
             next_attempt_at: None,
+            last_start: None,
             attempt_delay,
             deadline: now + timeout,
             last_error: None,
@@ -203,6 +214,7 @@ impl FlowSocket {
                 attempts: vec![Attempt { addr: None, stream }],
                 pending: VecDeque::new(),
                 next_attempt_at: None,
+                last_start: Some(now),
                 attempt_delay: timeout,
                 deadline: now + timeout,
                 last_error: None,
@@ -319,6 +331,7 @@ impl FlowSocket {
     /// handshake completes), all other connections attempts that have not yet succeeded
     /// SHOULD be canceled."
     fn step_connect(&mut self, now: Instant) -> Option<SocketInput> {
+        let flow = self.flow;
         let State::Connecting(race) = &mut self.state else {
             return None;
         };
@@ -329,16 +342,24 @@ impl FlowSocket {
                 Progress::Pending => index += 1,
                 Progress::Failed(error) => {
                     let attempt = race.attempts.remove(index);
+                    if let Some(addr) = attempt.addr {
+                        debug!("{flow}: connect attempt to {addr} failed: {error}");
+                    }
                     let _ = attempt.stream.shutdown(Shutdown::Both);
                     race.last_error = Some(error);
                     attempt_failed = true;
                 }
                 Progress::Connected(remote) => {
                     let winner = race.attempts.remove(index);
+                    if !race.attempts.is_empty() {
+                        debug!(
+                            "{flow}: {remote} connected first; closing {} other attempt(s)",
+                            race.attempts.len()
+                        );
+                    }
                     for loser in race.attempts.drain(..) {
                         let _ = loser.stream.shutdown(Shutdown::Both);
                     }
-                    debug_assert!(winner.addr.is_none_or(|addr| addr == remote));
                     let _ = winner.stream.set_nodelay(true);
                     let local = winner.stream.local_addr().ok();
                     self.state = State::Connected(winner.stream);
@@ -499,6 +520,31 @@ mod tests {
         assert!(!resolve_with_system("localhost", 5061)
             .expect("localhost")
             .is_empty());
+    }
+
+    #[test]
+    fn a_failed_attempt_brings_the_next_one_forward() {
+        let refused = TcpListener::bind("[::1]:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free IPv6 port");
+        let good = TcpListener::bind("127.0.0.1:0").expect("listener");
+        let delay = Duration::from_secs(2);
+        let started = Instant::now();
+        let mut socket = FlowSocket::connect(
+            FlowId(1),
+            vec![refused, good.local_addr().expect("addr")],
+            started,
+            Duration::from_secs(10),
+            delay,
+        )
+        .expect("a connect attempt starts");
+        match step_until_input(&mut socket) {
+            SocketInput::Connected { remote, .. } => {
+                assert_eq!(remote, Some(good.local_addr().expect("addr")));
+            }
+            other => panic!("expected a connection, got {other:?}"),
+        }
+        assert!(started.elapsed() < delay / 2, "{:?}", started.elapsed());
     }
 
     #[test]
