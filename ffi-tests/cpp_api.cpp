@@ -481,6 +481,9 @@ void driver_calls() {
     CHECK_OK(d.set_wake_callback(count_wake, &wakes));
     CHECK_CODE(d.set_connect_mode(static_cast<imstls::connect_mode>(9)), imstls::status::invalid_argument);
     CHECK_OK(d.set_connect_mode(imstls::connect_mode::external));
+    CHECK_CODE(d.set_connection_attempt_delay_ms(9), imstls::status::invalid_argument);
+    CHECK_CODE(d.set_connection_attempt_delay_ms(2001), imstls::status::invalid_argument);
+    CHECK_OK(d.set_connection_attempt_delay_ms(100));
     CHECK(d.state() && *d.state() == imstls::state::idle);
     auto fd = d.fd();
     CHECK(fd && !*fd);

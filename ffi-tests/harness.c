@@ -985,6 +985,36 @@ static void driver_own_loop(void) {
     imstls_driver_free(s.driver);
 }
 
+/* `.invalid` never resolves (RFC 6761 §6.4). Resolution runs on imstls's own thread: right
+ * after start_registration the loop has a descriptor to wait on (the driver's wake-up one),
+ * and the failures come back through the application's own poll() loop. */
+static void driver_unresolved(void) {
+    begin("driver: names resolve off the caller's thread; one that does not is \"connect_unresolved\"");
+    imstls_config *config = make_config2("nonexistent.invalid:5061", "nonexistent.invalid:5062");
+    stack s;
+    stack_init(&s, "dns");
+    if (!CHECK_OK(imstls_driver_new(config, &s.driver))) return;
+    imstls_config_free(config);
+    CHECK_RESULT(imstls_driver_set_connection_attempt_delay_ms(s.driver, 9), IMSTLS_INVALID_ARGUMENT);
+    CHECK_RESULT(imstls_driver_set_connection_attempt_delay_ms(s.driver, 2001), IMSTLS_INVALID_ARGUMENT);
+    CHECK_OK(imstls_driver_set_connection_attempt_delay_ms(s.driver, 250));
+    const char *impus[] = {IMPU};
+    CHECK_OK(imstls_driver_start_registration(s.driver, IMPI, impus, 1));
+    int fd = -1;
+    uint32_t interest = 0;
+    CHECK_OK(imstls_driver_fd(s.driver, &fd));
+    CHECK_OK(imstls_driver_interest(s.driver, &interest));
+    CHECK(fd >= 0 && interest == IMSTLS_INTEREST_READABLE);
+    uint64_t end = now_ms() + 20000;
+    drain(&s);
+    while (!is_backing_off(&s) && now_ms() < end) own_loop_step(&s, 200);
+    CHECK(is_backing_off(&s));
+    CHECK(s.failed_count == 2);
+    CHECK(strcmp(s.failed_reason[0], "connect_unresolved") == 0);
+    CHECK(strcmp(s.failed_reason[1], "connect_unresolved") == 0);
+    imstls_driver_free(s.driver);
+}
+
 static void driver_adopt(int borrow) {
     begin(borrow ? "driver: the application's socket, lent (IMSTLS_FD_BORROW)"
                  : "driver: the application's socket, given (IMSTLS_FD_TRANSFER)");
@@ -1807,6 +1837,7 @@ int main(int argc, char **argv) {
     stale_answer(1);
     driver_certificate();
     driver_own_loop();
+    driver_unresolved();
     driver_adopt(0);
     driver_adopt(1);
     driver_flood();

@@ -597,7 +597,7 @@ enum imstls_connect_error
      */
     IMSTLS_CONNECT_REFUSED = 1,
     /**
-     * Host or network unreachable, or name resolution failed.
+     * Host or network unreachable.
      */
     IMSTLS_CONNECT_UNREACHABLE = 2,
     /**
@@ -612,6 +612,10 @@ enum imstls_connect_error
      * Anything else (describe it in `detail`).
      */
     IMSTLS_CONNECT_OTHER = 5,
+    /**
+     * The P-CSCF's name did not resolve to any address.
+     */
+    IMSTLS_CONNECT_UNRESOLVED = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1368,8 +1372,22 @@ imstls_result imstls_driver_wake(imstls_driver *driver);
 imstls_result imstls_driver_set_connect_mode(imstls_driver *driver, uint32_t mode);
 
 /**
+ * RFC 8305's Connection Attempt Delay in milliseconds (managed mode): how long one connect
+ * attempt runs alone before the next address of the candidate is tried as well (default
+ * 250, allowed 10 to 2000). Takes effect for the next flow.
+ *
+ * - Returns `IMSTLS_INVALID_ARGUMENT` outside 10..=2000 (nothing changed).
+ * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+ */
+imstls_result imstls_driver_set_connection_attempt_delay_ms(imstls_driver *driver,
+                                                            uint32_t delay_ms);
+
+/**
  * Starts a registration procedure (see `imstls_ue_start_registration`) and, in managed
- * mode, starts connecting (a host name is resolved here, blocking this thread).
+ * mode, starts connecting (a host name is resolved on a resolver thread, never this one:
+ * `imstls_driver_fd` is then the driver's wake-up descriptor, readable when the answer is
+ * in; a name that does not resolve fails the attempt with `CONNECT_FAILED`, reason
+ * `"unresolved"`).
  *
  * - Strings: NUL-terminated UTF-8, borrowed for the call.
  * - Next: run the loop; answer `IMSTLS_EVENT_REGISTER_NOW` with `imstls_driver_send_sip`.
@@ -1476,16 +1494,20 @@ imstls_result imstls_driver_connect_failed(imstls_driver *driver,
                                            const char *detail);
 
 /**
- * The socket to wait on in `*out_fd`; `IMSTLS_NOT_AVAILABLE` when there is none (wait for
- * the timeout only). It changes with every new flow. Never close it yourself.
+ * The descriptor to wait on in `*out_fd`: the flow's socket (while connect attempts race,
+ * the newest; `imstls_driver_timeout_ms` then asks for a call every 25 ms to look at the
+ * others), or while a name is resolved the driver's wake-up descriptor (readable when the
+ * answer is in); `IMSTLS_NOT_AVAILABLE` when there is none (wait for the timeout only). It
+ * changes with every new flow and attempt: ask again after each call. Never close it
+ * yourself.
  *
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
 imstls_result imstls_driver_fd(const imstls_driver *driver, int *out_fd);
 
 /**
- * What to wait for on the socket, as `IMSTLS_INTEREST_*` bits in `*out_interest` (0 when
- * there is no socket).
+ * What to wait for on `imstls_driver_fd`, as `IMSTLS_INTEREST_*` bits in `*out_interest`
+ * (`IMSTLS_INTEREST_READABLE` while a name is resolved, 0 when there is no descriptor).
  *
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */
@@ -1819,7 +1841,7 @@ imstls_result imstls_output_copy_data(const imstls_output *output,
 
 /**
  * A stable code qualifying the event: CONNECT_FAILED → `"refused"`/`"unreachable"`/
- * `"timed_out"`/`"reset"`/`"other"`; CERTIFICATE_REJECTED → `"expired"`, `"name_mismatch"`,
+ * `"timed_out"`/`"reset"`/`"other"`/`"unresolved"`; CERTIFICATE_REJECTED → `"expired"`, `"name_mismatch"`,
  * ... (see `imstls_error_certificate_failure`); TLS_FAILED → the TLS failure kind;
  * REGISTER_NOW → `"initial"`, `"challenge"`, ...; REGISTERING → `"register"`/`"refresh"`/
  * `"deregister"`; CONNECTION_LOST → `"reset"`, `"eof"`, `"pong_timeout"`, ...;
@@ -1984,7 +2006,8 @@ const char *imstls_output_failed_candidate_target(const imstls_output *output, s
 
 /**
  * Why the `index`-th candidate failed, a stable code: `"connect_refused"`,
- * `"connect_unreachable"`, `"connect_timed_out"`, `"connect_reset"`, `"connect_other"`, a
+ * `"connect_unreachable"`, `"connect_timed_out"`, `"connect_reset"`, `"connect_other"`,
+ * `"connect_unresolved"`, a
  * TLS failure kind (`"no_common_cipher_suite"`, `"protocol_version"`, `"no_common_group"`,
  * `"client_certificate_requested"`, `"unexpected_eof"`, ...) or a certificate failure
  * (`"expired"`, `"name_mismatch"`, ...); `""` when out of range.

@@ -181,6 +181,7 @@ enum class connect_error : std::uint32_t {
     timed_out = IMSTLS_CONNECT_TIMED_OUT,
     reset = IMSTLS_CONNECT_RESET,
     other = IMSTLS_CONNECT_OTHER,
+    unresolved = IMSTLS_CONNECT_UNRESOLVED,
 };
 
 /// `imstls_transport_closure`.
@@ -310,6 +311,7 @@ IMSTLS_HPP_SAME(connect_error::unreachable, IMSTLS_CONNECT_UNREACHABLE);
 IMSTLS_HPP_SAME(connect_error::timed_out, IMSTLS_CONNECT_TIMED_OUT);
 IMSTLS_HPP_SAME(connect_error::reset, IMSTLS_CONNECT_RESET);
 IMSTLS_HPP_SAME(connect_error::other, IMSTLS_CONNECT_OTHER);
+IMSTLS_HPP_SAME(connect_error::unresolved, IMSTLS_CONNECT_UNRESOLVED);
 IMSTLS_HPP_SAME(transport_closure::eof, IMSTLS_CLOSURE_EOF);
 IMSTLS_HPP_SAME(transport_closure::reset, IMSTLS_CLOSURE_RESET);
 IMSTLS_HPP_SAME(transport_closure::error, IMSTLS_CLOSURE_ERROR);
@@ -1254,6 +1256,10 @@ public:
     /// `imstls_driver_set_connect_mode`.
     result<void> set_connect_mode(connect_mode mode) {
         return check(imstls_driver_set_connect_mode(get(), static_cast<std::uint32_t>(mode)));
+    }
+    /// `imstls_driver_set_connection_attempt_delay_ms` (RFC 8305; 10..=2000, default 250).
+    result<void> set_connection_attempt_delay_ms(std::uint32_t delay_ms) {
+        return check(imstls_driver_set_connection_attempt_delay_ms(get(), delay_ms));
     }
     /// `imstls_driver_start_registration`.
     result<void> start_registration(std::string_view impi, list_view<std::string_view> impus) {

@@ -1144,6 +1144,7 @@ fn defining(event: &Event) -> Option<String> {
                 imstls::TransportError::TimedOut => "timed_out".to_owned(),
                 imstls::TransportError::Reset => "reset".to_owned(),
                 imstls::TransportError::Other(why) => format!("other ({why})"),
+                imstls::TransportError::Unresolved => "unresolved".to_owned(),
             }
         ),
         Event::ClientCertificateRequested { aborted: false, .. } => {

@@ -101,7 +101,8 @@ impl Link {
             Ok(addrs) => addrs.collect(),
             Err(_) => Vec::new(),
         };
-        let mut last = TransportError::Unreachable;
+        // No address at all: the name did not resolve.
+        let mut last = TransportError::Unresolved;
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, self.connect_timeout) {
                 Ok(stream) => {

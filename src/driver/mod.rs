@@ -19,6 +19,20 @@
 //!   (e.g. `send_sip`) is written at once by that thread; [`Driver::waker`] interrupts the
 //!   waiting thread so it picks up the new socket or deadline.
 //!
+//! ## Resolving and connecting
+//!
+//! A candidate given by name is resolved on a thread of its own (one per lookup, the system's
+//! `getaddrinfo` or the application's [`Resolver`]), never on the caller's: meanwhile
+//! [`Driver::fd`] is the driver's wake-up descriptor, readable when the answer is in. A name
+//! without addresses fails the attempt with [`TransportError::Unresolved`]. The addresses
+//! are then raced as RFC 8305 (Happy Eyeballs v2) describes: the families interleaved, IPv6
+//! first; the next attempt starts a Connection Attempt Delay after the previous one (default
+//! 250 ms, [`Driver::set_connection_attempt_delay`]) or sooner when an attempt fails; the
+//! first connection wins and the other attempts are closed. [`Driver::run`] and
+//! [`Driver::prepare_wait`] wait on every attempt; [`Driver::fd`] is the newest one, so
+//! [`Driver::next_timeout`] asks to be called back every [`RACE_RECHECK`] while older ones
+//! are still in flight.
+//!
 //! ## Bounded queues
 //!
 //! The bytes waiting for the socket and the events waiting for [`Driver::poll_event`] are
@@ -75,8 +89,10 @@ mod waker;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::debug;
@@ -89,13 +105,35 @@ use crate::engine::{
 use crate::ffi::sys;
 
 pub use clock::now;
-use socket::{resolve, FlowSocket, Origin, SocketInput};
+use socket::{resolve_with_system, FlowSocket, Origin, SocketInput};
 use waker::WakePipe;
 pub use waker::Waker;
 
 /// Engine inputs and socket steps fed per `process` call at most (each timer firing and each
 /// socket read is one); the caller's loop comes back for the rest.
 const MAX_STEPS: usize = 256;
+
+/// RFC 8305 §5: "One recommended value for a default delay is 250 milliseconds."
+pub const DEFAULT_CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+/// RFC 8305 §5: "The Connection Attempt Delay MUST have a lower bound"; it sets that bound at
+/// 10 ms.
+pub const MIN_CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(10);
+/// RFC 8305 §5's recommended upper bound for the delay.
+pub const MAX_CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_secs(2);
+/// While several connect attempts are in flight, how often a caller's own loop (which waits
+/// on [`Driver::fd`], the newest attempt only) is asked to come back and look at the others.
+pub const RACE_RECHECK: Duration = Duration::from_millis(25);
+
+/// Resolves a P-CSCF name to addresses, for [`Driver::set_resolver`]: called on a resolver
+/// thread (never the caller's), it may block. An error or an empty list fails the attempt
+/// with [`TransportError::Unresolved`].
+pub type Resolver = Arc<dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync>;
+
+/// A lookup running on a resolver thread for `flow`.
+struct Resolution {
+    flow: FlowId,
+    answer: Receiver<Result<Vec<SocketAddr>, TransportError>>,
+}
 
 /// Who opens the TCP connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -143,6 +181,8 @@ pub enum DriverError {
     Io(io::Error),
     /// The configuration cannot make an engine (e.g. no random seed from the provider).
     Config(ConfigError),
+    /// A setting outside its allowed range.
+    InvalidArgument(String),
 }
 
 impl fmt::Display for DriverError {
@@ -153,6 +193,7 @@ impl fmt::Display for DriverError {
             Self::WrongMode(mode) => write!(f, "not possible in connect mode {mode:?}"),
             Self::Io(e) => write!(f, "{e}"),
             Self::Config(e) => write!(f, "{e}"),
+            Self::InvalidArgument(why) => f.write_str(why),
         }
     }
 }
@@ -197,6 +238,9 @@ pub struct Driver {
     ue: Ue,
     mode: ConnectMode,
     socket: Option<FlowSocket>,
+    resolution: Option<Resolution>,
+    resolver: Option<Resolver>,
+    attempt_delay: Duration,
     pending_connect: Option<ConnectRequest>,
     events: VecDeque<Event>,
     /// What `events` holds, as [`Event::footprint`] counts it.
@@ -210,6 +254,7 @@ impl fmt::Debug for Driver {
             .field("ue", &self.ue)
             .field("mode", &self.mode)
             .field("socket", &self.socket.as_ref().map(|s| s.flow))
+            .field("resolving", &self.resolution.as_ref().map(|r| r.flow))
             .field("events", &self.events.len())
             .finish_non_exhaustive()
     }
@@ -230,6 +275,9 @@ impl Driver {
             ue,
             mode: ConnectMode::Managed,
             socket: None,
+            resolution: None,
+            resolver: None,
+            attempt_delay: DEFAULT_CONNECTION_ATTEMPT_DELAY,
             pending_connect: None,
             events: VecDeque::new(),
             event_bytes: 0,
@@ -246,6 +294,32 @@ impl Driver {
     /// The connect mode.
     pub fn connect_mode(&self) -> ConnectMode {
         self.mode
+    }
+
+    /// RFC 8305's Connection Attempt Delay: how long an attempt runs alone before the next
+    /// address is tried as well (default [`DEFAULT_CONNECTION_ATTEMPT_DELAY`], allowed
+    /// [`MIN_CONNECTION_ATTEMPT_DELAY`] to [`MAX_CONNECTION_ATTEMPT_DELAY`]). Takes effect
+    /// for the next flow.
+    pub fn set_connection_attempt_delay(&mut self, delay: Duration) -> Result<(), DriverError> {
+        if !(MIN_CONNECTION_ATTEMPT_DELAY..=MAX_CONNECTION_ATTEMPT_DELAY).contains(&delay) {
+            return Err(DriverError::InvalidArgument(format!(
+                "connection attempt delay {delay:?} is outside 10 ms ..= 2 s (RFC 8305 §5)"
+            )));
+        }
+        self.attempt_delay = delay;
+        Ok(())
+    }
+
+    /// The Connection Attempt Delay in use.
+    pub fn connection_attempt_delay(&self) -> Duration {
+        self.attempt_delay
+    }
+
+    /// Resolves P-CSCF names with `resolver` instead of the system's `getaddrinfo` (`None`:
+    /// the system's again), e.g. a resolver bound to one network, or addresses the
+    /// application already has. Takes effect for the next lookup.
+    pub fn set_resolver(&mut self, resolver: Option<Resolver>) {
+        self.resolver = resolver;
     }
 
     /// The engine, for inspection ([`Ue::state`], [`Ue::binding`], the conformance log).
@@ -408,19 +482,29 @@ impl Driver {
 
     // ----- the event loop ---------------------------------------------------------------
 
-    /// The socket to wait on, if a flow has one. It changes with every new flow.
+    /// The descriptor to wait on: the flow's socket (the newest attempt while connecting),
+    /// or while a name is being resolved the driver's wake-up descriptor, which becomes
+    /// readable when the answer is in. It changes with every new flow and attempt.
     pub fn fd(&self) -> Option<RawFd> {
-        self.socket.as_ref().map(FlowSocket::fd)
+        match (&self.socket, &self.resolution) {
+            (Some(socket), _) => Some(socket.fd()),
+            (None, Some(_)) => Some(self.pipe.fd()),
+            (None, None) => None,
+        }
     }
 
     /// What to wait for on [`fd`](Self::fd).
     pub fn interest(&self) -> Interest {
-        match &self.socket {
-            None => Interest::default(),
-            Some(socket) => Interest {
+        match (&self.socket, &self.resolution) {
+            (Some(socket), _) => Interest {
                 readable: !socket.is_connecting(),
                 writable: socket.wants_write(),
             },
+            (None, Some(_)) => Interest {
+                readable: true,
+                writable: false,
+            },
+            (None, None) => Interest::default(),
         }
     }
 
@@ -428,7 +512,15 @@ impl Driver {
     /// activity or input).
     pub fn next_timeout(&self) -> Option<Instant> {
         let engine = self.ue.next_timeout();
-        let connect = self.socket.as_ref().and_then(FlowSocket::deadline);
+        let connect = self.socket.as_ref().and_then(|socket| {
+            let deadline = socket.deadline()?;
+            if socket.attempts_in_flight() > 1 {
+                // `fd` shows only the newest attempt: look at the others now and then.
+                Some(deadline.min(clock::now() + RACE_RECHECK))
+            } else {
+                Some(deadline)
+            }
+        });
         match (engine, connect) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -500,15 +592,20 @@ impl Driver {
         }];
         if let Some(socket) = &self.socket {
             let interest = self.interest();
-            waits.push(sys::Wait {
-                fd: socket.fd(),
+            waits.extend(socket.fds().into_iter().map(|fd| sys::Wait {
+                fd,
                 readable: interest.readable,
                 writable: interest.writable,
-            });
+            }));
         }
-        let until_timer = self
-            .next_timeout()
-            .map_or(max_wait, |at| at.saturating_duration_since(now));
+        let ue_or_connect = match (
+            self.ue.next_timeout(),
+            self.socket.as_ref().and_then(FlowSocket::deadline),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let until_timer = ue_or_connect.map_or(max_wait, |at| at.saturating_duration_since(now));
         let timeout = if self.has_events() {
             Duration::ZERO
         } else {
@@ -540,6 +637,12 @@ impl Driver {
     fn pump(&mut self, now: Instant) {
         for _ in 0..MAX_STEPS {
             self.perform_outputs(now);
+            if self.resolution.is_some() {
+                if !self.take_resolution(now) {
+                    return;
+                }
+                continue;
+            }
             let Some(socket) = self.socket.as_mut() else {
                 return;
             };
@@ -629,6 +732,10 @@ impl Driver {
                     if self.socket.as_ref().is_some_and(|s| s.flow == flow) {
                         self.drop_socket();
                     }
+                    if self.resolution.as_ref().is_some_and(|r| r.flow == flow) {
+                        // The answer, when it comes, goes nowhere.
+                        self.resolution = None;
+                    }
                 }
                 Output::Event(event) => {
                     self.event_bytes += event.footprint();
@@ -641,18 +748,83 @@ impl Driver {
         }
     }
 
+    /// Starts the connect of `flow`: at once for an IP literal, after a lookup on a resolver
+    /// thread for a name (its answer arrives through the wake-up pipe).
     fn connect(&mut self, now: Instant, flow: FlowId, host: &Host, port: u16) {
         self.drop_socket();
-        let timeout = self.ue.config().connect_timeout();
-        let result =
-            resolve(host, port).and_then(|addrs| FlowSocket::connect(flow, addrs, now, timeout));
-        match result {
-            Ok(socket) => self.socket = Some(socket),
-            Err(reason) => {
-                if let Err(error) = self.ue.connect_failed(now, flow, reason) {
-                    debug!("{flow}: connect failure refused: {error}");
+        self.resolution = None;
+        match host {
+            Host::Ip(ip) => self.start_race(now, flow, vec![SocketAddr::new(*ip, port)]),
+            Host::Name(name) => {
+                if let Err(error) = self.start_resolution(flow, name.clone(), port) {
+                    self.report_connect_failure(now, flow, TransportError::Other(error));
                 }
             }
+        }
+    }
+
+    fn start_resolution(&mut self, flow: FlowId, name: String, port: u16) -> Result<(), String> {
+        let (tell, answer) = mpsc::sync_channel(1);
+        let resolver = self.resolver.clone();
+        let waker = self.pipe.waker();
+        std::thread::Builder::new()
+            .name("imstls-resolve".into())
+            .spawn(move || {
+                let addrs = match &resolver {
+                    Some(resolve) => resolve(&name, port),
+                    None => resolve_with_system(&name, port),
+                };
+                let answer = match addrs {
+                    Ok(addrs) if !addrs.is_empty() => Ok(addrs),
+                    Ok(_) => Err(TransportError::Unresolved),
+                    Err(error) => {
+                        debug!("name resolution failed: {error}");
+                        Err(TransportError::Unresolved)
+                    }
+                };
+                // The driver may have moved on (new flow, dropped): then nobody listens.
+                if tell.send(answer).is_ok() {
+                    waker.wake();
+                }
+            })
+            .map_err(|e| format!("no resolver thread: {e}"))?;
+        self.resolution = Some(Resolution { flow, answer });
+        Ok(())
+    }
+
+    /// Takes the resolver's answer if it is in and starts connecting (or fails the attempt).
+    /// Returns whether it was in.
+    fn take_resolution(&mut self, now: Instant) -> bool {
+        let Some(resolution) = &self.resolution else {
+            return false;
+        };
+        let flow = resolution.flow;
+        let answer = match resolution.answer.try_recv() {
+            Ok(answer) => answer,
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => Err(TransportError::Other(
+                "the resolver thread ended without an answer".into(),
+            )),
+        };
+        self.resolution = None;
+        match answer {
+            Ok(addrs) => self.start_race(now, flow, addrs),
+            Err(reason) => self.report_connect_failure(now, flow, reason),
+        }
+        true
+    }
+
+    fn start_race(&mut self, now: Instant, flow: FlowId, addrs: Vec<SocketAddr>) {
+        let timeout = self.ue.config().connect_timeout();
+        match FlowSocket::connect(flow, addrs, now, timeout, self.attempt_delay) {
+            Ok(socket) => self.socket = Some(socket),
+            Err(reason) => self.report_connect_failure(now, flow, reason),
+        }
+    }
+
+    fn report_connect_failure(&mut self, now: Instant, flow: FlowId, reason: TransportError) {
+        if let Err(error) = self.ue.connect_failed(now, flow, reason) {
+            debug!("{flow}: connect failure refused: {error}");
         }
     }
 

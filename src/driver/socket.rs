@@ -1,15 +1,18 @@
 //! One flow's TCP socket: a non-blocking connect over the resolved addresses of a candidate,
-//! then non-blocking reads and buffered writes. Reads and writes ask for non-blocking I/O per
-//! call (`MSG_DONTWAIT`) instead of relying on `O_NONBLOCK`, which a socket the application
-//! lends (a duplicate sharing its open file description) must keep as the application set it.
+//! raced as RFC 8305 (Happy Eyeballs v2) asks, then non-blocking reads and buffered writes.
+//! Reads and writes ask for non-blocking I/O per call (`MSG_DONTWAIT`) instead of relying on
+//! `O_NONBLOCK`, which a socket the application lends (a duplicate sharing its open file
+//! description) must keep as the application set it.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::config::Host;
+use log::debug;
+
+use super::MIN_CONNECTION_ATTEMPT_DELAY;
 use crate::engine::{FlowId, TransportClosure, TransportError};
 use crate::ffi::sys;
 
@@ -17,8 +20,6 @@ use crate::ffi::sys;
 const MAX_READS: usize = 64;
 /// Bytes read at a time.
 const READ_CHUNK: usize = 16 * 1024;
-/// Each address of a multi-address name gets at least this long before the next is tried.
-const MIN_ADDRESS_SHARE: Duration = Duration::from_secs(2);
 
 /// Who closes the descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,17 +30,37 @@ pub(crate) enum Origin {
     Adopted,
 }
 
+/// One connect attempt of a race.
+#[derive(Debug)]
+struct Attempt {
+    /// `None` for a socket the application handed in.
+    addr: Option<SocketAddr>,
+    stream: TcpStream,
+}
+
+/// The connect attempts of one flow (RFC 8305 §5): one attempt is started, the next one a
+/// Connection Attempt Delay later (sooner when an attempt fails), all run in parallel,
+/// the first that connects wins and the others are closed.
+#[derive(Debug)]
+struct Race {
+    /// In flight, oldest first.
+    attempts: Vec<Attempt>,
+    /// Not yet tried, in the order they will be.
+    pending: VecDeque<SocketAddr>,
+    /// When the next pending address is tried.
+    next_attempt_at: Option<Instant>,
+    /// When the newest attempt started.
+    last_start: Option<Instant>,
+    attempt_delay: Duration,
+    /// The whole connect gives up here.
+    deadline: Instant,
+    last_error: Option<TransportError>,
+}
+
 #[derive(Debug)]
 enum State {
-    /// A non-blocking connect to `current` is in progress; `rest` are the next addresses.
-    Connecting {
-        current: Option<SocketAddr>,
-        rest: VecDeque<SocketAddr>,
-        deadline: Instant,
-        share: Duration,
-        last_error: Option<TransportError>,
-    },
-    Connected,
+    Connecting(Race),
+    Connected(TcpStream),
 }
 
 /// What a socket step has for the engine.
@@ -57,7 +78,6 @@ pub(crate) enum SocketInput {
 #[derive(Debug)]
 pub(crate) struct FlowSocket {
     pub(crate) flow: FlowId,
-    stream: TcpStream,
     state: State,
     outgoing: Vec<u8>,
     reads: usize,
@@ -76,60 +96,112 @@ pub(crate) fn transport_error(error: &io::Error) -> TransportError {
     }
 }
 
-/// The addresses of a candidate, in resolver order (IPv6 and IPv4 as the system prefers).
-/// Name resolution blocks the calling thread (`getaddrinfo`); IP literals do not.
-pub(crate) fn resolve(host: &Host, port: u16) -> Result<Vec<SocketAddr>, TransportError> {
-    match host {
-        Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, port)]),
-        Host::Name(name) => match (name.as_str(), port).to_socket_addrs() {
-            Ok(addrs) => {
-                let addrs: Vec<_> = addrs.collect();
-                if addrs.is_empty() {
-                    Err(TransportError::Unreachable)
-                } else {
-                    Ok(addrs)
-                }
-            }
-            Err(_) => Err(TransportError::Unreachable),
+/// The system resolver (`getaddrinfo`, blocking: the driver calls it on a resolver thread).
+/// A name without addresses, or a lookup error, is [`TransportError::Unresolved`].
+pub(crate) fn resolve_with_system(name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    Ok((name, port).to_socket_addrs()?.collect())
+}
+
+/// The order of the attempts (RFC 8305 §4): the families interleaved, IPv6 first, each
+/// family in the resolver's order.
+pub(crate) fn interleave(addrs: Vec<SocketAddr>) -> VecDeque<SocketAddr> {
+    let (mut v6, mut v4): (VecDeque<_>, VecDeque<_>) =
+        addrs.into_iter().partition(SocketAddr::is_ipv6);
+    let mut ordered = VecDeque::with_capacity(v6.len() + v4.len());
+    loop {
+        match (v6.pop_front(), v4.pop_front()) {
+            (None, None) => return ordered,
+            (first, second) => ordered.extend(first.into_iter().chain(second)),
+        }
+    }
+}
+
+/// How a connect attempt stands.
+enum Progress {
+    Pending,
+    Connected(SocketAddr),
+    Failed(TransportError),
+}
+
+fn progress(stream: &TcpStream) -> Progress {
+    match stream.take_error() {
+        Ok(Some(error)) | Err(error) => Progress::Failed(transport_error(&error)),
+        Ok(None) => match stream.peer_addr() {
+            Ok(remote) => Progress::Connected(remote),
+            Err(e) if e.kind() == ErrorKind::NotConnected => Progress::Pending,
+            Err(e) => Progress::Failed(transport_error(&e)),
         },
     }
 }
 
+impl Race {
+    /// Starts pending attempts that are due: the first at once, the next when the Connection
+    /// Attempt Delay has passed since the last one started or, sooner, when an attempt failed
+    /// (at once if none is left in flight, else RFC 8305 §5's 10 ms after the last start).
+    /// An address whose connect fails at once gives way to the next.
+    fn start_due(&mut self, now: Instant, attempt_failed: bool) {
+        if attempt_failed || self.attempts.is_empty() {
+            let earliest = match self.last_start {
+                Some(started) if !self.attempts.is_empty() => {
+                    started + MIN_CONNECTION_ATTEMPT_DELAY
+                }
+                _ => now,
+            };
+            self.next_attempt_at =
+                Some(self.next_attempt_at.map_or(earliest, |at| at.min(earliest)));
+        }
+        while self.next_attempt_at.is_some_and(|at| now >= at) {
+            let Some(addr) = self.pending.pop_front() else {
+                break;
+            };
+            match sys::connect_nonblocking(&addr) {
+                Ok(stream) => {
+                    self.attempts.push(Attempt {
+                        addr: Some(addr),
+                        stream,
+                    });
+                    self.last_start = Some(now);
+                    self.next_attempt_at = Some(now + self.attempt_delay);
+                }
+                Err(e) => self.last_error = Some(transport_error(&e)),
+            }
+        }
+        if self.pending.is_empty() {
+            self.next_attempt_at = None;
+        }
+    }
+}
+
 impl FlowSocket {
-    /// Starts connecting to the first address that accepts a connect attempt.
+    /// Starts racing the addresses (in [`interleave`] order); `attempt_delay` is RFC 8305's
+    /// Connection Attempt Delay, `timeout` bounds the whole connect.
     pub(crate) fn connect(
         flow: FlowId,
         addrs: Vec<SocketAddr>,
         now: Instant,
         timeout: Duration,
+        attempt_delay: Duration,
     ) -> Result<Self, TransportError> {
-        let share = (timeout / u32::try_from(addrs.len().max(1)).unwrap_or(u32::MAX))
-            .max(MIN_ADDRESS_SHARE)
-            .min(timeout);
-        let mut rest: VecDeque<SocketAddr> = addrs.into();
-        let mut last_error = TransportError::Unreachable;
-        while let Some(addr) = rest.pop_front() {
-            match sys::connect_nonblocking(&addr) {
-                Ok(stream) => {
-                    return Ok(Self {
-                        flow,
-                        stream,
-                        state: State::Connecting {
-                            current: Some(addr),
-                            rest,
-                            deadline: now + share,
-                            share,
-                            last_error: None,
-                        },
-                        outgoing: Vec::new(),
-                        reads: 0,
-                        origin: Origin::Created,
-                    })
-                }
-                Err(e) => last_error = transport_error(&e),
-            }
+        let mut race = Race {
+            attempts: Vec::new(),
+            pending: interleave(addrs),
+            next_attempt_at: None,
+            last_start: None,
+            attempt_delay,
+            deadline: now + timeout,
+            last_error: None,
+        };
+        race.start_due(now, false);
+        if race.attempts.is_empty() {
+            return Err(race.last_error.unwrap_or(TransportError::Unreachable));
         }
-        Err(last_error)
+        Ok(Self {
+            flow,
+            state: State::Connecting(race),
+            outgoing: Vec::new(),
+            reads: 0,
+            origin: Origin::Created,
+        })
     }
 
     /// Wraps a socket the application created (connected, or with a connect in progress).
@@ -138,14 +210,15 @@ impl FlowSocket {
         // A pending socket error shows up in the first step, as a connect failure.
         Self {
             flow,
-            stream,
-            state: State::Connecting {
-                current: None,
-                rest: VecDeque::new(),
+            state: State::Connecting(Race {
+                attempts: vec![Attempt { addr: None, stream }],
+                pending: VecDeque::new(),
+                next_attempt_at: None,
+                last_start: Some(now),
+                attempt_delay: timeout,
                 deadline: now + timeout,
-                share: timeout,
                 last_error: None,
-            },
+            }),
             outgoing: Vec::new(),
             reads: 0,
             origin: Origin::Adopted,
@@ -157,23 +230,54 @@ impl FlowSocket {
         self.outgoing.len()
     }
 
-    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(&self.stream)
+    /// The descriptor to wait on: the connected socket, or the newest connect attempt.
+    pub(crate) fn fd(&self) -> RawFd {
+        match &self.state {
+            State::Connected(stream) => stream.as_raw_fd(),
+            State::Connecting(race) => race
+                .attempts
+                .last()
+                .map_or(-1, |attempt| attempt.stream.as_raw_fd()),
+        }
+    }
+
+    /// Every descriptor to wait on: all connect attempts in flight, or the connected socket.
+    pub(crate) fn fds(&self) -> Vec<RawFd> {
+        match &self.state {
+            State::Connected(stream) => vec![stream.as_raw_fd()],
+            State::Connecting(race) => race
+                .attempts
+                .iter()
+                .map(|attempt| attempt.stream.as_raw_fd())
+                .collect(),
+        }
+    }
+
+    /// Connect attempts in flight (0 once connected).
+    pub(crate) fn attempts_in_flight(&self) -> usize {
+        match &self.state {
+            State::Connecting(race) => race.attempts.len(),
+            State::Connected(_) => 0,
+        }
     }
 
     pub(crate) fn is_connecting(&self) -> bool {
-        matches!(self.state, State::Connecting { .. })
+        matches!(self.state, State::Connecting(_))
     }
 
     pub(crate) fn wants_write(&self) -> bool {
         self.is_connecting() || !self.outgoing.is_empty()
     }
 
-    /// The deadline of the current connect attempt, if connecting.
+    /// When the connect must be looked at again without socket activity: the next attempt's
+    /// start or the connect's deadline (`None` once connected).
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match &self.state {
-            State::Connecting { deadline, .. } => Some(*deadline),
-            State::Connected => None,
+            State::Connecting(race) => Some(
+                race.next_attempt_at
+                    .map_or(race.deadline, |at| at.min(race.deadline)),
+            ),
+            State::Connected(_) => None,
         }
     }
 
@@ -195,7 +299,7 @@ impl FlowSocket {
     /// One non-blocking step: finish the connect, write what is queued, read what arrived.
     /// `None`: nothing for the engine now.
     pub(crate) fn step(&mut self, now: Instant) -> Option<SocketInput> {
-        if let State::Connecting { .. } = self.state {
+        if let State::Connecting(_) = self.state {
             return self.step_connect(now);
         }
         if let Err(e) = self.flush() {
@@ -206,7 +310,10 @@ impl FlowSocket {
         }
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            return match sys::recv_nonblocking(self.stream.as_fd(), &mut buf) {
+            let State::Connected(stream) = &self.state else {
+                return None;
+            };
+            return match sys::recv_nonblocking(stream.as_fd(), &mut buf) {
                 Ok(0) => Some(SocketInput::Closed(TransportClosure::Eof)),
                 Ok(n) => {
                     self.reads += 1;
@@ -220,67 +327,70 @@ impl FlowSocket {
         }
     }
 
+    /// RFC 8305 §5: "Once one of the connection attempts succeeds (generally when the TCP
+    /// handshake completes), all other connections attempts that have not yet succeeded
+    /// SHOULD be canceled."
     fn step_connect(&mut self, now: Instant) -> Option<SocketInput> {
-        let failed = match self.stream.take_error() {
-            Ok(Some(error)) | Err(error) => Some(transport_error(&error)),
-            Ok(None) => match self.stream.peer_addr() {
-                Ok(remote) => {
-                    self.state = State::Connected;
-                    let _ = self.stream.set_nodelay(true);
+        let flow = self.flow;
+        let State::Connecting(race) = &mut self.state else {
+            return None;
+        };
+        let mut attempt_failed = false;
+        let mut index = 0;
+        while index < race.attempts.len() {
+            match progress(&race.attempts[index].stream) {
+                Progress::Pending => index += 1,
+                Progress::Failed(error) => {
+                    let attempt = race.attempts.remove(index);
+                    if let Some(addr) = attempt.addr {
+                        debug!("{flow}: connect attempt to {addr} failed: {error}");
+                    }
+                    let _ = attempt.stream.shutdown(Shutdown::Both);
+                    race.last_error = Some(error);
+                    attempt_failed = true;
+                }
+                Progress::Connected(remote) => {
+                    let winner = race.attempts.remove(index);
+                    if !race.attempts.is_empty() {
+                        debug!(
+                            "{flow}: {remote} connected first; closing {} other attempt(s)",
+                            race.attempts.len()
+                        );
+                    }
+                    for loser in race.attempts.drain(..) {
+                        let _ = loser.stream.shutdown(Shutdown::Both);
+                    }
+                    let _ = winner.stream.set_nodelay(true);
+                    let local = winner.stream.local_addr().ok();
+                    self.state = State::Connected(winner.stream);
                     return Some(SocketInput::Connected {
-                        local: self.stream.local_addr().ok(),
+                        local,
                         remote: Some(remote),
                     });
                 }
-                Err(e) if e.kind() == ErrorKind::NotConnected => {
-                    let State::Connecting { deadline, .. } = &self.state else {
-                        return None;
-                    };
-                    if now < *deadline {
-                        return None;
-                    }
-                    Some(TransportError::TimedOut)
-                }
-                Err(e) => Some(transport_error(&e)),
-            },
-        };
-        let error = failed?;
-        self.next_address(now, error)
-    }
-
-    /// The current address failed: try the next one, or report the connect failure.
-    fn next_address(&mut self, now: Instant, error: TransportError) -> Option<SocketInput> {
-        let State::Connecting {
-            current,
-            rest,
-            deadline,
-            share,
-            last_error,
-        } = &mut self.state
-        else {
-            return None;
-        };
-        *last_error = Some(error);
-        while let Some(addr) = rest.pop_front() {
-            match sys::connect_nonblocking(&addr) {
-                Ok(stream) => {
-                    self.stream = stream;
-                    *current = Some(addr);
-                    *deadline = now + *share;
-                    return None;
-                }
-                Err(e) => *last_error = Some(transport_error(&e)),
             }
         }
-        Some(SocketInput::ConnectFailed(
-            last_error.take().unwrap_or(TransportError::Unreachable),
-        ))
+        race.start_due(now, attempt_failed);
+        if race.attempts.is_empty() {
+            return Some(SocketInput::ConnectFailed(
+                race.last_error
+                    .take()
+                    .unwrap_or(TransportError::Unreachable),
+            ));
+        }
+        if now >= race.deadline {
+            return Some(SocketInput::ConnectFailed(TransportError::TimedOut));
+        }
+        None
     }
 
     /// Writes what is queued until the socket would block.
     fn flush(&mut self) -> io::Result<()> {
+        let State::Connected(stream) = &self.state else {
+            return Ok(());
+        };
         while !self.outgoing.is_empty() {
-            match sys::send_nonblocking(self.stream.as_fd(), &self.outgoing) {
+            match sys::send_nonblocking(stream.as_fd(), &self.outgoing) {
                 Ok(0) => return Err(io::Error::from(ErrorKind::WriteZero)),
                 Ok(n) => {
                     self.outgoing.drain(..n);
@@ -298,17 +408,24 @@ impl FlowSocket {
     /// not turn into a reset that could destroy the alert in flight, then the connection is
     /// shut down and the descriptor closed (a duplicate, for a socket the application kept).
     pub(crate) fn close(mut self) {
-        if !self.is_connecting() {
-            let _ = self.flush();
-            let mut buf = [0u8; 4096];
-            for _ in 0..16 {
-                match sys::recv_nonblocking(self.stream.as_fd(), &mut buf) {
-                    Ok(n) if n > 0 => continue,
-                    _ => break,
+        let _ = self.flush();
+        match &self.state {
+            State::Connected(stream) => {
+                let mut buf = [0u8; 4096];
+                for _ in 0..16 {
+                    match sys::recv_nonblocking(stream.as_fd(), &mut buf) {
+                        Ok(n) if n > 0 => continue,
+                        _ => break,
+                    }
+                }
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            State::Connecting(race) => {
+                for attempt in &race.attempts {
+                    let _ = attempt.stream.shutdown(Shutdown::Both);
                 }
             }
         }
-        let _ = self.stream.shutdown(Shutdown::Both);
     }
 }
 
@@ -325,6 +442,8 @@ fn closure(error: &io::Error) -> TransportClosure {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    const DELAY: Duration = Duration::from_millis(250);
 
     fn step_until_input(socket: &mut FlowSocket) -> SocketInput {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -344,9 +463,14 @@ mod tests {
             .and_then(|l| l.local_addr())
             .expect("a free port");
         let addrs = vec![refused, v6.local_addr().expect("addr")];
-        let mut socket =
-            FlowSocket::connect(FlowId(1), addrs, Instant::now(), Duration::from_secs(10))
-                .expect("a connect attempt starts");
+        let mut socket = FlowSocket::connect(
+            FlowId(1),
+            addrs,
+            Instant::now(),
+            Duration::from_secs(10),
+            DELAY,
+        )
+        .expect("a connect attempt starts");
         match step_until_input(&mut socket) {
             SocketInput::Connected { remote, local } => {
                 assert_eq!(remote, Some(v6.local_addr().expect("addr")));
@@ -366,6 +490,7 @@ mod tests {
             vec![refused, refused],
             Instant::now(),
             Duration::from_secs(10),
+            DELAY,
         );
         let mut socket = match result {
             Ok(socket) => socket,
@@ -378,15 +503,79 @@ mod tests {
     }
 
     #[test]
-    fn names_resolve_and_literals_do_not_need_to() {
-        let ip = resolve(&Host::Ip("::1".parse().expect("ip")), 5061).expect("literal");
-        assert_eq!(ip, vec!["[::1]:5061".parse::<SocketAddr>().expect("addr")]);
-        assert!(!resolve(&Host::Name("localhost".into()), 5061)
+    fn families_interleave_starting_with_ipv6() {
+        let addr = |text: &str| text.parse::<SocketAddr>().expect("addr");
+        let (a4, b4, c4) = (addr("10.0.0.1:1"), addr("10.0.0.2:1"), addr("10.0.0.3:1"));
+        let (a6, b6) = (addr("[fd00::1]:1"), addr("[fd00::2]:1"));
+        assert_eq!(
+            interleave(vec![a4, b4, a6, c4, b6]),
+            VecDeque::from(vec![a6, a4, b6, b4, c4])
+        );
+        assert_eq!(interleave(vec![a4, b4]), VecDeque::from(vec![a4, b4]));
+        assert_eq!(interleave(Vec::new()), VecDeque::new());
+    }
+
+    #[test]
+    fn the_system_resolver_knows_localhost() {
+        assert!(!resolve_with_system("localhost", 5061)
             .expect("localhost")
             .is_empty());
-        assert_eq!(
-            resolve(&Host::Name("does-not-exist.invalid".into()), 5061),
-            Err(TransportError::Unreachable)
-        );
+    }
+
+    #[test]
+    fn a_failed_attempt_brings_the_next_one_forward() {
+        let refused = TcpListener::bind("[::1]:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free IPv6 port");
+        let good = TcpListener::bind("127.0.0.1:0").expect("listener");
+        let delay = Duration::from_secs(2);
+        let started = Instant::now();
+        let mut socket = FlowSocket::connect(
+            FlowId(1),
+            vec![refused, good.local_addr().expect("addr")],
+            started,
+            Duration::from_secs(10),
+            delay,
+        )
+        .expect("a connect attempt starts");
+        match step_until_input(&mut socket) {
+            SocketInput::Connected { remote, .. } => {
+                assert_eq!(remote, Some(good.local_addr().expect("addr")));
+            }
+            other => panic!("expected a connection, got {other:?}"),
+        }
+        assert!(started.elapsed() < delay / 2, "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_winner_closes_the_other_attempts() {
+        let good = TcpListener::bind("127.0.0.1:0").expect("listener");
+        let silent = TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+        // Both accept at once; the IPv6 one goes first (interleave) and wins, the IPv4 one
+        // starts after the delay only if the first has not connected by then.
+        let addrs = vec![
+            good.local_addr().expect("addr"),
+            silent.local_addr().expect("addr"),
+        ];
+        let mut socket = FlowSocket::connect(
+            FlowId(1),
+            addrs,
+            Instant::now(),
+            Duration::from_secs(10),
+            Duration::from_millis(10),
+        )
+        .expect("a connect attempt starts");
+        std::thread::sleep(Duration::from_millis(50));
+        // Past the delay the second attempt starts too before the first is looked at.
+        if let State::Connecting(race) = &mut socket.state {
+            race.start_due(Instant::now(), false);
+            assert_eq!(race.attempts.len(), 2, "both attempts in flight");
+        }
+        match step_until_input(&mut socket) {
+            SocketInput::Connected { remote, .. } => assert!(remote.is_some()),
+            other => panic!("expected a connection, got {other:?}"),
+        }
+        assert_eq!(socket.attempts_in_flight(), 0);
+        assert_eq!(socket.fds().len(), 1, "the loser is closed");
     }
 }

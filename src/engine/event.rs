@@ -115,7 +115,7 @@ impl RegisterReason {
 pub enum TransportError {
     /// Connection refused.
     Refused,
-    /// Host or network unreachable, or name resolution failed.
+    /// Host or network unreachable.
     Unreachable,
     /// The connect timed out (imstls also times it out itself).
     TimedOut,
@@ -123,10 +123,12 @@ pub enum TransportError {
     Reset,
     /// Any other error, described.
     Other(String),
+    /// The P-CSCF's name did not resolve to any address.
+    Unresolved,
 }
 
 impl TransportError {
-    /// Stable code: `refused`, `unreachable`, `timed_out`, `reset`, `other`.
+    /// Stable code: `refused`, `unreachable`, `timed_out`, `reset`, `other`, `unresolved`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Refused => "refused",
@@ -134,6 +136,7 @@ impl TransportError {
             Self::TimedOut => "timed_out",
             Self::Reset => "reset",
             Self::Other(_) => "other",
+            Self::Unresolved => "unresolved",
         }
     }
 }
@@ -146,6 +149,7 @@ impl fmt::Display for TransportError {
             Self::TimedOut => f.write_str("timed out"),
             Self::Reset => f.write_str("connection reset"),
             Self::Other(why) => f.write_str(why),
+            Self::Unresolved => f.write_str("name not resolved"),
         }
     }
 }
@@ -324,6 +328,7 @@ impl AttemptFailure {
             Self::Connect(TransportError::TimedOut) => "connect_timed_out",
             Self::Connect(TransportError::Reset) => "connect_reset",
             Self::Connect(TransportError::Other(_)) => "connect_other",
+            Self::Connect(TransportError::Unresolved) => "connect_unresolved",
             Self::Tls(failure) => failure
                 .certificate()
                 .map_or(failure.kind.code(), |c| c.code()),

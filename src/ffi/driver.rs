@@ -135,6 +135,7 @@ impl From<DriverError> for Failure {
             ),
             DriverError::Io(e) => Failure::io("socket", &e),
             DriverError::Config(e) => e.into(),
+            DriverError::InvalidArgument(why) => Failure::invalid(why),
         }
     }
 }
@@ -270,8 +271,29 @@ pub extern "C" fn imstls_driver_set_connect_mode(
     })
 }
 
+/// RFC 8305's Connection Attempt Delay in milliseconds (managed mode): how long one connect
+/// attempt runs alone before the next address of the candidate is tried as well (default
+/// 250, allowed 10 to 2000). Takes effect for the next flow.
+///
+/// - Returns `IMSTLS_INVALID_ARGUMENT` outside 10..=2000 (nothing changed).
+/// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
+#[no_mangle]
+pub extern "C" fn imstls_driver_set_connection_attempt_delay_ms(
+    driver: *mut imstls_driver,
+    delay_ms: u32,
+) -> imstls_result {
+    guard(|| {
+        input(driver, |d| {
+            Ok(d.set_connection_attempt_delay(Duration::from_millis(delay_ms.into()))?)
+        })
+    })
+}
+
 /// Starts a registration procedure (see `imstls_ue_start_registration`) and, in managed
-/// mode, starts connecting (a host name is resolved here, blocking this thread).
+/// mode, starts connecting (a host name is resolved on a resolver thread, never this one:
+/// `imstls_driver_fd` is then the driver's wake-up descriptor, readable when the answer is
+/// in; a name that does not resolve fails the attempt with `CONNECT_FAILED`, reason
+/// `"unresolved"`).
 ///
 /// - Strings: NUL-terminated UTF-8, borrowed for the call.
 /// - Next: run the loop; answer `IMSTLS_EVENT_REGISTER_NOW` with `imstls_driver_send_sip`.
@@ -461,8 +483,12 @@ pub extern "C" fn imstls_driver_connect_failed(
     })
 }
 
-/// The socket to wait on in `*out_fd`; `IMSTLS_NOT_AVAILABLE` when there is none (wait for
-/// the timeout only). It changes with every new flow. Never close it yourself.
+/// The descriptor to wait on in `*out_fd`: the flow's socket (while connect attempts race,
+/// the newest; `imstls_driver_timeout_ms` then asks for a call every 25 ms to look at the
+/// others), or while a name is resolved the driver's wake-up descriptor (readable when the
+/// answer is in); `IMSTLS_NOT_AVAILABLE` when there is none (wait for the timeout only). It
+/// changes with every new flow and attempt: ask again after each call. Never close it
+/// yourself.
 ///
 /// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
 #[no_mangle]
@@ -484,8 +510,8 @@ pub extern "C" fn imstls_driver_fd(
     })
 }
 
-/// What to wait for on the socket, as `IMSTLS_INTEREST_*` bits in `*out_interest` (0 when
-/// there is no socket).
+/// What to wait for on `imstls_driver_fd`, as `IMSTLS_INTEREST_*` bits in `*out_interest`
+/// (`IMSTLS_INTEREST_READABLE` while a name is resolved, 0 when there is no descriptor).
 ///
 /// - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
 #[no_mangle]

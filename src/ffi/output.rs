@@ -566,7 +566,7 @@ pub extern "C" fn imstls_output_copy_data(
 }
 
 /// A stable code qualifying the event: CONNECT_FAILED → `"refused"`/`"unreachable"`/
-/// `"timed_out"`/`"reset"`/`"other"`; CERTIFICATE_REJECTED → `"expired"`, `"name_mismatch"`,
+/// `"timed_out"`/`"reset"`/`"other"`/`"unresolved"`; CERTIFICATE_REJECTED → `"expired"`, `"name_mismatch"`,
 /// ... (see `imstls_error_certificate_failure`); TLS_FAILED → the TLS failure kind;
 /// REGISTER_NOW → `"initial"`, `"challenge"`, ...; REGISTERING → `"register"`/`"refresh"`/
 /// `"deregister"`; CONNECTION_LOST → `"reset"`, `"eof"`, `"pong_timeout"`, ...;
@@ -797,7 +797,8 @@ pub extern "C" fn imstls_output_failed_candidate_target(
 }
 
 /// Why the `index`-th candidate failed, a stable code: `"connect_refused"`,
-/// `"connect_unreachable"`, `"connect_timed_out"`, `"connect_reset"`, `"connect_other"`, a
+/// `"connect_unreachable"`, `"connect_timed_out"`, `"connect_reset"`, `"connect_other"`,
+/// `"connect_unresolved"`, a
 /// TLS failure kind (`"no_common_cipher_suite"`, `"protocol_version"`, `"no_common_group"`,
 /// `"client_certificate_requested"`, `"unexpected_eof"`, ...) or a certificate failure
 /// (`"expired"`, `"name_mismatch"`, ...); `""` when out of range.

@@ -83,7 +83,7 @@ pub(crate) fn state_name(state: UeState) -> &'static str {
 pub enum imstls_connect_error {
     /// ECONNREFUSED.
     IMSTLS_CONNECT_REFUSED = 1,
-    /// Host or network unreachable, or name resolution failed.
+    /// Host or network unreachable.
     IMSTLS_CONNECT_UNREACHABLE = 2,
     /// The connect timed out.
     IMSTLS_CONNECT_TIMED_OUT = 3,
@@ -91,6 +91,8 @@ pub enum imstls_connect_error {
     IMSTLS_CONNECT_RESET = 4,
     /// Anything else (describe it in `detail`).
     IMSTLS_CONNECT_OTHER = 5,
+    /// The P-CSCF's name did not resolve to any address.
+    IMSTLS_CONNECT_UNRESOLVED = 6,
 }
 
 /// How the caller's socket ended, for `imstls_ue_transport_closed` (passed as a `uint32_t`).
@@ -113,6 +115,7 @@ impl imstls_connect_error {
             Self::IMSTLS_CONNECT_TIMED_OUT,
             Self::IMSTLS_CONNECT_RESET,
             Self::IMSTLS_CONNECT_OTHER,
+            Self::IMSTLS_CONNECT_UNRESOLVED,
         ]
         .into_iter()
         .find(|v| *v as u32 == value)
@@ -138,6 +141,7 @@ pub(crate) fn connect_error(reason: u32, detail: Option<&str>) -> Result<Transpo
         Some(C::IMSTLS_CONNECT_UNREACHABLE) => TransportError::Unreachable,
         Some(C::IMSTLS_CONNECT_TIMED_OUT) => TransportError::TimedOut,
         Some(C::IMSTLS_CONNECT_RESET) => TransportError::Reset,
+        Some(C::IMSTLS_CONNECT_UNRESOLVED) => TransportError::Unresolved,
         Some(C::IMSTLS_CONNECT_OTHER) => {
             TransportError::Other(detail.unwrap_or("connect failed").to_owned())
         }

@@ -637,6 +637,14 @@ static jint n_driver_set_connect_mode(JNIEnv *env, jclass c, jlong driver, jint 
     return (jint)imstls_driver_set_connect_mode(DRIVER(driver), (uint32_t)mode);
 }
 
+static jint n_driver_set_connection_attempt_delay_ms(JNIEnv *env, jclass c, jlong driver,
+                                                    jint delay_ms) {
+    (void)env;
+    (void)c;
+    /* A negative delay becomes a huge one, which the driver refuses. */
+    return (jint)imstls_driver_set_connection_attempt_delay_ms(DRIVER(driver), (uint32_t)delay_ms);
+}
+
 static jint n_driver_start_registration(JNIEnv *env, jclass c, jlong driver, jbyteArray impi,
                                         jobjectArray impus) {
     (void)c;
@@ -1040,6 +1048,7 @@ static const JNINativeMethod METHODS[] = {
     M("driverFree", "(" J ")V", n_driver_free),
     M("driverStop", "(" J ")" I, n_driver_stop),
     M("driverSetConnectMode", "(" J I ")" I, n_driver_set_connect_mode),
+    M("driverSetConnectionAttemptDelayMs", "(" J I ")" I, n_driver_set_connection_attempt_delay_ms),
     M("driverStartRegistration", "(" J BYTES BYTES2 ")" I, n_driver_start_registration),
     M("driverSendSip", "(" J BYTES ")" I, n_driver_send_sip),
     M("driverRegistrationChallenged", "(" J J Z ")" I, n_driver_registration_challenged),

@@ -30,7 +30,8 @@ public final class CandidateFailure {
     public String target() { return target; }
 
     /**
-     * Why it failed, a stable code: {@code "connect_refused"}, {@code "connect_timed_out"}, ...,
+     * Why it failed, a stable code: {@code "connect_refused"}, {@code "connect_timed_out"},
+     * {@code "connect_unresolved"}, ...,
      * a TLS failure kind ({@code "no_common_cipher_suite"}, {@code "protocol_version"},
      * {@code "client_certificate_requested"}, ...) or a certificate failure ({@code "expired"},
      * ...).

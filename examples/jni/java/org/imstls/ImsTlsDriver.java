@@ -131,8 +131,18 @@ public final class ImsTlsDriver implements AutoCloseable {
     }
 
     /**
+     * RFC 8305's Connection Attempt Delay (managed mode): how long one connect attempt runs
+     * alone before the next address of the P-CSCF is tried as well (default 250 ms, allowed 10
+     * to 2000 ms, else {@code INVALID_ARGUMENT}); takes effect for the next flow.
+     */
+    public void setConnectionAttemptDelayMs(int delayMs) {
+        call(d -> Native.driverSetConnectionAttemptDelayMs(d, delayMs));
+    }
+
+    /**
      * Starts a registration procedure (see {@link ImsTlsUe#startRegistration}); in managed mode
-     * it starts connecting (a host name is resolved here, blocking this thread).
+     * it starts connecting (a host name is resolved on a resolver thread, never this one; a
+     * name that does not resolve fails the attempt with reason {@code "unresolved"}).
      */
     public void startRegistration(String impi, List<String> impus) {
         final byte[] id = Native.utf8(ImsTlsUe.requireNonNull(impi, "impi"), "impi");

@@ -146,6 +146,7 @@ final class Native {
     static native void driverFree(long driver);
     static native int driverStop(long driver);
     static native int driverSetConnectMode(long driver, int mode);
+    static native int driverSetConnectionAttemptDelayMs(long driver, int delayMs);
     static native int driverStartRegistration(long driver, byte[] impi, byte[][] impus);
     static native int driverSendSip(long driver, byte[] message);
     static native int driverRegistrationChallenged(long driver, long flow, boolean stale);

@@ -131,7 +131,7 @@ public final class SansIoLink implements AutoCloseable {
         closeChannel();
         InetSocketAddress address = new InetSocketAddress(output.host(), output.port());
         if (address.isUnresolved()) {
-            ue.connectFailed(now(), output.flow(), ConnectError.UNREACHABLE, "name not resolved");
+            ue.connectFailed(now(), output.flow(), ConnectError.UNRESOLVED, "name not resolved");
             return;
         }
         SocketChannel fresh = SocketChannel.open();

@@ -77,6 +77,8 @@ public final class JniTests {
         run("driver_registers_on_a_socket_java_created_and_handed_in",
                 JniTests::driverExternalSocket);
         run("driver_managed_mode_registers_and_refuses_misuse", JniTests::driverManaged);
+        run("a_name_that_does_not_resolve_is_connect_unresolved_in_both_modes",
+                JniTests::unresolvedNames);
         run("sans_io_an_old_flows_answer_reported_late_is_refused", JniTests::sansIoStaleAnswer);
         run("driver_an_old_flows_answer_reported_late_is_refused", JniTests::driverStaleAnswer);
         run("driver_wrong_name_reports_expected_and_presented_names",
@@ -758,6 +760,35 @@ public final class JniTests {
         }
     }
 
+    /** {@code .invalid} never resolves (RFC 6761 §6.4): its own reason, not "unreachable". */
+    private static void unresolvedNames() throws IOException {
+        String unresolvable = "nonexistent.invalid:5061";
+        try (SansIoStack s = new SansIoStack(config(unresolvable))) {
+            s.start();
+            check(s.until(() -> s.count(EventKind.BACKING_OFF) >= 1), "sans-IO backs off");
+            checkUnresolved(s.first(EventKind.BACKING_OFF), "sans-IO (SansIoLink)");
+        }
+        try (DriverStack s = new DriverStack(config(unresolvable), false)) {
+            s.driver.setConnectionAttemptDelayMs(250);
+            s.driver.startRegistration(opt("impi"), opt("impu"));
+            check(s.driver.fd() >= 0, "a descriptor to wait on while the name resolves");
+            check(s.until(() -> s.count(EventKind.BACKING_OFF) >= 1), "the driver backs off");
+            checkUnresolved(s.first(EventKind.BACKING_OFF), "managed driver");
+        }
+    }
+
+    private static void checkUnresolved(Event backoff, String who) {
+        check(backoff != null, who + ": a backing_off event");
+        if (backoff == null) {
+            return;
+        }
+        List<CandidateFailure> list = backoff.failedCandidates();
+        checkEquals(1, list.size(), who + ": one failed candidate");
+        if (list.size() == 1) {
+            checkEquals("connect_unresolved", list.get(0).reason(), who + ": its reason");
+        }
+    }
+
     private static void driverManaged() throws IOException {
         try (DriverStack s = new DriverStack(config(opt("pcscf")), false)) {
             expectCode(ResultCode.WRONG_MODE,
@@ -926,10 +957,16 @@ public final class JniTests {
             expect(IllegalStateException.class, ueCalls.get(i), "UE call #" + i + " after close");
         }
         ImsTlsDriver d = ImsTlsDriver.create(config(opt("pcscf")));
+        d.setConnectionAttemptDelayMs(100);
+        expectCode(ResultCode.INVALID_ARGUMENT, () -> d.setConnectionAttemptDelayMs(9),
+                "a Connection Attempt Delay under RFC 8305's 10 ms");
+        expectCode(ResultCode.INVALID_ARGUMENT, () -> d.setConnectionAttemptDelayMs(-1),
+                "a negative Connection Attempt Delay");
         d.close();
         d.close();
         List<Body> driverCalls = Arrays.<Body>asList(
                 () -> d.setConnectMode(ImsTlsDriver.ConnectMode.EXTERNAL),
+                () -> d.setConnectionAttemptDelayMs(250),
                 () -> d.startRegistration(opt("impi"), opt("impu")),
                 () -> d.sendSip(new byte[1]),
                 () -> d.registrationChallenged(1, false),
