@@ -593,19 +593,19 @@ fn split_strict_header(
     if matches!(line.first(), Some(b' ' | b'\t')) {
         return Err(FramingError::FoldedHeaderLine { line: line_number });
     }
-    let bad_line = FramingError::BadHeaderLine { line: line_number };
+    let bad_line = || FramingError::BadHeaderLine { line: line_number };
     let name_len = line
         .iter()
         .position(|b| !is_token_byte(*b))
-        .ok_or(bad_line.clone())?;
+        .ok_or_else(bad_line)?;
     let after_name = &line[name_len..];
     let colon = after_name
         .iter()
         .position(|b| !matches!(b, b' ' | b'\t'))
         .filter(|at| after_name[*at] == b':')
-        .ok_or(bad_line.clone())?;
+        .ok_or_else(bad_line)?;
     if name_len == 0 {
-        return Err(bad_line);
+        return Err(bad_line());
     }
     let value = &after_name[colon + 1..];
     let value_start = value
@@ -621,7 +621,7 @@ fn split_strict_header(
 
 /// RFC 3261 §25.1 `token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")`,
 /// as a table: header names are checked byte by byte on every `send_sip`.
-const TOKEN_BYTES: [bool; 256] = {
+static TOKEN_BYTES: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
