@@ -112,7 +112,9 @@ fn serve(
 }
 
 /// A P-CSCF of the kind above on its own loopback listener: (address, commands, results).
-fn start_pcscf(pki: &Arc<TestPki>) -> Result<(SocketAddr, Sender<Closing>, Receiver<Duration>), Error> {
+fn start_pcscf(
+    pki: &Arc<TestPki>,
+) -> Result<(SocketAddr, Sender<Closing>, Receiver<Duration>), Error> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let addr = listener.local_addr()?;
     let factory = PcscfFactory::new(pki.clone());

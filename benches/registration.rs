@@ -25,9 +25,7 @@ use imstls_testkit::ua::Ua;
 use imstls_testkit::ua::UaConfig;
 use imstls_testkit::{SimConfig, Simulator, TestPki};
 use support::clients::{bare_config, direct_pcscf, BareClient, Error, ImstlsClient, Negotiated};
-use support::{
-    env_usize, measure, ratio, spread_verdict, thread_cpu, us, Sample, Summary, Table,
-};
+use support::{env_usize, measure, ratio, spread_verdict, thread_cpu, us, Sample, Summary, Table};
 
 const SERVER_NAME: &str = "pcscf.ims.test";
 

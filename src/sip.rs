@@ -974,7 +974,10 @@ mod tests {
 
     /// The three-pass reading `parse_head` replaced, kept as the reference its one pass must
     /// agree with.
-    fn reference_parse_head(bytes: &[u8], max_message: usize) -> Result<Option<MessageHead>, FramingError> {
+    fn reference_parse_head(
+        bytes: &[u8],
+        max_message: usize,
+    ) -> Result<Option<MessageHead>, FramingError> {
         let Some(end) = find_header_end(bytes, 0) else {
             if bytes.len() > MAX_HEADER_BLOCK {
                 return Err(FramingError::HeaderTooLarge);
@@ -1002,7 +1005,8 @@ mod tests {
                 continue;
             };
             let name = line[..colon].trim_ascii_end();
-            let is = |wanted: &[u8]| name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted);
+            let is =
+                |wanted: &[u8]| name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted);
             if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
                 continue; // folded continuation of the previous header
             }
@@ -1101,7 +1105,6 @@ mod tests {
         assert!(cases >= 80_000);
     }
 
-
     #[test]
     fn the_word_at_a_time_control_scan_agrees_with_the_byte_scan() {
         let alphabet = b"aZ :\t\r\n\0\x1f\x7f\x80\xff ";
@@ -1139,5 +1142,4 @@ mod tests {
             }
         }
     }
-
 }

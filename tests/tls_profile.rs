@@ -338,7 +338,10 @@ fn tls13_and_tls12_both_work_and_report_their_parameters() {
         .any(|s| s == "URI:sip:pcscf.ims.test"));
     // Debug shows the summary, read on demand, not the certificate's bytes.
     let debug = format!("{details:?}");
-    assert!(debug.contains("peer_certificate: Some(PeerCertificate {"), "{debug}");
+    assert!(
+        debug.contains("peer_certificate: Some(PeerCertificate {"),
+        "{debug}"
+    );
     assert!(debug.contains("URI:sip:pcscf.ims.test"), "{debug}");
 
     let (pair, result) = handshake(
