@@ -178,6 +178,14 @@ def read(name):
     path = os.path.join(out, name)
     return open(path).read().strip() + "\n" if os.path.exists(path) else ""
 
+def with_command(text, command):
+    """A bench's markdown with the command that produced its tables under its heading."""
+    if not text:
+        return text
+    heading, _, rest = text.partition("\n")
+    return (f"{heading}\n\nProduced by `{command}` (as `scripts/bench.sh` runs it).\n"
+            + rest)
+
 def mib(n):
     return f"{int(n) / 1048576:.2f} MiB"
 
@@ -211,7 +219,8 @@ if cg:
       "shares, nonces and signature lengths (a few thousand instructions per cycle between "
       "runs), so these ratios carry the verdicts of the ≤ 3 % and ≤ 1 % claims that the "
       "timings below cannot resolve; kernel time (TCP, the same syscalls on both sides: 1 "
-      "connect, 3 writes, 3 reads per cycle) is not in them.\n")
+      "connect, 3 writes, 3 reads per cycle) is not in them. Produced by `scripts/bench.sh` "
+      "(the callgrind step after the timed benches).\n")
     w("| variant | instructions per cycle |\n|---|---|")
     for name, n in cg:
         w(f"| {name} | {int(n):,} |")
@@ -223,18 +232,18 @@ if cg:
                           ("bare rustls TLS 1.3 resumed", "bare rustls TLS 1.3 full", [])]:
         if a in counts and b in counts:
             r = counts[a] / counts[b]
-            target = "; ".join(f"≤ {t}" for t in targets) or "—"
+            target_text = "; ".join(f"≤ {t}" for t in targets) or "—"
             verdict = "; ".join("met" if r <= t else "**missed**" for t in targets) or "—"
-            w(f"| {a} / {b} | {r:.4f} | {target} | {verdict} |")
+            w(f"| {a} / {b} | {r:.4f} | {target_text} | {verdict} |")
     w("")
 
-w(read("b1b2.md"))
+w(with_command(read("b1b2.md"), "cargo bench --bench registration"))
 
-w(read("b3.md"))
-w(read("b4.md"))
+w(with_command(read("b3.md"), "cargo bench --bench recovery"))
+w(with_command(read("b4.md"), "cargo bench --bench memory"))
 b5 = read("b5.md")
 if b5:
-    w(b5)
+    w(with_command(b5, "cargo bench --bench ffi"))
 else:
     w("## B5 — FFI overhead\n")
     w("**Pending**: the C ABI (`src/ffi/`, `include/imstls.h`) has not landed on main yet; "
