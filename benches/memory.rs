@@ -426,8 +426,8 @@ fn report(r: &Report<'_>) {
         "Where an imstls UE's bytes go: its own TLS profile ({} for a fresh `Ue`, inline \
          size included, before any flow); resumption (the difference between the resumption \
          rows and the resumption-off rows) costs imstls {} per UE with {:.1} live session \
-         tickets just after registering ({:.1} still live after 24 h: the others have \
-         expired but stay stored, and counted, until the store drops them), and the bare \
+         tickets just after registering ({:.1} still live after 24 h; expired tickets \
+         stay stored, and counted, until the store drops them), and the bare \
          client {} with its own config clone and cache; the conformance log: {:.0} entries just after registering, \
          {:.0} after 24 h ({} UEs aged), where it costs {} per UE (the difference between the \
          two 24 h rows). One `UeConfig` (trust anchors, chain verifier, provider; shared by \
