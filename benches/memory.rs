@@ -13,8 +13,11 @@
 //!
 //! A second measurement ages 100 UEs by a simulated day on the engine's caller-supplied
 //! clock (keep-alives every 95–120 s, refreshes, each answered by the P-CSCF) to show what an
-//! idle UE holds after a while. Session tickets are purged before any imstls row is measured:
-//! a bare client keeps the same tickets in its shared config, which is not counted either.
+//! idle UE holds after a while. Like for like: both sides' SIP framers give back a drained
+//! receive buffer, and with resumption each side's session tickets are counted — the bare
+//! client then has its own `ClientConfig` (a clone of the shared one) with a one-server
+//! session cache, since a cache shared by every client is keyed by server name and would
+//! hold one client's tickets for all of them.
 //!
 //! Knobs: `IMSTLS_BENCH_UES` (default 1000), `IMSTLS_BENCH_AGED_UES` (default 100).
 //! Run: `cargo bench --bench memory`.
@@ -115,17 +118,20 @@ fn log_entries(ues: &[Ue]) -> f64 {
     entries as f64 / ues.len() as f64
 }
 
-/// Purges every UE's session tickets (a bare client keeps its tickets in the one cache of
-/// its shared config, which is not counted per client either): (tickets, bytes) per UE.
-fn purge_tickets(ues: &[Ue]) -> (f64, f64) {
-    let n = ues.len() as f64;
-    let before = live();
-    let purged: usize = ues
-        .iter()
-        .map(|ue| ue.profile().sessions().purge_all())
-        .sum();
-    let after = live();
-    (purged as f64 / n, (before.0 - after.0) as f64 / n)
+/// Session tickets each UE keeps (they stay: the bare clients' are counted too).
+fn tickets_per_ue(ues: &[Ue]) -> f64 {
+    let kept: usize = ues.iter().map(|ue| ue.profile().sessions().len()).sum();
+    kept as f64 / ues.len() as f64
+}
+
+/// A bare client's own configuration: the shared one (provider, verifier, roots shared
+/// through its `Arc`s) with a session cache for its one P-CSCF, so that its tickets are its
+/// own and counted with it.
+fn own_cache_config(shared: &Arc<rustls::ClientConfig>) -> Arc<rustls::ClientConfig> {
+    let mut config = (**shared).clone();
+    config.resumption = rustls::client::Resumption::in_memory_sessions(1)
+        .tls12_resumption(rustls::client::Tls12Resumption::SessionIdOrTickets);
+    Arc::new(config)
 }
 
 fn main() -> Result<(), Error> {
@@ -174,14 +180,14 @@ fn main() -> Result<(), Error> {
     }
 
     // 1. imstls: n registered, idle UEs sharing one UeConfig, without resumption and with
-    //    it (the default: each UE's own session store keeps the tickets its P-CSCF sent;
-    //    they are purged, and measured, before the UEs are dropped).
-    let mut tickets = (0.0, 0.0);
+    //    it (the default: each UE's own session store keeps the tickets its P-CSCF sent,
+    //    and they are counted).
+    let mut tickets = 0.0;
     let mut young_log = 0.0;
     for (name, config, default) in [
         ("imstls `Ue`, resumption off", &no_resumption, false),
         (
-            "imstls `Ue`, default config, without its session tickets",
+            "imstls `Ue`, default config, with its session tickets",
             &config,
             true,
         ),
@@ -200,7 +206,7 @@ fn main() -> Result<(), Error> {
             uas.push(ua);
         }
         if default {
-            tickets = purge_tickets(&ues);
+            tickets = tickets_per_ue(&ues);
             young_log = log_entries(&ues);
         }
         let (bytes, allocations) = freed_per_client(ues);
@@ -224,14 +230,22 @@ fn main() -> Result<(), Error> {
 
     // 2. bare rustls, one ClientConfig shared by every connection (as a bare integration
     //    would do), without and with its in-memory session cache (which lives in the shared
-    //    config, so its tickets are not counted per connection either).
-    for (name, resumption) in [
+    //    config, keyed by server name: one client's tickets, not counted per connection: a
+    //    reference only), and each with its own session cache (its tickets counted).
+    for (name, resumption, own_cache) in [
         (
             "bare rustls `ClientConnection` + SIP framer, resumption off",
             false,
+            false,
         ),
         (
-            "bare rustls `ClientConnection` + SIP framer, session cache in the shared config",
+            "bare rustls `ClientConnection` + SIP framer, session cache in the shared config (tickets not counted; reference)",
+            true,
+            false,
+        ),
+        (
+            "bare rustls `ClientConnection` + SIP framer + own `ClientConfig` clone and session cache, with its tickets",
+            true,
             true,
         ),
     ] {
@@ -243,8 +257,13 @@ fn main() -> Result<(), Error> {
         for i in 0..n {
             let mut core = factory.connection()?;
             let mut ua = Ua::new(subscriber(i));
+            let config = if own_cache {
+                own_cache_config(&shared)
+            } else {
+                shared.clone()
+            };
             flows.push(bare_in_memory(
-                shared.clone(),
+                config,
                 SERVER_NAME,
                 &mut ua,
                 &mut core,
@@ -266,15 +285,15 @@ fn main() -> Result<(), Error> {
     //    conformance log (what a handset that never reads it would choose).
     let no_log = builder().conformance_log_entries(0).build()?;
     let mut old_log = 0.0;
-    let mut old_tickets = (0.0, 0.0);
+    let mut old_tickets = 0.0;
     for (config, name) in [
         (
             &config,
-            "imstls `Ue`, default config, after 24 h registered (simulated clock), without its session tickets",
+            "imstls `Ue`, default config, after 24 h registered (simulated clock), with its session tickets",
         ),
         (
             &no_log,
-            "imstls `Ue`, conformance log off, after 24 h registered (simulated clock), without its session tickets",
+            "imstls `Ue`, conformance log off, after 24 h registered (simulated clock), with its session tickets",
         ),
     ] {
         progress!("ageing {aged} imstls UEs by 24 h of simulated time: {name}");
@@ -291,10 +310,9 @@ fn main() -> Result<(), Error> {
             cores.push(core);
             uas.push(ua);
         }
-        let purged = purge_tickets(&ues);
         if config.conformance_log_entries() > 0 {
             old_log = log_entries(&ues);
-            old_tickets = purged;
+            old_tickets = tickets_per_ue(&ues);
         }
         let (bytes, allocations) = freed_per_client(ues);
         rows.push(Row {
@@ -329,13 +347,13 @@ struct Report<'a> {
     n: usize,
     aged: usize,
     rows: &'a [Row],
-    /// (tickets per UE, their bytes per UE).
-    tickets: (f64, f64),
+    /// Session tickets per UE just after registering.
+    tickets: f64,
     /// Conformance-log entries per UE just after registering, and after 24 h.
     young_log: f64,
     old_log: f64,
-    /// (tickets per UE, their bytes per UE) after 24 h.
-    old_tickets: (f64, f64),
+    /// Session tickets per UE after 24 h.
+    old_tickets: f64,
     config_bytes: f64,
 }
 
@@ -347,10 +365,14 @@ fn report(r: &Report<'_>) {
          401 → REGISTER → 200; imstls also did its first keep-alive ping/pong, as it does on \
          every new registration) and then sits idle. Heap per client = bytes freed when the \
          clients are dropped / their number (`stats_alloc` counting allocator: requested \
-         bytes, without malloc's block overhead; each client's inline size included). The \
-         bare clients share one `ClientConfig`; the imstls UEs share one `UeConfig` but each \
-         owns its TLS profile (rustls `ClientConfig`, verifier, session store), which \
-         resumption towards its own P-CSCF needs. Inline sizes: `Ue` {} bytes, \
+         bytes, without malloc's block overhead; each client's inline size included). Both \
+         sides' SIP framers give back a drained receive buffer. The bare clients share one \
+         `ClientConfig`, except with their own session cache (a shallow clone of the shared \
+         config each, as the tickets of a cache shared by all, keyed by server name, would \
+         be one client's); the imstls UEs share one `UeConfig` but each owns its TLS \
+         profile (rustls `ClientConfig`, verifier, session store), which resumption towards \
+         its own P-CSCF needs. Tickets stay and are counted on both sides where resumption \
+         is on. Inline sizes: `Ue` {} bytes, \
          `ClientConnection` {} bytes; an engine `Output` is {} bytes.\n",
         std::mem::size_of::<Ue>(),
         std::mem::size_of::<ClientConnection>(),
@@ -375,19 +397,19 @@ fn report(r: &Report<'_>) {
     for (label, a, b) in [
         ("imstls / bare, resumption off", &rows[0], &rows[3]),
         (
-            "imstls / bare, resumption on (tickets counted on neither side)",
+            "imstls / bare, resumption on, tickets counted on both sides",
             &rows[1],
-            &rows[4],
-        ),
-        (
-            "imstls after 24 h / bare, resumption on (tickets counted on neither side)",
             &rows[5],
-            &rows[4],
         ),
         (
-            "imstls after 24 h, conformance log off / bare, resumption on (tickets on neither side)",
+            "imstls after 24 h / bare, resumption on, tickets on both sides",
             &rows[6],
-            &rows[4],
+            &rows[5],
+        ),
+        (
+            "imstls after 24 h, conformance log off / bare, resumption on, tickets on both sides",
+            &rows[7],
+            &rows[5],
         ),
     ] {
         let x = a.bytes / b.bytes;
@@ -402,22 +424,23 @@ fn report(r: &Report<'_>) {
     println!("{}", table.render());
     println!(
         "Where an imstls UE's bytes go: its own TLS profile ({} for a fresh `Ue`, inline \
-         size included, before any flow); with resumption, {:.1} session tickets holding {} \
-         just after registering and {:.1} holding {} after 24 h (a bare client keeps the same \
-         tickets, but in the one cache of its shared config, so they are purged before \
-         measuring); the conformance log: {:.0} entries just after registering, {:.0} after \
-         24 h ({} UEs aged), where it costs {} per UE (the difference between the two 24 h \
-         rows). One `UeConfig` (trust anchors, chain verifier, provider; shared by every UE) \
-         adds {} once per process.\n",
+         size included, before any flow); resumption (the difference between the resumption \
+         rows and the resumption-off rows) costs imstls {} per UE with {:.1} live session \
+         tickets just after registering ({:.1} still live after 24 h; expired tickets \
+         stay stored, and counted, until the store drops them), and the bare \
+         client {} with its own config clone and cache; the conformance log: {:.0} entries just after registering, \
+         {:.0} after 24 h ({} UEs aged), where it costs {} per UE (the difference between the \
+         two 24 h rows). One `UeConfig` (trust anchors, chain verifier, provider; shared by \
+         every UE) adds {} once per process.\n",
         kib(rows[2].bytes),
-        r.tickets.0,
-        kib(r.tickets.1),
-        r.old_tickets.0,
-        kib(r.old_tickets.1),
+        kib(rows[1].bytes - rows[0].bytes),
+        r.tickets,
+        r.old_tickets,
+        kib(rows[5].bytes - rows[3].bytes),
         r.young_log,
         r.old_log,
         r.aged,
-        kib(rows[5].bytes - rows[6].bytes),
+        kib(rows[6].bytes - rows[7].bytes),
         kib(r.config_bytes),
     );
 }

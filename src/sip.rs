@@ -172,69 +172,165 @@ impl MessageHead {
 
 /// Parses the head of a message whose header block is complete in `bytes`. Returns `None`
 /// when more bytes are needed.
+///
+/// One pass over the head, a word at a time: each line's end is found together with any NUL
+/// or non-ASCII byte in it, and the line is read (start line, Content-Length / `l`, CSeq) as
+/// soon as the next one ends. Errors rank as they always have: a head over 64 KiB, then bytes
+/// that are not text, then the start line, then the first bad Content-Length, then the size.
 pub fn parse_head(bytes: &[u8], max_message: usize) -> Result<Option<MessageHead>, FramingError> {
-    let Some(end) = find_header_end(bytes, 0) else {
-        if bytes.len() > MAX_HEADER_BLOCK {
-            return Err(FramingError::HeaderTooLarge);
-        }
-        return Ok(None);
-    };
-    let header_len = end + 4;
-    if header_len > MAX_HEADER_BLOCK {
-        return Err(FramingError::HeaderTooLarge);
-    }
-    let block = &bytes[..end];
-    if std::str::from_utf8(block).is_err() || block.contains(&0) {
-        return Err(FramingError::BadHeaderBytes);
-    }
-    // Byte-level line walk: only the start line, Content-Length / l and CSeq matter here.
-    let mut lines = block
-        .split(|b| *b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let start_line = lines.next().unwrap_or_default();
-    let start = parse_start_line(std::str::from_utf8(start_line).unwrap_or_default())?;
-    let mut body_len: Option<usize> = None;
-    let mut cseq_method = None;
-    for line in lines {
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
-            continue;
+    let mut reader = HeadReader::default();
+    // The last line seen, CR stripped, read once it is known whether the blank line follows
+    // (the line before it loses one more CR, as the header block ends before `\r\n\r\n`).
+    let mut previous: Option<&[u8]> = None;
+    let mut line_start = 0;
+    loop {
+        let (found, unusual) = scan_line(&bytes[line_start..]);
+        let Some(length) = found else {
+            if bytes.len() > MAX_HEADER_BLOCK {
+                return Err(FramingError::HeaderTooLarge);
+            }
+            return Ok(None);
         };
+        let newline = line_start + length;
+        if newline >= 3 && &bytes[newline - 3..=newline] == b"\r\n\r\n" {
+            let last = previous.unwrap_or_default();
+            reader.line(last.strip_suffix(b"\r").unwrap_or(last));
+            return reader.finish(newline + 1, max_message);
+        }
+        if let Some(line) = previous.take() {
+            reader.line(line);
+        }
+        let line = &bytes[line_start..newline];
+        if unusual && (line.contains(&0) || std::str::from_utf8(line).is_err()) {
+            // UTF-8 over the block is UTF-8 over each of its lines: LF is ASCII.
+            reader.bad_bytes = true;
+        }
+        previous = Some(line.strip_suffix(b"\r").unwrap_or(line));
+        line_start = newline + 1;
+    }
+}
+
+/// What [`parse_head`] has read so far, line by line.
+#[derive(Default)]
+struct HeadReader {
+    lines: usize,
+    bad_bytes: bool,
+    start: Option<Result<StartLine, FramingError>>,
+    /// The first Content-Length error; later headers are not read.
+    header_error: Option<FramingError>,
+    body_len: Option<usize>,
+    cseq_method: Option<String>,
+}
+
+impl HeadReader {
+    fn line(&mut self, line: &[u8]) {
+        self.lines += 1;
+        if self.bad_bytes || self.header_error.is_some() {
+            return; // already refused; the verdict cannot change
+        }
+        if self.lines == 1 {
+            self.start = Some(parse_start_line(
+                std::str::from_utf8(line).unwrap_or_default(),
+            ));
+            return;
+        }
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            return;
+        };
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            return; // folded continuation of the previous header
+        }
         let name = line[..colon].trim_ascii_end();
         let is = |wanted: &[u8]| name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted);
-        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-            continue; // folded continuation of the previous header
-        }
         if is(b"content-length") || is(b"l") {
             let value = line[colon + 1..].trim_ascii();
             if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
-                return Err(FramingError::BadContentLength);
+                self.header_error = Some(FramingError::BadContentLength);
+                return;
             }
             let len = value
                 .iter()
                 .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0'));
-            if body_len.is_some_and(|previous| previous != len) {
-                return Err(FramingError::ConflictingContentLength);
+            if self.body_len.is_some_and(|previous| previous != len) {
+                self.header_error = Some(FramingError::ConflictingContentLength);
+                return;
             }
-            body_len = Some(len);
+            self.body_len = Some(len);
         } else if is(b"cseq") {
             let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or_default();
-            cseq_method = value.split_whitespace().nth(1).map(str::to_owned);
+            self.cseq_method = value.split_whitespace().nth(1).map(str::to_owned);
         }
     }
-    let head = MessageHead {
-        start,
-        cseq_method,
-        header_len,
-        // RFC 3261 §18.3 requires Content-Length on streams; a missing one means no body.
-        body_len: body_len.unwrap_or(0),
-    };
-    if head.total_len() > max_message {
-        return Err(FramingError::MessageTooLarge {
-            size: head.total_len(),
-            max: max_message,
-        });
+
+    fn finish(
+        self,
+        header_len: usize,
+        max_message: usize,
+    ) -> Result<Option<MessageHead>, FramingError> {
+        if header_len > MAX_HEADER_BLOCK {
+            return Err(FramingError::HeaderTooLarge);
+        }
+        if self.bad_bytes {
+            return Err(FramingError::BadHeaderBytes);
+        }
+        let start = self.start.unwrap_or(Err(FramingError::BadStartLine))?;
+        if let Some(error) = self.header_error {
+            return Err(error);
+        }
+        let head = MessageHead {
+            start,
+            cseq_method: self.cseq_method,
+            header_len,
+            // RFC 3261 §18.3 requires Content-Length on streams; a missing one means no body.
+            body_len: self.body_len.unwrap_or(0),
+        };
+        if head.total_len() > max_message {
+            return Err(FramingError::MessageTooLarge {
+                size: head.total_len(),
+                max: max_message,
+            });
+        }
+        Ok(Some(head))
     }
-    Ok(Some(head))
+}
+
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// The high bit of each zero byte of `word` (and possibly of bytes above the lowest zero
+/// byte): nonzero exactly when some byte is zero, its lowest set bit marking the first one.
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(ONES) & !word & HIGH_BITS
+}
+
+/// The length of the line at the start of `rest` (up to its LF, `None` when there is none),
+/// and whether the line holds a NUL or a non-ASCII byte. Eight bytes at a time.
+fn scan_line(rest: &[u8]) -> (Option<usize>, bool) {
+    let unusual_byte = |b: &u8| b.wrapping_sub(1) >= 0x7f; // NUL or ≥ 0x80
+    let mut unusual = false;
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let newlines = zero_bytes(word ^ (ONES * u64::from(b'\n')));
+        if newlines != 0 {
+            let length = newlines.trailing_zeros() as usize / 8;
+            unusual |= chunk[..length].iter().any(unusual_byte);
+            return (Some(at + length), unusual);
+        }
+        unusual |= (zero_bytes(word) | (word & HIGH_BITS)) != 0;
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    match tail.iter().position(|b| *b == b'\n') {
+        Some(length) => {
+            unusual |= tail[..length].iter().any(unusual_byte);
+            (Some(at + length), unusual)
+        }
+        None => (None, unusual || tail.iter().any(unusual_byte)),
+    }
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine, FramingError> {
@@ -295,14 +391,14 @@ pub fn parse_outgoing_message(
             max: max_message,
         });
     }
-    let start_line_end = end_of_strict_line(bytes, 0)?;
+    let (start_line_end, _) = end_of_strict_line(bytes, 0)?;
     let start = parse_strict_start_line(&bytes[..start_line_end])?;
     let mut line_start = start_line_end + 2;
     let mut line_number = 2;
     let mut cseq_method = None;
     let mut content_length = None;
     loop {
-        let line_end = end_of_strict_line(bytes, line_start)?;
+        let (line_end, non_ascii) = end_of_strict_line(bytes, line_start)?;
         let header_len = line_end + 2;
         if header_len > MAX_HEADER_BLOCK {
             return Err(FramingError::HeaderTooLarge);
@@ -321,7 +417,7 @@ pub fn parse_outgoing_message(
                 body_len: declared,
             });
         } else {
-            let (name, value) = split_strict_header(line, line_number)?;
+            let (name, value) = split_strict_header(line, line_number, non_ascii)?;
             let is = |wanted: &[u8]| name.eq_ignore_ascii_case(wanted);
             if is(b"content-length") || is(b"l") {
                 if content_length.is_some() {
@@ -345,24 +441,62 @@ pub fn parse_outgoing_message(
     }
 }
 
-/// The index of the CRLF ending the line that starts at `from`; any other CR, LF or control
-/// byte on the way is an error.
-fn end_of_strict_line(bytes: &[u8], from: usize) -> Result<usize, FramingError> {
+/// The index of the CRLF ending the line that starts at `from`, and whether the line holds a
+/// byte above 0x7f; any other CR, LF or control byte on the way is an error.
+fn end_of_strict_line(bytes: &[u8], from: usize) -> Result<(usize, bool), FramingError> {
     let rest = bytes.get(from..).unwrap_or_default();
-    let Some(offset) = rest
-        .iter()
-        .position(|b| b.is_ascii_control() && *b != b'\t')
-    else {
+    let (Some(offset), non_ascii) = first_control_byte(rest) else {
         return Err(FramingError::UnterminatedHead);
     };
     let at = from + offset;
     match (bytes[at], bytes.get(at + 1)) {
-        (b'\r', Some(b'\n')) => Ok(at),
+        (b'\r', Some(b'\n')) => Ok((at, non_ascii)),
         (b'\r', None) => Err(FramingError::UnterminatedHead),
         (b'\r', Some(_)) => Err(FramingError::BareCarriageReturn { offset: at }),
         (b'\n', _) => Err(FramingError::BareLineFeed { offset: at }),
         _ => Err(FramingError::BadHeaderBytes),
     }
+}
+
+/// Where the first control byte other than HTAB (a C0 byte or DEL) is in `rest`, and whether
+/// a byte above 0x7f comes before it. Eight bytes at a time: a word with neither is passed over
+/// whole, and the first flagged byte of a word is exact.
+fn first_control_byte(rest: &[u8]) -> (Option<usize>, bool) {
+    let is_control = |b: &u8| b.is_ascii_control() && *b != b'\t';
+    let mut non_ascii = false;
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        // Bytes below 0x20 (high bit of `word - 0x20` set, of `word` clear), and DEL.
+        let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
+        let control = below_space | zero_bytes(word ^ (ONES * 0x7f));
+        if control != 0 {
+            let first = control.trailing_zeros() as usize / 8;
+            let found = if chunk[first] == b'\t' {
+                chunk[first + 1..]
+                    .iter()
+                    .position(is_control)
+                    .map(|offset| first + 1 + offset)
+            } else {
+                Some(first)
+            };
+            if let Some(offset) = found {
+                non_ascii |= chunk[..offset].iter().any(|b| *b >= 0x80);
+                return (Some(at + offset), non_ascii);
+            }
+            // Only HTABs in this word.
+        }
+        non_ascii |= word & HIGH_BITS != 0;
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    let found = tail.iter().position(is_control);
+    let before = &tail[..found.unwrap_or(tail.len())];
+    non_ascii |= before.iter().any(|b| *b >= 0x80);
+    (found.map(|offset| at + offset), non_ascii)
 }
 
 /// RFC 3261 §7.1 Request-Line `Method SP Request-URI SP SIP-Version` or §7.2 Status-Line
@@ -450,23 +584,28 @@ fn is_reason_phrase(reason: &[u8]) -> bool {
 
 /// RFC 3261 §7.3 / §25.1 `header-name HCOLON header-value` without folding: the name a
 /// token, optional SP/HTAB before the colon, the value with its leading SP/HTAB removed.
-fn split_strict_header(line: &[u8], line_number: usize) -> Result<(&[u8], &[u8]), FramingError> {
+/// `non_ascii`: whether the line holds a byte above 0x7f (only then is UTF-8 checked).
+fn split_strict_header(
+    line: &[u8],
+    line_number: usize,
+    non_ascii: bool,
+) -> Result<(&[u8], &[u8]), FramingError> {
     if matches!(line.first(), Some(b' ' | b'\t')) {
         return Err(FramingError::FoldedHeaderLine { line: line_number });
     }
-    let bad_line = FramingError::BadHeaderLine { line: line_number };
+    let bad_line = || FramingError::BadHeaderLine { line: line_number };
     let name_len = line
         .iter()
         .position(|b| !is_token_byte(*b))
-        .ok_or(bad_line.clone())?;
+        .ok_or_else(bad_line)?;
     let after_name = &line[name_len..];
     let colon = after_name
         .iter()
         .position(|b| !matches!(b, b' ' | b'\t'))
         .filter(|at| after_name[*at] == b':')
-        .ok_or(bad_line.clone())?;
+        .ok_or_else(bad_line)?;
     if name_len == 0 {
-        return Err(bad_line);
+        return Err(bad_line());
     }
     let value = &after_name[colon + 1..];
     let value_start = value
@@ -474,7 +613,7 @@ fn split_strict_header(line: &[u8], line_number: usize) -> Result<(&[u8], &[u8])
         .position(|b| !matches!(b, b' ' | b'\t'))
         .unwrap_or(value.len());
     let value = &value[value_start..];
-    if !value.is_ascii() && std::str::from_utf8(value).is_err() {
+    if non_ascii && std::str::from_utf8(value).is_err() {
         return Err(FramingError::BadHeaderBytes);
     }
     Ok((&line[..name_len], value))
@@ -482,7 +621,7 @@ fn split_strict_header(line: &[u8], line_number: usize) -> Result<(&[u8], &[u8])
 
 /// RFC 3261 §25.1 `token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")`,
 /// as a table: header names are checked byte by byte on every `send_sip`.
-const TOKEN_BYTES: [bool; 256] = {
+static TOKEN_BYTES: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
@@ -593,6 +732,19 @@ impl SipFramer {
         }
         let total = match self.pending {
             Some(total) => total,
+            // A head that may be complete already: one pass finds its end and reads it.
+            None if self.scanned == 0 => match parse_head(buf, self.max_message)? {
+                Some(head) => {
+                    self.pending = Some(head.total_len());
+                    head.total_len()
+                }
+                None => {
+                    self.scanned = buf.len().saturating_sub(3);
+                    return Ok(None);
+                }
+            },
+            // Bytes trickling in: search on from where the last search stopped, and read the
+            // head once its end is there (linear, not quadratic, in the bytes received).
             None => {
                 if find_header_end(buf, self.scanned).is_none() {
                     if buf.len() > MAX_HEADER_BLOCK {
@@ -818,5 +970,176 @@ mod tests {
             parse_one_message(&REGISTER[..10], 4096),
             Err(FramingError::NotOneMessage)
         );
+    }
+
+    /// The three-pass reading `parse_head` replaced, kept as the reference its one pass must
+    /// agree with.
+    fn reference_parse_head(
+        bytes: &[u8],
+        max_message: usize,
+    ) -> Result<Option<MessageHead>, FramingError> {
+        let Some(end) = find_header_end(bytes, 0) else {
+            if bytes.len() > MAX_HEADER_BLOCK {
+                return Err(FramingError::HeaderTooLarge);
+            }
+            return Ok(None);
+        };
+        let header_len = end + 4;
+        if header_len > MAX_HEADER_BLOCK {
+            return Err(FramingError::HeaderTooLarge);
+        }
+        let block = &bytes[..end];
+        if std::str::from_utf8(block).is_err() || block.contains(&0) {
+            return Err(FramingError::BadHeaderBytes);
+        }
+        // Byte-level line walk: only the start line, Content-Length / l and CSeq matter here.
+        let mut lines = block
+            .split(|b| *b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        let start_line = lines.next().unwrap_or_default();
+        let start = parse_start_line(std::str::from_utf8(start_line).unwrap_or_default())?;
+        let mut body_len: Option<usize> = None;
+        let mut cseq_method = None;
+        for line in lines {
+            let Some(colon) = line.iter().position(|b| *b == b':') else {
+                continue;
+            };
+            let name = line[..colon].trim_ascii_end();
+            let is =
+                |wanted: &[u8]| name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted);
+            if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+                continue; // folded continuation of the previous header
+            }
+            if is(b"content-length") || is(b"l") {
+                let value = line[colon + 1..].trim_ascii();
+                if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
+                    return Err(FramingError::BadContentLength);
+                }
+                let len = value
+                    .iter()
+                    .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0'));
+                if body_len.is_some_and(|previous| previous != len) {
+                    return Err(FramingError::ConflictingContentLength);
+                }
+                body_len = Some(len);
+            } else if is(b"cseq") {
+                let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or_default();
+                cseq_method = value.split_whitespace().nth(1).map(str::to_owned);
+            }
+        }
+        let head = MessageHead {
+            start,
+            cseq_method,
+            header_len,
+            // RFC 3261 §18.3 requires Content-Length on streams; a missing one means no body.
+            body_len: body_len.unwrap_or(0),
+        };
+        if head.total_len() > max_message {
+            return Err(FramingError::MessageTooLarge {
+                size: head.total_len(),
+                max: max_message,
+            });
+        }
+        Ok(Some(head))
+    }
+
+    #[test]
+    fn the_one_pass_head_reader_agrees_with_the_three_pass_one() {
+        let seeds: &[&[u8]] = &[
+            REGISTER,
+            b"SIP/2.0 401 Unauthorized\r\nCSeq: 7 REGISTER\r\nl: 3\r\n i: x\r\n\r\nabc",
+            b"MESSAGE sip:u@ims.test SIP/2.0\r\nContent-Length : 2\r\nX: \xc3\xa9t\xc3\xa9\r\n\r\nhi",
+            b"SIP/2.0 200 OK\r\nContent-Length: 1\r\ncontent-length: 1\r\nCSeq:9 REGISTER\r\n\r\n.",
+            b"INVITE sip:x SIP/2.0\r\r\n\r\n",
+        ];
+        // Mutations with the bytes that matter to the reading, from a fixed xorshift seed.
+        let alphabet = b"\r\n\0: \t0l9\x80\xc3\xa9\xffS";
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        let mut cases = 0;
+        for seed in seeds {
+            for _ in 0..4000 {
+                let mut message = seed.to_vec();
+                for _ in 0..1 + next(4) {
+                    let at = next(message.len() + 1);
+                    let byte = alphabet[next(alphabet.len())];
+                    match next(3) {
+                        0 => message.insert(at, byte),
+                        1 if at < message.len() => message[at] = byte,
+                        _ if at < message.len() => {
+                            message.remove(at);
+                        }
+                        _ => message.push(byte),
+                    }
+                }
+                for cut in [message.len(), message.len() / 2] {
+                    let bytes = &message[..cut];
+                    for max in [4096, 40] {
+                        assert_eq!(
+                            parse_head(bytes, max),
+                            reference_parse_head(bytes, max),
+                            "{bytes:?}"
+                        );
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        // Long lines cross the eight-byte words at every offset.
+        for pad in 0..24 {
+            let mut message = b"SIP/2.0 200 OK\r\nX: ".to_vec();
+            message.extend(std::iter::repeat_n(b'a', pad));
+            message.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+            for cut in 0..=message.len() {
+                assert_eq!(
+                    parse_head(&message[..cut], 4096),
+                    reference_parse_head(&message[..cut], 4096)
+                );
+            }
+        }
+        assert!(cases >= 80_000);
+    }
+
+    #[test]
+    fn the_word_at_a_time_control_scan_agrees_with_the_byte_scan() {
+        let alphabet = b"aZ :\t\r\n\0\x1f\x7f\x80\xff ";
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for length in 0..40 {
+            for _ in 0..300 {
+                let bytes: Vec<u8> = (0..length)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        // Mostly printable, so that the first control byte lands anywhere.
+                        if state % 5 == 0 {
+                            alphabet[(state >> 8) as usize % alphabet.len()]
+                        } else {
+                            b'a' + (state >> 8) as u8 % 26
+                        }
+                    })
+                    .collect();
+                let expected = bytes
+                    .iter()
+                    .position(|b| b.is_ascii_control() && *b != b'\t');
+                let non_ascii = bytes[..expected.unwrap_or(bytes.len())]
+                    .iter()
+                    .any(|b| *b >= 0x80);
+                assert_eq!(
+                    first_control_byte(&bytes),
+                    (expected, non_ascii),
+                    "{bytes:?}"
+                );
+                let expected_line = bytes.iter().position(|b| *b == b'\n');
+                let line_end = expected_line.unwrap_or(bytes.len());
+                let unusual = bytes[..line_end].iter().any(|b| *b == 0 || *b >= 0x80);
+                assert_eq!(scan_line(&bytes), (expected_line, unusual), "{bytes:?}");
+            }
+        }
     }
 }

@@ -331,11 +331,18 @@ fn tls13_and_tls12_both_work_and_report_their_parameters() {
     assert!(details.cipher_suite.starts_with("TLS13_"));
     assert_eq!(details.key_exchange_group, Some(DEFAULT_FIRST_GROUP));
     assert!(!details.resumed);
-    let cert = details.peer_certificate.unwrap();
+    let cert = details.peer_certificate().unwrap();
     assert!(cert
         .subject_alt_names
         .iter()
         .any(|s| s == "URI:sip:pcscf.ims.test"));
+    // Debug shows the summary, read on demand, not the certificate's bytes.
+    let debug = format!("{details:?}");
+    assert!(
+        debug.contains("peer_certificate: Some(PeerCertificate {"),
+        "{debug}"
+    );
+    assert!(debug.contains("URI:sip:pcscf.ims.test"), "{debug}");
 
     let (pair, result) = handshake(
         &profile(base_config(&pki)),

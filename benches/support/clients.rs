@@ -478,4 +478,33 @@ impl BareClient {
         self.current = Some((conn, stream));
         Ok(())
     }
+
+    /// Blocks until the P-CSCF ends the current connection: close_notify, a fatal alert,
+    /// FIN or RST (what a bare integration's read loop sees before it reconnects).
+    pub fn wait_for_loss(&mut self) -> Result<(), Error> {
+        let Some((conn, stream)) = self.current.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            let n = match stream.read(&mut self.buf) {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(n) => n,
+            };
+            let mut input = &self.buf[..n];
+            while !input.is_empty() {
+                conn.read_tls(&mut input)?;
+                if conn.process_new_packets().is_err() {
+                    return Ok(());
+                }
+            }
+            loop {
+                match conn.reader().read(&mut self.plaintext) {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {} // nothing arrives on an idle flow; ignored
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => return Ok(()),
+                }
+            }
+        }
+    }
 }

@@ -106,6 +106,12 @@ pub fn bare_in_memory(
                             conn.write_tls(&mut out)?;
                         }
                         core.receive(&out);
+                        // Give back the drained receive buffer, as imstls's framer does once
+                        // everything in it is delivered: the same framer behaviour on both
+                        // sides (B4 compares like with like).
+                        if framer.buffered() == 0 {
+                            framer = Framer::new();
+                        }
                         return Ok(BareFlow { conn, framer });
                     }
                     other => return Err(format!("unexpected {other:?}").into()),

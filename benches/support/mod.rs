@@ -123,13 +123,42 @@ impl Table {
     }
 }
 
-/// `met` / `MISSED` against a target that the value must not exceed.
+/// `met` / `missed` for a deterministic value (instruction counts, heap bytes) against a
+/// target that it must not exceed.
 pub fn verdict(value: f64, target: f64) -> &'static str {
     if value <= target {
         "met"
     } else {
-        "**MISSED**"
+        "**missed**"
     }
+}
+
+/// The verdict for a noisy figure measured in blocks (issue 13): `met` only when even the
+/// block p90 is within the target, `missed` only when even the block p10 is above it, and
+/// `inconclusive` when the target lies inside the block spread — one run's median cannot
+/// tell which side it is on.
+pub fn spread_verdict(block_p10: f64, block_p90: f64, target: f64) -> &'static str {
+    if block_p90 <= target {
+        "met"
+    } else if block_p10 > target {
+        "**missed**"
+    } else {
+        "inconclusive"
+    }
+}
+
+/// p10 and p90 of the medians of consecutive blocks of `block` values (microseconds).
+pub fn block_spread(values: &[f64], block: usize) -> (f64, f64) {
+    let medians: Vec<f64> = values
+        .chunks(block)
+        .filter(|chunk| chunk.len() == block)
+        .map(|chunk| Summary::of(chunk).median)
+        .collect();
+    if medians.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let s = Summary::of(&medians);
+    (s.p10, s.p90)
 }
 
 /// Reads a positive integer from the environment (bench knobs), with a default.

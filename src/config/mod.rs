@@ -393,6 +393,8 @@ pub struct UeConfig {
 
 pub(crate) struct ConfigInner {
     pub candidates: Vec<Candidate>,
+    /// Each candidate as `host:port`, formatted once: every connect attempt reports it.
+    pub candidate_labels: Vec<String>,
     pub server_name: Option<String>,
     pub uses_webpki_roots: bool,
     pub pins: Vec<[u8; 32]>,
@@ -451,6 +453,12 @@ impl UeConfig {
     /// The P-CSCF candidates, in the order they are tried.
     pub fn candidates(&self) -> &[Candidate] {
         &self.inner.candidates
+    }
+
+    /// Candidate `index` as `host:port` (its `Display` form), formatted when the
+    /// configuration was built.
+    pub(crate) fn candidate_label(&self, index: usize) -> &str {
+        &self.inner.candidate_labels[index]
     }
 
     /// The configured P-CSCF FQDN, if any.
@@ -913,6 +921,7 @@ impl UeConfigBuilder {
 
         Ok(UeConfig {
             inner: Arc::new(ConfigInner {
+                candidate_labels: candidates.iter().map(ToString::to_string).collect(),
                 candidates,
                 server_name,
                 uses_webpki_roots,

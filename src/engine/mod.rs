@@ -1270,7 +1270,7 @@ impl Ue {
         self.emit(Event::Connecting {
             flow: id,
             candidate: index,
-            target: candidate.to_string(),
+            target: self.config.candidate_label(index).to_owned(),
             attempt,
         });
         // Not an Annex O step: the application asked to export this flow's TLS secrets.

@@ -39,7 +39,8 @@ impl imstls_binding {
             Some(a) => address_c_string(a),
             None => c_string(""),
         };
-        let peer = binding.tls.peer_certificate.as_ref();
+        let peer = binding.tls.peer_certificate();
+        let peer = peer.as_ref();
         Self {
             flow: binding.flow.0,
             registered: binding.registered,

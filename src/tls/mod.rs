@@ -9,6 +9,7 @@
 
 mod failure;
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ use crate::session::{HandshakeId, SessionStore};
 use crate::x509;
 
 /// The negotiated TLS parameters of an established flow (for the O.2.2 binding view).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TlsDetails {
     /// `TLSv1.3` or `TLSv1.2`.
     pub version: &'static str,
@@ -34,8 +35,39 @@ pub struct TlsDetails {
     pub key_exchange_group: Option<&'static str>,
     /// True when the handshake resumed a stored session.
     pub resumed: bool,
-    /// A summary of the P-CSCF certificate (absent on a resumed handshake).
-    pub peer_certificate: Option<PeerCertificate>,
+    /// The P-CSCF's end-entity certificate (DER), read into a [`PeerCertificate`] only when
+    /// someone asks: every handshake carries these details, few readers look at the
+    /// certificate, and reading it is nearly all of what building the details cost.
+    peer_certificate_der: Option<Vec<u8>>,
+}
+
+impl TlsDetails {
+    /// A summary of the P-CSCF certificate (absent on a resumed handshake, or when the
+    /// reporting reader cannot read a certificate webpki accepted). Read from the DER on each
+    /// call.
+    pub fn peer_certificate(&self) -> Option<PeerCertificate> {
+        let info = x509::parse_certificate(self.peer_certificate_der.as_deref()?).ok()?;
+        Some(PeerCertificate {
+            subject_common_name: info.subject_common_name,
+            issuer_common_name: info.issuer_common_name,
+            not_before: info.not_before,
+            not_after: info.not_after,
+            subject_alt_names: summarise_sans(&info.subject_alt_names),
+        })
+    }
+}
+
+impl fmt::Debug for TlsDetails {
+    /// As the derived form would print it, with the certificate's summary, not its bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsDetails")
+            .field("version", &self.version)
+            .field("cipher_suite", &self.cipher_suite)
+            .field("key_exchange_group", &self.key_exchange_group)
+            .field("resumed", &self.resumed)
+            .field("peer_certificate", &self.peer_certificate())
+            .finish()
+    }
 }
 
 /// What the P-CSCF certificate said, for diagnostics.
@@ -393,18 +425,11 @@ impl TlsFlow {
                 .negotiated_key_exchange_group()
                 .map(|g| g.name().as_str().unwrap_or("unknown")),
             resumed: self.conn.handshake_kind() == Some(HandshakeKind::Resumed),
-            peer_certificate: self
+            peer_certificate_der: self
                 .conn
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .and_then(|leaf| x509::parse_certificate(leaf.as_ref()).ok())
-                .map(|info| PeerCertificate {
-                    subject_common_name: info.subject_common_name,
-                    issuer_common_name: info.issuer_common_name,
-                    not_before: info.not_before,
-                    not_after: info.not_after,
-                    subject_alt_names: summarise_sans(&info.subject_alt_names),
-                }),
+                .map(|leaf| leaf.as_ref().to_vec()),
         })
     }
 }
