@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every imstls benchmark (B1–B6) and writes BENCHMARKS.md with the figures, the machine,
+# Runs every imstls benchmark (B1–B7) and writes BENCHMARKS.md with the figures, the machine,
 # the date, the toolchain and how to reproduce. Figures only: nothing here passes or fails on
 # timing.
 #
@@ -92,7 +92,7 @@ fi
 : >"$OUT/sizes.tsv"
 for provider in aws-lc-rs ring; do
     if [ "$provider" = ring ]; then
-        features=(--no-default-features --features ring)
+        features=(--no-default-features --features ring,webpki-roots,logging)
     else
         features=(--features aws-lc-rs)
     fi
@@ -120,6 +120,14 @@ for provider in aws-lc-rs ring; do
         "$(stat -c %s "$a")" "$(stat -c %s "$OUT/libimstls-$provider.stripped.a")" \
         "$exports" "$seconds" >>"$OUT/sizes.tsv"
 done
+
+# ----- B6 against librustls, B7 cold start against baresip (scripts/bench-b6b7.sh) -----------
+# shellcheck source=scripts/bench-b6b7.sh
+. "$ROOT/scripts/bench-b6b7.sh"
+b6_librustls
+[ "$QUICK" = 1 ] && export B7_BLOCKS="${B7_BLOCKS:-2}"
+b7_coldstart
+
 printf 'QUICK=%s\nCLEAN_BUILD=%s\nRUN_DATE=%q\nRUN_COMMIT=%q\n' "$QUICK" "$CLEAN_BUILD" \
     "$(date '+%Y-%m-%d %H:%M %Z')" "$(git rev-parse --short HEAD)" >"$OUT/run.env"
 # shellcheck source=/dev/null
@@ -264,7 +272,7 @@ w("`cargo build --release --lib -p imstls` into a separate `CARGO_TARGET_DIR` pe
 w("| provider | features | `.so` | `.so` stripped | `.a` | `.a` stripped | exported `imstls_*` | clean release build |")
 w("|---|---|---|---|---|---|---|---|")
 for provider, so, so_s, a, a_s, exports, secs in rows:
-    feats = "`--no-default-features --features ring`" if provider == "ring" else "default (`aws-lc-rs`)"
+    feats = "`--no-default-features --features ring,webpki-roots,logging`" if provider == "ring" else "default (`aws-lc-rs`)"
     build = f"{secs} s" if secs not in ("", "-") else "—"
     w(f"| {provider} | {feats} | {mib(so)} | **{mib(so_s)}** | {mib(a)} | **{mib(a_s)}** | {exports} | {build} |")
 w("")
@@ -277,6 +285,7 @@ if len(rows) == 2:
         w("**Caveat:** the `.so` exports no `imstls_*` symbol yet (the C ABI is pending), so "
           "the linker drops nearly all of the library from it: its size is a floor, not the "
           "size of the shipped C library. The `.a` holds every object.\n")
+w(read("b6-librustls.md"))
 foot = [l.split("\t") for l in read("footprint.tsv").splitlines() if l.strip()]
 if foot:
     w("Statically linked: a C program that keeps every exported `imstls_*` function "
@@ -345,6 +354,8 @@ if ssl_size and crypto_size:
     w(f"Reference: the system's OpenSSL ({openssl_version}): `{os.path.realpath(ssl)}` "
       f"{mib(ssl_size)} + `{os.path.realpath(crypto)}` {mib(crypto_size)} = **{mib(total)}** "
       "(as shipped, stripped).\n")
+
+w(read("b7.md"))
 
 notes = "benches/ANALYSIS.md"
 if os.path.exists(notes):

@@ -165,6 +165,9 @@ pub enum ConfigError {
     },
     /// Trust anchors were given but none could be used.
     EmptyTrustStore,
+    /// No trust anchors were given, and this build has no default roots (the `webpki-roots`
+    /// feature is off).
+    NoTrustAnchors,
     /// A file could not be read (or, for the key log, opened for appending).
     Io {
         /// Which field.
@@ -259,7 +262,7 @@ impl ConfigError {
             | Self::DurationTooLong { field, .. }
             | Self::SizeOutOfRange { field, .. }
             | Self::CountOutOfRange { field, .. } => field,
-            Self::EmptyTrustStore => "trust_anchors",
+            Self::EmptyTrustStore | Self::NoTrustAnchors => "trust_anchors",
             Self::InvalidPin { .. } => "pins",
             Self::UnknownTlsVersion { .. } | Self::ObsoleteTlsVersion { .. } => "tls_versions",
             Self::UnknownKxGroup { .. }
@@ -286,6 +289,10 @@ impl fmt::Display for ConfigError {
             Self::NoObjectInPem { .. } => write!(f, "the PEM input holds no usable section"),
             Self::InvalidCertificate { reason, .. } => write!(f, "unusable object: {reason}"),
             Self::EmptyTrustStore => write!(f, "no usable trust anchor was given"),
+            Self::NoTrustAnchors => write!(
+                f,
+                "no trust anchor was given, and this build has no default roots (the webpki-roots feature is off)"
+            ),
             Self::Io { path, reason, .. } => write!(f, "cannot open {}: {reason}", path.display()),
             Self::InvalidPin { value, reason } => write!(f, "invalid pin {value:?}: {reason}"),
             Self::UnknownTlsVersion { value } => write!(
@@ -975,8 +982,18 @@ fn positive(
 mod tests {
     use super::*;
 
+    #[cfg(feature = "webpki-roots")]
     fn base() -> UeConfigBuilder {
         UeConfig::builder().pcscf("pcscf.ims.test")
+    }
+
+    /// Without default roots a configuration needs anchors: a test PKI's root.
+    #[cfg(not(feature = "webpki-roots"))]
+    fn base() -> UeConfigBuilder {
+        let root = imstls_testkit::TestPki::generate("pcscf.ims.test").root_pem();
+        UeConfig::builder()
+            .pcscf("pcscf.ims.test")
+            .trust_anchors(TrustSource::Pem(root.into_bytes()))
     }
 
     #[test]
@@ -985,7 +1002,7 @@ mod tests {
         assert_eq!(config.candidates()[0].port, 5061);
         assert_eq!(config.tls_versions(), TlsVersions::Tls13AndTls12);
         assert_eq!(config.session_lifetime(), Duration::from_secs(3600));
-        assert!(config.uses_webpki_roots());
+        assert_eq!(config.uses_webpki_roots(), cfg!(feature = "webpki-roots"));
         // By provider: aws-lc-rs leads with the hybrid post-quantum group, ring has none.
         let expected: &[KxGroup] = if cfg!(feature = "aws-lc-rs") {
             &[

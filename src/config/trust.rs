@@ -20,14 +20,12 @@ pub enum TrustSource {
     File(PathBuf),
 }
 
-/// Builds the root store from the given sources; webpki-roots when there are none.
+/// Builds the root store from the given sources; webpki-roots when there are none (an error
+/// when the `webpki-roots` feature is off).
 pub(crate) fn load_roots(sources: &[TrustSource]) -> Result<(RootCertStore, bool), ConfigError> {
     const FIELD: &str = "trust_anchors";
     if sources.is_empty() {
-        let store = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        return Ok((store, true));
+        return default_roots().map(|store| (store, true));
     }
     let mut store = RootCertStore::empty();
     for source in sources {
@@ -48,6 +46,18 @@ pub(crate) fn load_roots(sources: &[TrustSource]) -> Result<(RootCertStore, bool
         return Err(ConfigError::EmptyTrustStore);
     }
     Ok((store, false))
+}
+
+#[cfg(feature = "webpki-roots")]
+fn default_roots() -> Result<RootCertStore, ConfigError> {
+    Ok(RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    })
+}
+
+#[cfg(not(feature = "webpki-roots"))]
+fn default_roots() -> Result<RootCertStore, ConfigError> {
+    Err(ConfigError::NoTrustAnchors)
 }
 
 /// Reads the CRLs (validated later, when the verifier is built).
@@ -236,10 +246,19 @@ mod tests {
         ));
     }
 
+    #[cfg(feature = "webpki-roots")]
     #[test]
     fn no_sources_means_webpki_roots() {
         let (store, default_roots) = load_roots(&[]).unwrap();
         assert!(default_roots);
         assert!(store.len() > 50);
+    }
+
+    #[cfg(not(feature = "webpki-roots"))]
+    #[test]
+    fn no_sources_without_webpki_roots_is_an_error_naming_the_field() {
+        let err = load_roots(&[]).unwrap_err();
+        assert_eq!(err, ConfigError::NoTrustAnchors);
+        assert_eq!(err.field(), "trust_anchors");
     }
 }

@@ -169,7 +169,8 @@ pub extern "C" fn imstls_config_builder_set_server_name(
 }
 
 /// Adds operator trust anchors from PEM in memory (one or more certificates). Without any
-/// trust anchor the Mozilla roots (webpki-roots) are used.
+/// trust anchor the Mozilla roots (webpki-roots) are used; a library built without the
+/// `webpki-roots` feature fails `_build` with `IMSTLS_INVALID_CONFIG` (field `trust_anchors`).
 ///
 /// - `pem`, `len`: borrowed for the call (copied).
 /// - Thread safety: any thread; `IMSTLS_BUSY` when another call on the builder is in progress.

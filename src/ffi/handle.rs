@@ -151,6 +151,9 @@ pub(crate) struct Locked<T> {
     pub log: Option<LogSink>,
 }
 
+/// A call's body behind a `dyn`, so that the work around it is not copied per export.
+type DynBody<'a, T> = dyn FnMut(&mut Locked<T>, &mut Call) -> Result<(), Failure> + 'a;
+
 /// What one call wants done after it releases the lock.
 #[derive(Default)]
 pub(crate) struct Call {
@@ -181,10 +184,27 @@ impl<T> Handle<T> {
     /// (nothing recorded, nothing done), `IMSTLS_POISONED` after a panic. An `Err` from
     /// `body` becomes the last error. A panic in `body` poisons the handle on its way to the
     /// export's `guard`.
+    ///
+    /// Only this thin wrapper is generic over the body (one copy per export); the work around
+    /// it is [`Handle::call_dyn`], one copy per handle type.
     pub(crate) fn call<R>(
         &self,
         body: impl FnOnce(&mut Locked<T>, &mut Call) -> Result<R, Failure>,
     ) -> Result<R, imstls_result> {
+        let mut body = Some(body);
+        let mut value = None;
+        self.call_dyn(&mut |locked, call| {
+            if let Some(body) = body.take() {
+                value = Some(body(locked, call)?);
+            }
+            Ok(())
+        })?;
+        // `call_dyn` returned Ok, so it ran the body once and the body succeeded.
+        value.ok_or(imstls_result::IMSTLS_PANIC)
+    }
+
+    #[inline(never)]
+    fn call_dyn(&self, body: &mut DynBody<'_, T>) -> Result<(), imstls_result> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(imstls_result::IMSTLS_POISONED);
         }
@@ -201,7 +221,7 @@ impl<T> Handle<T> {
         std::mem::forget(poison); // no panic: nothing to poison
         match &result {
             Err(failure) => self.record(failure.clone()),
-            Ok(_) => {
+            Ok(()) => {
                 if let Some(failure) = call.event_failure {
                     self.record(failure);
                 }
@@ -380,12 +400,33 @@ pub(crate) fn free<H: HasHandle>(ptr: *mut H) {
 }
 
 /// Like [`with`], returning the body's value (for exports that continue after the call).
+///
+/// Generic over the body only as far as it must be: the rest is [`call_on`], one copy per
+/// handle type.
 pub(crate) fn call<H: HasHandle, R>(
     ptr: *const H,
     what: &'static str,
     body: impl FnOnce(&mut Locked<H::Inner>, &mut Call) -> Result<R, Failure>,
 ) -> Result<R, imstls_result> {
+    let mut body = Some(body);
+    let mut value = None;
+    call_on(ptr, what, &mut |locked, call| {
+        if let Some(body) = body.take() {
+            value = Some(body(locked, call)?);
+        }
+        Ok(())
+    })?;
+    // `call_on` returned Ok, so it ran the body once and the body succeeded.
+    value.ok_or(imstls_result::IMSTLS_PANIC)
+}
+
+#[inline(never)]
+fn call_on<H: HasHandle>(
+    ptr: *const H,
+    what: &'static str,
+    body: &mut DynBody<'_, H::Inner>,
+) -> Result<(), imstls_result> {
     let h = acquire(ptr, what).map_err(|failure| failure.result)?;
-    let result = h.handle().call(body);
+    let result = h.handle().call_dyn(body);
     result
 }

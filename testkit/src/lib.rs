@@ -23,6 +23,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!(
+    "imstls-testkit needs a crypto provider: the `aws-lc-rs` (default) or `ring` feature"
+);
 pub mod chains;
 pub mod digest;
 pub mod flooder;

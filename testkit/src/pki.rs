@@ -124,7 +124,8 @@ pub enum LeafKeyType {
     /// ECDSA P-256 with SHA-256 (fast; TLS 1.2 suites ECDHE-ECDSA-*).
     #[default]
     EcdsaP256,
-    /// RSA 2048 with SHA-256 (TLS 1.2 suites ECDHE-RSA-*). Key generation takes some 100 ms.
+    /// RSA 2048 with SHA-256 (TLS 1.2 suites ECDHE-RSA-*). Key generation takes some 100 ms;
+    /// it needs the `aws-lc-rs` feature (ring cannot generate RSA keys).
     Rsa2048,
 }
 
@@ -542,9 +543,13 @@ fn authority(
 fn leaf_key_pair(kind: LeafKeyType) -> Result<KeyPair, rcgen::Error> {
     match kind {
         LeafKeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        #[cfg(feature = "aws-lc-rs")]
         LeafKeyType::Rsa2048 => {
             KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
         }
+        // ring signs with RSA keys but cannot generate them.
+        #[cfg(not(feature = "aws-lc-rs"))]
+        LeafKeyType::Rsa2048 => Err(rcgen::Error::KeyGenerationUnavailable),
     }
 }
 
@@ -744,6 +749,7 @@ mod tests {
         assert!("bogus".parse::<CertKind>().is_err());
     }
 
+    #[cfg(feature = "aws-lc-rs")]
     #[test]
     fn rsa_leaves_verify() {
         let pki = TestPki::generate_with("pcscf.ims.test", LeafKeyType::Rsa2048);

@@ -1,13 +1,11 @@
 //! Random identifiers (nonces, tags, branches, cnonces) from the rustls crypto provider's CSPRNG.
 
-use rustls::crypto::aws_lc_rs;
-
 /// Fills `buf` with random bytes.
 ///
-/// The aws-lc-rs generator only fails if the operating system cannot provide entropy; test tooling
+/// The provider's generator only fails if the operating system cannot provide entropy; test tooling
 /// cannot continue in that case, so this panics with a clear message.
 pub(crate) fn fill(buf: &mut [u8]) {
-    aws_lc_rs::default_provider()
+    crate::tls::default_provider()
         .secure_random
         .fill(buf)
         .expect("the operating system provides random bytes");

@@ -1,12 +1,13 @@
 //! rustls configurations: the simulator's server side, and a client trusting the test root (for
 //! tests of the testkit itself and quick experiments).
 //!
-//! The crypto provider is always aws-lc-rs, selected explicitly so that a process that also links
-//! rustls with `ring` never hits the "no unique default provider" panic.
+//! The crypto provider is the one of the crate's feature (aws-lc-rs, else ring), selected
+//! explicitly so that a process that also links rustls with the other one never hits the "no
+//! unique default provider" panic.
 
 use std::sync::Arc;
 
-use rustls::crypto::{aws_lc_rs, CryptoProvider};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
@@ -40,9 +41,19 @@ impl TlsVersions {
     }
 }
 
-/// The aws-lc-rs provider the testkit uses everywhere.
+/// The provider the testkit uses everywhere: aws-lc-rs when its feature is on, else ring.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(aws_lc_rs::default_provider())
+    Arc::new(default_provider())
+}
+
+#[cfg(feature = "aws-lc-rs")]
+pub(crate) fn default_provider() -> CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+pub(crate) fn default_provider() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }
 
 /// Builds the server configuration serving `kind` from `pki`.
