@@ -1528,6 +1528,30 @@ fn a_late_answer_to_a_refresh_overtaken_by_deregistration_is_accepted() {
     assert_eq!(w.state(), UeState::Deregistering);
 }
 
+/// A stack that reads the socket itself: the first REGISTER is sent by hand, nothing answered
+/// yet; returns its flow.
+fn first_register_sent_by_a_silent_stack(w: &mut World) -> imstls::FlowId {
+    w.stack_mode = StackMode::Silent;
+    w.start_registration();
+    assert_eq!(w.state(), UeState::AwaitingRegister);
+    let register = {
+        w.ua.new_registration();
+        w.ua.next_register()
+    };
+    w.ue.send_sip(w.now, &register).unwrap();
+    w.ue.current_flow().unwrap()
+}
+
+/// What the simulated P-CSCF of a closed `flow` observed.
+fn closed_peer_log(w: &World, flow: imstls::FlowId) -> &[Observation] {
+    let (_, peer) = w
+        .finished
+        .iter()
+        .find(|(f, _)| *f == flow)
+        .expect("the flow was closed");
+    peer.observations()
+}
+
 /// RFC 8446 §6.1: "Each party MUST send a "close_notify" alert before closing its write side
 /// of the connection, unless it has already sent some error alert." (RFC 5246 §7.2.1 asks the
 /// same of TLS 1.2.)
@@ -1538,12 +1562,7 @@ fn a_close_notify_from_the_pcscf_is_answered_with_one() {
     w.peer().close_notify();
     w.pump();
     assert_eq!(w.count("connection_lost"), 1, "{:?}", w.codes());
-    let (_, peer) = w
-        .finished
-        .iter()
-        .find(|(f, _)| *f == flow)
-        .expect("the flow was closed");
-    let seen = peer.observations();
+    let seen = closed_peer_log(&w, flow);
     assert!(seen.contains(&Observation::CloseNotifySent), "{seen:?}");
     assert!(seen.contains(&Observation::PeerClosed), "{seen:?}");
     assert!(
@@ -1556,25 +1575,12 @@ fn a_close_notify_from_the_pcscf_is_answered_with_one() {
 #[test]
 fn a_rejected_registration_closes_the_flow_with_close_notify() {
     let mut w = world();
-    w.stack_mode = StackMode::Silent;
-    w.start_registration();
-    assert_eq!(w.state(), UeState::AwaitingRegister);
-    let register = {
-        w.ua.new_registration();
-        w.ua.next_register()
-    };
-    w.ue.send_sip(w.now, &register).unwrap();
-    let flow = w.ue.current_flow().unwrap();
+    let flow = first_register_sent_by_a_silent_stack(&mut w);
     w.pump();
     w.ue.registration_failed(w.now, flow, 403, None).unwrap();
     w.pump();
     assert_eq!(w.state(), UeState::Closed);
-    let (_, peer) = w
-        .finished
-        .iter()
-        .find(|(f, _)| *f == flow)
-        .expect("the flow was closed");
-    let seen = peer.observations();
+    let seen = closed_peer_log(&w, flow);
     assert!(seen.contains(&Observation::PeerClosed), "{seen:?}");
     assert!(
         seen.contains(&Observation::TransportClosed { clean: true }),
@@ -1663,15 +1669,7 @@ fn deregistering_while_a_refresh_is_unanswered_goes_ahead_when_the_refresh_times
 fn a_registration_reported_before_any_pcscf_data_is_a_proven_flow() {
     // A stack that reads the socket itself may report the 200 OK before imstls saw a byte.
     let mut w = world();
-    w.stack_mode = StackMode::Silent;
-    w.start_registration();
-    assert_eq!(w.state(), UeState::AwaitingRegister);
-    let register = {
-        w.ua.new_registration();
-        w.ua.next_register()
-    };
-    w.ue.send_sip(w.now, &register).unwrap();
-    let flow = w.ue.current_flow().unwrap();
+    let flow = first_register_sent_by_a_silent_stack(&mut w);
     w.ue.registration_succeeded(w.now, flow, S(3600), None)
         .unwrap();
     // Then the flow breaks: a lost registration, not a failed handshake attempt.
