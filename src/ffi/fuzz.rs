@@ -15,12 +15,12 @@ use super::result::imstls_result;
 use super::ue::*;
 
 /// A NUL-terminated C string from arbitrary bytes (cut at the first NUL, like C would).
-fn c_string(bytes: &[u8]) -> CString {
+pub(super) fn c_string(bytes: &[u8]) -> CString {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
     CString::new(&bytes[..end]).expect("cut before the first NUL")
 }
 
-fn check(result: imstls_result, what: &str) -> imstls_result {
+pub(super) fn check(result: imstls_result, what: &str) -> imstls_result {
     assert!(
         !matches!(
             result,
@@ -32,7 +32,7 @@ fn check(result: imstls_result, what: &str) -> imstls_result {
 }
 
 /// Splits `data` into (op, argument) pairs: one op byte, one length byte, that many bytes.
-fn ops(mut data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+pub(super) fn ops(mut data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     std::iter::from_fn(move || {
         let (&op, tail) = data.split_first()?;
         let len = usize::from(tail.first().copied().unwrap_or(0)).min(tail.len().saturating_sub(1));
@@ -42,7 +42,7 @@ fn ops(mut data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     })
 }
 
-fn number(arg: &[u8]) -> u32 {
+pub(super) fn number(arg: &[u8]) -> u32 {
     let mut raw = [0u8; 4];
     for (slot, byte) in raw.iter_mut().zip(arg) {
         *slot = *byte;

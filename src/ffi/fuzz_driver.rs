@@ -10,7 +10,7 @@
 //! `-timeout` catches a hang); and when the program's handles are freed and its own sockets
 //! closed, the process holds exactly the descriptors it held before (`/proc/self/fd`).
 
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::ffi::{c_char, c_int, c_void};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -19,6 +19,8 @@ use std::ptr;
 use super::config::*;
 use super::driver::*;
 use super::error::{imstls_error_copy_message, imstls_error_free};
+// The op-program reader and the checks are the `ffi` target's own.
+use super::fuzz::{c_string, check, number, ops};
 use super::output::*;
 use super::result::imstls_result;
 
@@ -26,41 +28,6 @@ use super::result::imstls_result;
 const MAX_DRIVERS: usize = 2;
 /// Sockets handed in per input at most (each is a loopback TCP connection).
 const MAX_SOCKETS: usize = 8;
-
-fn check(result: imstls_result, what: &str) -> imstls_result {
-    assert!(
-        !matches!(
-            result,
-            imstls_result::IMSTLS_PANIC | imstls_result::IMSTLS_POISONED
-        ),
-        "{what} returned {result:?}"
-    );
-    result
-}
-
-/// Splits `data` into (op, argument) pairs: one op byte, one length byte, that many bytes.
-fn ops(mut data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
-    std::iter::from_fn(move || {
-        let (&op, tail) = data.split_first()?;
-        let len = usize::from(tail.first().copied().unwrap_or(0)).min(tail.len().saturating_sub(1));
-        let arg = tail.get(1..1 + len).unwrap_or_default();
-        data = tail.get(1 + len..).unwrap_or_default();
-        Some((op, arg))
-    })
-}
-
-fn number(arg: &[u8]) -> u32 {
-    let mut raw = [0u8; 4];
-    for (slot, byte) in raw.iter_mut().zip(arg) {
-        *slot = *byte;
-    }
-    u32::from_le_bytes(raw)
-}
-
-fn c_string(bytes: &[u8]) -> CString {
-    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    CString::new(&bytes[..end]).expect("cut before the first NUL")
-}
 
 /// Open descriptors of this process.
 pub fn open_descriptors() -> usize {
