@@ -332,12 +332,7 @@ fn superseding_with_encrypted_records_queued_closes_cleanly_for_the_pcscf() {
     w.ue.send_sip(w.now, &message).unwrap();
     w.ue.start_registration(w.now, support::identity()).unwrap();
     w.pump();
-    let (_, old_peer) = w
-        .finished
-        .iter()
-        .find(|(flow, _)| *flow == old)
-        .expect("the old flow was closed");
-    let seen = old_peer.observations();
+    let seen = closed_peer_log(&w, old);
     assert!(
         !seen.iter().any(|o| matches!(o, Observation::TlsError(_))),
         "the P-CSCF saw a TLS error on the superseded flow: {seen:?}"
@@ -363,12 +358,7 @@ fn superseding_an_idle_registered_flow_sends_a_readable_close_notify() {
     let mut w = registered_world();
     let old = w.ue.current_flow().unwrap();
     w.start_registration();
-    let (_, old_peer) = w
-        .finished
-        .iter()
-        .find(|(flow, _)| *flow == old)
-        .expect("the old flow was closed");
-    let seen = old_peer.observations();
+    let seen = closed_peer_log(&w, old);
     assert!(
         !seen.iter().any(|o| matches!(o, Observation::TlsError(_))),
         "{seen:?}"
