@@ -96,35 +96,7 @@ fn registers_holds_survives_a_killed_connection_and_deregisters() {
     let s = setup(SimConfig::default());
     let mut a = args(&s, "alice-secret");
     a.extend(["--hold".into(), "3".into()]);
-    let mut child = Command::new(ue_binary())
-        .args(&a)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            let _ = tx.send(line.clone());
-            all.push(line);
-        }
-        all
-    });
-    // Kill the connection once registered (and the first pong proved the flow).
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the CLI registers");
-        if line.contains("\"event\":\"pong_received\"") {
-            break;
-        }
-    }
-    s.sim.kill_connections();
-    let status = child.wait().unwrap();
-    let all = reader.join().unwrap();
+    let (status, all) = run_killing_the_connection(&s, &a, "\"event\":\"pong_received\"");
     let codes = events(&all);
     assert!(status.success(), "exit {status:?}\n{}", all.join("\n"));
     assert_eq!(
@@ -483,34 +455,7 @@ fn the_ladder_draws_handshake_register_challenge_pings_loss_and_reconnect() {
     let s = setup(SimConfig::default());
     let mut a = ladder_args(&s);
     a.extend(["--hold".into(), "3".into()]);
-    let mut child = Command::new(ue_binary())
-        .args(&a)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            let _ = tx.send(line.clone());
-            all.push(line);
-        }
-        all
-    });
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the CLI registers");
-        if line.contains("<-- pong CRLF") {
-            break;
-        }
-    }
-    s.sim.kill_connections();
-    let status = child.wait().unwrap();
-    let all = reader.join().unwrap();
+    let (status, all) = run_killing_the_connection(&s, &a, "<-- pong CRLF");
     assert!(status.success(), "exit {status:?}\n{}", all.join("\n"));
 
     // Header: the two lifelines' names above the bars.
@@ -783,4 +728,41 @@ fn wireshark_decrypts_a_captured_flow_with_the_key_log() {
             "{versions:?}: {decrypted:#?}"
         );
     }
+}
+
+/// Runs the CLI with `args`, kills the simulator's connections once a stdout line contains
+/// `proven` (the flow answered its first ping), and returns the exit status and every line.
+fn run_killing_the_connection(
+    s: &Setup,
+    args: &[String],
+    proven: &str,
+) -> (std::process::ExitStatus, Vec<String>) {
+    let mut child = Command::new(ue_binary())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let _ = tx.send(line.clone());
+            all.push(line);
+        }
+        all
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the CLI registers");
+        if line.contains(proven) {
+            break;
+        }
+    }
+    s.sim.kill_connections();
+    let status = child.wait().unwrap();
+    (status, reader.join().unwrap())
 }
