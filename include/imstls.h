@@ -1628,6 +1628,15 @@ imstls_result imstls_driver_set_wake_callback(imstls_driver *driver,
                                               void *userdata);
 
 /**
+ * A static, NUL-terminated English message for a result code. Any value is accepted;
+ * unknown values give "unknown result code".
+ *
+ * - Ownership: the string is static; never free it.
+ * - Thread safety: any thread, any time.
+ */
+const char *imstls_result_str(uint32_t result);
+
+/**
  * The result code of the failure (`IMSTLS_OK` for a NULL `error`).
  *
  * - Thread safety: any thread; the error is immutable.
@@ -2033,15 +2042,6 @@ const char *imstls_output_failed_candidate_detail(const imstls_output *output, s
  * - Thread safety: once, when no other thread reads it.
  */
 void imstls_output_free(imstls_output *output);
-
-/**
- * A static, NUL-terminated English message for a result code. Any value is accepted;
- * unknown values give "unknown result code".
- *
- * - Ownership: the string is static; never free it.
- * - Thread safety: any thread, any time.
- */
-const char *imstls_result_str(uint32_t result);
 
 /**
  * Creates a UE in `IMSTLS_STATE_IDLE` in `*out_ue`. `now_ms` starts its clock.

@@ -4,10 +4,11 @@
 //!
 //! | file | C types and functions |
 //! |---|---|
-//! | `result.rs` | `imstls_result`, `imstls_result_str()` |
-//! | `boundary.rs` | the panic boundary every export goes through, and the pointer helpers |
+//! | `codes.rs` | every C enum (`imstls_result` included) and its integer conversions, from one macro |
+//! | `failure.rs` | `Failure`: a failure as the C API records it (the Rust side of `imstls_error`) |
+//! | `boundary.rs` | the panic boundary every export goes through, and the argument helpers |
 //! | `handle.rs` | the lock, poison flag, last error and callbacks behind `imstls_ue` / `imstls_driver` |
-//! | `error.rs` | `imstls_error`: a structured failure (code, alerts, certificate reason, names) |
+//! | `error.rs` | `imstls_result_str()`; `imstls_error`: a structured failure (code, alerts, names) |
 //! | `config.rs` | `imstls_config_builder` → `imstls_config` (immutable, reference-counted) |
 //! | `clock.rs` | caller milliseconds ↔ `Instant` |
 //! | `ue.rs` | `imstls_ue`: the sans-IO engine (the caller owns socket and clock) |
@@ -29,9 +30,11 @@
 mod binding;
 mod boundary;
 mod clock;
+mod codes;
 mod config;
 mod driver;
 mod error;
+mod failure;
 #[doc(hidden)]
 pub mod fuzz;
 #[doc(hidden)]
@@ -39,7 +42,6 @@ pub mod fuzz_driver;
 mod handle;
 mod log;
 mod output;
-mod result;
 pub(crate) mod sys;
 #[cfg(debug_assertions)]
 mod test_hooks;
