@@ -143,19 +143,41 @@ fn compiler(name: &str) -> &str {
     }
 }
 
+/// The C code of the preamble's driving loop: its indented lines, from the
+/// `imstls_ue_start_registration` call to the loop's closing brace.
+fn preamble_loop(header: &str) -> String {
+    let code: Vec<&str> = header
+        .lines()
+        .skip_while(|line| !line.contains("imstls_ue_start_registration(ue, now_ms()"))
+        .take_while(|line| line.starts_with(" *    "))
+        .map(|line| &line[3..])
+        .collect();
+    assert!(
+        code.len() > 10 && code.last() == Some(&"    }"),
+        "the preamble shows the driving loop: {code:?}"
+    );
+    code.join("\n")
+}
+
 #[test]
 fn the_header_compiles_as_c99_and_cpp_with_strict_warnings() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("header_compiles");
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
-    let source =
-        "#include \"imstls.h\"\nint main(void) { return imstls_result_str(IMSTLS_OK) == 0; }\n";
+    // The driving loop of the preamble compiles too (inside a function, with a clock stub).
+    let source = format!(
+        "#include \"imstls.h\"\nstatic uint64_t now_ms(void) {{ return 0; }}\n\
+         void drive(imstls_ue *ue, const char *impi, const char *const *impus,\n\
+         size_t impu_count) {{\n{}\n}}\n\
+         int main(void) {{ return imstls_result_str(IMSTLS_OK) == 0; }}\n",
+        preamble_loop(FRESH)
+    );
     for (tool, file, std) in [
         ("gcc", "c99.c", "-std=c99"),
         ("g++", "cpp.cpp", "-std=c++11"),
     ] {
         let path = dir.join(file);
-        std::fs::write(&path, source).expect("write test source");
+        std::fs::write(&path, &source).expect("write test source");
         let out = Command::new(compiler(tool))
             .args([
                 std,

@@ -7,8 +7,7 @@ use zeroize::Zeroize;
 
 use crate::engine::Binding;
 
-use super::boundary::{arg, free_boxed, guard};
-use super::error::c_string;
+use super::boundary::{arg, c_string, free_boxed, guard};
 
 /// The O.2.2 binding: addresses and ports, IMPI and IMPUs, and the TLS parameters of the
 /// flow. A snapshot taken by `imstls_ue_binding` / `imstls_driver_binding`: immutable, owned

@@ -1,13 +1,16 @@
-//! The panic boundary and the pointer helpers. Every export's body is `guard(|| ...)`
-//! (`tests/ffi_boundary.rs` fails otherwise), and every pointer or string from C goes through
-//! one of the helpers below, so the checks cannot be forgotten one function at a time.
+//! The panic boundary and the argument helpers. Every export's body is `guard(|| ...)`
+//! (`tests/ffi_boundary.rs` fails otherwise), and every pointer, string or enum code from C
+//! goes through one of the helpers below, so the checks cannot be forgotten one function at
+//! a time.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 
-use super::error::Failure;
-use super::result::imstls_result;
+use super::codes::{
+    imstls_event_kind, imstls_output_type, imstls_register_reason, imstls_result, CEnum,
+};
+use super::failure::Failure;
 
 /// The value an export returns when a panic was caught inside it.
 pub(crate) trait OnPanic {
@@ -18,6 +21,24 @@ pub(crate) trait OnPanic {
 impl OnPanic for imstls_result {
     fn on_panic() -> Self {
         imstls_result::IMSTLS_PANIC
+    }
+}
+
+impl OnPanic for imstls_output_type {
+    fn on_panic() -> Self {
+        Self::IMSTLS_OUTPUT_NONE
+    }
+}
+
+impl OnPanic for imstls_event_kind {
+    fn on_panic() -> Self {
+        Self::IMSTLS_EVENT_NONE
+    }
+}
+
+impl OnPanic for imstls_register_reason {
+    fn on_panic() -> Self {
+        Self::IMSTLS_REGISTER_REASON_NONE
     }
 }
 
@@ -82,6 +103,13 @@ pub(crate) fn opt_str_arg<'a>(
             format!("{what} is not valid UTF-8"),
         )
     })
+}
+
+/// An enum-like code (C passes a `uint32_t`), matched against the enum's values. Any other
+/// integer → `IMSTLS_INVALID_ARGUMENT`.
+pub(crate) fn enum_arg<E: CEnum>(value: u32) -> Result<E, Failure> {
+    E::from_u32(value)
+        .ok_or_else(|| Failure::invalid(format!("{value} is not an {} value", E::C_NAME)))
 }
 
 /// A byte buffer argument `(ptr, len)`; NULL is allowed when `len` is 0.
@@ -182,6 +210,11 @@ pub(crate) fn copy_out(
     }
     needed.write(size);
     Ok(())
+}
+
+/// A string for C: interior NULs (which C cannot represent) become `?`.
+pub(crate) fn c_string(text: &str) -> CString {
+    CString::new(text.replace('\0', "?")).expect("NULs were replaced")
 }
 
 /// Moves a value to the heap for C; freed by [`free_boxed`].

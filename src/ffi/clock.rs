@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::error::Failure;
+use super::failure::Failure;
 
 /// About 35 years: further jumps are rejected rather than risk `Instant` overflow.
 const MAX_SPAN_MS: u64 = 1 << 40;

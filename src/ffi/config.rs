@@ -12,52 +12,12 @@ use crate::config::{
     TrustSource, UeConfig, UeConfigBuilder,
 };
 
-use super::boundary::{arg, boxed, bytes_arg, guard, out, str_arg, str_array_arg};
-use super::error::{imstls_error, Failure};
+use super::boundary::{arg, boxed, bytes_arg, enum_arg, guard, out, str_arg, str_array_arg};
+use super::codes::{imstls_certificate_request_policy, imstls_result, imstls_tls_versions};
+use super::error::imstls_error;
+use super::failure::Failure;
 use super::handle::{self, with, Handle, HasHandle};
 use super::log::imstls_log_callback;
-use super::result::imstls_result;
-
-/// Which TLS versions to offer (TLS 1.0/1.1 never: TS 33.210 §6.2, RFC 8996). Passed as a
-/// `uint32_t` to `imstls_config_builder_set_tls_versions`.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum imstls_tls_versions {
-    /// TLS 1.3 preferred, TLS 1.2 accepted (the default).
-    IMSTLS_TLS_1_3_AND_1_2 = 1,
-    /// TLS 1.3 only.
-    IMSTLS_TLS_1_3_ONLY = 2,
-}
-
-/// What to do when the P-CSCF sends a CertificateRequest, which O.2.1 forbids. Passed as a
-/// `uint32_t` to `imstls_config_builder_set_certificate_request_policy`.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum imstls_certificate_request_policy {
-    /// Send no certificate, carry on, report it with an event (the default).
-    IMSTLS_CERTIFICATE_REQUEST_CONTINUE = 1,
-    /// Abort the handshake.
-    IMSTLS_CERTIFICATE_REQUEST_ABORT = 2,
-}
-
-impl imstls_tls_versions {
-    fn from_u32(value: u32) -> Option<Self> {
-        [Self::IMSTLS_TLS_1_3_AND_1_2, Self::IMSTLS_TLS_1_3_ONLY]
-            .into_iter()
-            .find(|v| *v as u32 == value)
-    }
-}
-
-impl imstls_certificate_request_policy {
-    fn from_u32(value: u32) -> Option<Self> {
-        [
-            Self::IMSTLS_CERTIFICATE_REQUEST_CONTINUE,
-            Self::IMSTLS_CERTIFICATE_REQUEST_ABORT,
-        ]
-        .into_iter()
-        .find(|v| *v as u32 == value)
-    }
-}
 
 /// Collects configuration settings. Create with `imstls_config_builder_new`, set what you
 /// need (every setting has a sound default except the P-CSCF), then
@@ -283,14 +243,9 @@ pub extern "C" fn imstls_config_builder_set_tls_versions(
 ) -> imstls_result {
     guard(|| {
         update(builder, |b| {
-            let versions = match imstls_tls_versions::from_u32(versions) {
-                Some(imstls_tls_versions::IMSTLS_TLS_1_3_AND_1_2) => TlsVersions::Tls13AndTls12,
-                Some(imstls_tls_versions::IMSTLS_TLS_1_3_ONLY) => TlsVersions::Tls13Only,
-                None => {
-                    return Err(Failure::invalid(format!(
-                        "{versions} is not an imstls_tls_versions value"
-                    )))
-                }
+            let versions = match enum_arg(versions)? {
+                imstls_tls_versions::IMSTLS_TLS_1_3_AND_1_2 => TlsVersions::Tls13AndTls12,
+                imstls_tls_versions::IMSTLS_TLS_1_3_ONLY => TlsVersions::Tls13Only,
             };
             Ok(b.tls_versions(versions))
         })
@@ -342,16 +297,11 @@ pub extern "C" fn imstls_config_builder_set_certificate_request_policy(
     guard(|| {
         update(builder, |b| {
             use imstls_certificate_request_policy as P;
-            let policy = match P::from_u32(policy) {
-                Some(P::IMSTLS_CERTIFICATE_REQUEST_CONTINUE) => {
+            let policy = match enum_arg(policy)? {
+                P::IMSTLS_CERTIFICATE_REQUEST_CONTINUE => {
                     CertificateRequestPolicy::ContinueWithWarning
                 }
-                Some(P::IMSTLS_CERTIFICATE_REQUEST_ABORT) => CertificateRequestPolicy::Abort,
-                None => {
-                    return Err(Failure::invalid(format!(
-                        "{policy} is not an imstls_certificate_request_policy value"
-                    )))
-                }
+                P::IMSTLS_CERTIFICATE_REQUEST_ABORT => CertificateRequestPolicy::Abort,
             };
             Ok(b.certificate_request_policy(policy))
         })

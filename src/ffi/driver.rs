@@ -9,60 +9,16 @@ use crate::driver::{ConnectMode, Driver, DriverError, Waker};
 use crate::engine::FlowId;
 
 use super::binding::imstls_binding;
-use super::boundary::{arg, boxed, bytes_arg, guard, opt_str_arg, out};
+use super::boundary::{arg, boxed, bytes_arg, enum_arg, guard, opt_str_arg, out};
+use super::codes::{imstls_connect_mode, imstls_fd_ownership, imstls_result, imstls_state};
 use super::config::imstls_config;
-use super::error::{imstls_error, Failure};
+use super::error::imstls_error;
+use super::failure::Failure;
 use super::handle::{self, imstls_wake_callback, with, with_code, Handle, HasHandle};
 use super::log::imstls_log_callback;
 use super::output::imstls_output;
-use super::result::imstls_result;
 use super::sys;
-use super::ue::{c_state, connect_error, duration_s, identity, imstls_state};
-
-/// Who opens the TCP connections of a driver (passed as a `uint32_t` to
-/// `imstls_driver_set_connect_mode`).
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum imstls_connect_mode {
-    /// The driver resolves, connects (IPv6 and IPv4, every address) and owns the sockets.
-    /// The default.
-    IMSTLS_CONNECT_MANAGED = 1,
-    /// The application creates and connects each flow's socket (e.g. bound to an Android
-    /// `Network`) and hands it in with `imstls_driver_adopt_fd`.
-    IMSTLS_CONNECT_EXTERNAL = 2,
-}
-
-/// Who closes a descriptor handed to `imstls_driver_adopt_fd` (passed as a `uint32_t`).
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum imstls_fd_ownership {
-    /// The driver owns the descriptor from a successful call on, sets close-on-exec on it and
-    /// closes it when the flow ends. (On error it stays yours.)
-    IMSTLS_FD_TRANSFER = 1,
-    /// The descriptor stays yours: the driver works on a duplicate (close-on-exec) and never
-    /// closes yours; when the flow ends it shuts the connection down (`shutdown(2)`) and
-    /// closes its duplicate. Close yours whenever you like after the adopt call. The
-    /// duplicate shares your open file description, so the driver never changes its status
-    /// flags: a blocking descriptor stays blocking (the driver asks for non-blocking I/O per
-    /// call, `MSG_DONTWAIT`). It does set `TCP_NODELAY` on the connection.
-    IMSTLS_FD_BORROW = 2,
-}
-
-impl imstls_connect_mode {
-    fn from_u32(value: u32) -> Option<Self> {
-        [Self::IMSTLS_CONNECT_MANAGED, Self::IMSTLS_CONNECT_EXTERNAL]
-            .into_iter()
-            .find(|v| *v as u32 == value)
-    }
-}
-
-impl imstls_fd_ownership {
-    fn from_u32(value: u32) -> Option<Self> {
-        [Self::IMSTLS_FD_TRANSFER, Self::IMSTLS_FD_BORROW]
-            .into_iter()
-            .find(|v| *v as u32 == value)
-    }
-}
+use super::ue::{connect_error, duration_s, identity};
 
 /// `imstls_driver_interest` bit: wait until the descriptor is readable (`POLLIN`).
 pub const IMSTLS_INTEREST_READABLE: u32 = 1;
@@ -257,14 +213,9 @@ pub extern "C" fn imstls_driver_set_connect_mode(
 ) -> imstls_result {
     guard(|| {
         input(driver, |d| {
-            d.set_connect_mode(match imstls_connect_mode::from_u32(mode) {
-                Some(imstls_connect_mode::IMSTLS_CONNECT_MANAGED) => ConnectMode::Managed,
-                Some(imstls_connect_mode::IMSTLS_CONNECT_EXTERNAL) => ConnectMode::External,
-                None => {
-                    return Err(Failure::invalid(format!(
-                        "{mode} is not an imstls_connect_mode value"
-                    )))
-                }
+            d.set_connect_mode(match enum_arg(mode)? {
+                imstls_connect_mode::IMSTLS_CONNECT_MANAGED => ConnectMode::Managed,
+                imstls_connect_mode::IMSTLS_CONNECT_EXTERNAL => ConnectMode::External,
             });
             Ok(())
         })
@@ -439,14 +390,9 @@ pub extern "C" fn imstls_driver_adopt_fd(
 ) -> imstls_result {
     guard(|| {
         input(driver, |d| {
-            let transfer = match imstls_fd_ownership::from_u32(ownership) {
-                Some(imstls_fd_ownership::IMSTLS_FD_TRANSFER) => true,
-                Some(imstls_fd_ownership::IMSTLS_FD_BORROW) => false,
-                None => {
-                    return Err(Failure::invalid(format!(
-                        "{ownership} is not an imstls_fd_ownership value"
-                    )))
-                }
+            let transfer = match enum_arg(ownership)? {
+                imstls_fd_ownership::IMSTLS_FD_TRANSFER => true,
+                imstls_fd_ownership::IMSTLS_FD_BORROW => false,
             };
             if d.connect_mode() != ConnectMode::External {
                 return Err(DriverError::WrongMode(d.connect_mode()).into());
@@ -705,7 +651,7 @@ pub extern "C" fn imstls_driver_state(
 ) -> imstls_result {
     guard(|| {
         with(driver, "driver", |locked, _| {
-            out(out_state, "out_state")?.write(c_state(locked.inner.state()));
+            out(out_state, "out_state")?.write(locked.inner.state().into());
             Ok(())
         })
     })

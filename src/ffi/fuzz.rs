@@ -8,10 +8,10 @@
 use std::ffi::{c_char, CString};
 use std::ptr;
 
+use super::codes::{imstls_output_type, imstls_result};
 use super::config::*;
 use super::error::{imstls_error, imstls_error_copy_message, imstls_error_free};
 use super::output::*;
-use super::result::imstls_result;
 use super::ue::*;
 
 /// A NUL-terminated C string from arbitrary bytes (cut at the first NUL, like C would).

@@ -16,13 +16,15 @@ use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::ptr;
 
+use super::codes::{
+    imstls_connect_mode, imstls_event_kind, imstls_fd_ownership, imstls_result, imstls_state,
+};
 use super::config::*;
 use super::driver::*;
 use super::error::{imstls_error_copy_message, imstls_error_free};
 // The op-program reader and the checks are the `ffi` target's own.
 use super::fuzz::{c_string, check, number, ops};
 use super::output::*;
-use super::result::imstls_result;
 
 /// Drivers alive at once at most; more `new` ops are ignored.
 const MAX_DRIVERS: usize = 2;
@@ -235,7 +237,7 @@ fn queries(subject: &Subject, arg: &[u8], scratch: &mut [u8]) {
     let mut fd: c_int = -1;
     let mut interest = 0u32;
     let mut ms = 0u64;
-    let mut state = super::ue::imstls_state::IMSTLS_STATE_IDLE;
+    let mut state = imstls_state::IMSTLS_STATE_IDLE;
     if null {
         check(imstls_driver_fd(d, ptr::null_mut()), "fd");
         check(imstls_driver_interest(d, ptr::null_mut()), "interest");

@@ -20,9 +20,9 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::error::Failure;
+use super::codes::imstls_result;
+use super::failure::Failure;
 use super::log::{self as ffi_log, LogSink};
-use super::result::imstls_result;
 
 /// A wake-up callback: "something is ready — outputs or events to poll, or a new socket or
 /// deadline to wait for". Called on the thread that made the call which caused it, after

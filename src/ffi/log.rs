@@ -13,41 +13,9 @@ use std::sync::OnceLock;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use super::error::{c_string, Failure};
-use super::result::imstls_result;
-
-/// Log levels, most severe first. `IMSTLS_LOG_OFF` (0) turns a handle's logging off.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum imstls_log_level {
-    /// No logging.
-    IMSTLS_LOG_OFF = 0,
-    /// Errors.
-    IMSTLS_LOG_ERROR = 1,
-    /// Warnings (e.g. a P-CSCF certificate rejected, a connection lost).
-    IMSTLS_LOG_WARN = 2,
-    /// Milestones (TLS up, registered).
-    IMSTLS_LOG_INFO = 3,
-    /// Every event with its clause.
-    IMSTLS_LOG_DEBUG = 4,
-    /// Everything, including rustls internals.
-    IMSTLS_LOG_TRACE = 5,
-}
-
-impl imstls_log_level {
-    fn from_u32(value: u32) -> Option<Self> {
-        [
-            Self::IMSTLS_LOG_OFF,
-            Self::IMSTLS_LOG_ERROR,
-            Self::IMSTLS_LOG_WARN,
-            Self::IMSTLS_LOG_INFO,
-            Self::IMSTLS_LOG_DEBUG,
-            Self::IMSTLS_LOG_TRACE,
-        ]
-        .into_iter()
-        .find(|v| *v as u32 == value)
-    }
-}
+use super::boundary::{c_string, enum_arg};
+use super::codes::{imstls_log_level, imstls_result};
+use super::failure::Failure;
 
 /// A log callback: `level`, the Rust module that logged (`target`, e.g. `"imstls::engine"`)
 /// and the `message`. Both strings are NUL-terminated UTF-8, valid only during the callback.
@@ -100,18 +68,13 @@ pub(crate) fn sink(
     level: u32,
 ) -> Result<Option<LogSink>, Failure> {
     use imstls_log_level as L;
-    let max = match L::from_u32(level) {
-        Some(L::IMSTLS_LOG_OFF) => LevelFilter::Off,
-        Some(L::IMSTLS_LOG_ERROR) => LevelFilter::Error,
-        Some(L::IMSTLS_LOG_WARN) => LevelFilter::Warn,
-        Some(L::IMSTLS_LOG_INFO) => LevelFilter::Info,
-        Some(L::IMSTLS_LOG_DEBUG) => LevelFilter::Debug,
-        Some(L::IMSTLS_LOG_TRACE) => LevelFilter::Trace,
-        None => {
-            return Err(Failure::invalid(format!(
-                "log level {level} is not an imstls_log_level"
-            )))
-        }
+    let max = match enum_arg(level)? {
+        L::IMSTLS_LOG_OFF => LevelFilter::Off,
+        L::IMSTLS_LOG_ERROR => LevelFilter::Error,
+        L::IMSTLS_LOG_WARN => LevelFilter::Warn,
+        L::IMSTLS_LOG_INFO => LevelFilter::Info,
+        L::IMSTLS_LOG_DEBUG => LevelFilter::Debug,
+        L::IMSTLS_LOG_TRACE => LevelFilter::Trace,
     };
     let Some(callback) = callback else {
         return Ok(None);

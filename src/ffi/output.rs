@@ -9,119 +9,12 @@ use zeroize::Zeroizing;
 use crate::config::{Host, UeConfig};
 use crate::engine::{CandidateFailure, Event, LossReason, Output, RegisterReason, RekeyMethod};
 
-use super::boundary::{arg, copy_out, free_boxed, guard, out};
-use super::error::{c_string, imstls_error, Failure};
-use super::result::imstls_result;
-use super::ue::state_name;
-
-/// What an output asks of the caller.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum imstls_output_type {
-    /// Not an output (the value accessors give for NULL).
-    IMSTLS_OUTPUT_NONE = 0,
-    /// Open a TCP connection to `imstls_output_host`:`imstls_output_port` for flow
-    /// `imstls_output_flow`, then report `imstls_ue_connected` or `imstls_ue_connect_failed`
-    /// (sans-IO), or adopt a socket with `imstls_driver_adopt_fd` (driver in external-connect
-    /// mode).
-    IMSTLS_OUTPUT_CONNECT = 1,
-    /// Write `imstls_output_data` to the flow's socket, in order (sans-IO only).
-    IMSTLS_OUTPUT_TRANSMIT = 2,
-    /// Close the flow's socket, after writing every earlier TRANSMIT for it: a fatal alert
-    /// may be among them (TS 33.203 O.3.1.2) (sans-IO only).
-    IMSTLS_OUTPUT_CLOSE = 3,
-    /// Something happened: see `imstls_output_event`.
-    IMSTLS_OUTPUT_EVENT = 4,
-}
-
-/// Which event an `IMSTLS_OUTPUT_EVENT` is. `imstls_output_event_name` gives the same as a
-/// stable string; `imstls_output_clause` the clause of TS 33.203 (or RFC) behind it.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum imstls_event_kind {
-    /// Not an event.
-    IMSTLS_EVENT_NONE = 0,
-    /// A new flow is being opened (`host`, `port`, `candidate`, `attempt`).
-    IMSTLS_EVENT_CONNECTING = 1,
-    /// The TCP connection could not be made (`reason`: refused, unreachable, timed_out,
-    /// reset, other; `error`).
-    IMSTLS_EVENT_CONNECT_FAILED = 2,
-    /// TLS is up (`tls_version`, `cipher_suite`, `kx_group`, flag RESUMED).
-    IMSTLS_EVENT_TLS_ESTABLISHED = 3,
-    /// The P-CSCF sent a CertificateRequest, which O.2.1 forbids (flag ABORTED).
-    IMSTLS_EVENT_CLIENT_CERTIFICATE_REQUESTED = 4,
-    /// The P-CSCF certificate was rejected; the fatal alert was written before the close
-    /// (`reason`: expired, name_mismatch, ...; `error` has alert and names).
-    IMSTLS_EVENT_CERTIFICATE_REJECTED = 5,
-    /// The TLS handshake failed for another reason (`reason`, `error`).
-    IMSTLS_EVENT_TLS_FAILED = 6,
-    /// Send a REGISTER on this flow now (`register_reason`). The one event that needs an
-    /// answer: build the REGISTER and call `send_sip`.
-    IMSTLS_EVENT_REGISTER_NOW = 7,
-    /// A REGISTER went out (`reason`: register, refresh, deregister).
-    IMSTLS_EVENT_REGISTERING = 8,
-    /// The stack reported a 401/407; the next REGISTER goes on the same flow (flag STALE).
-    IMSTLS_EVENT_CHALLENGED = 9,
-    /// Registered (`expires_s`, `refresh_in_s`).
-    IMSTLS_EVENT_REGISTERED = 10,
-    /// The flow was lost (`reason`, flag WAS_REGISTERED, `error`; for `"peer_not_reading"`
-    /// and `"queue_overflow"`, `dropped_bytes`); a new flow follows.
-    IMSTLS_EVENT_CONNECTION_LOST = 11,
-    /// Waiting before the next attempt (`attempt`, `delay_ms`; RFC 5626 §4.5). When every
-    /// candidate failed in the round, `imstls_output_failed_candidate_count` and the
-    /// `imstls_output_failed_candidate_*` accessors give each candidate's failure.
-    IMSTLS_EVENT_BACKING_OFF = 12,
-    /// An incomplete registration was torn down (O.4.1): `flow` (0 if none),
-    /// `purged_sessions`, `dropped_bytes`, `reason` = the state it was in.
-    IMSTLS_EVENT_SUPERSEDED = 13,
-    /// The registration failed (`sip_status`, `reason`, flag RETRYING). With `reason` `"tls"`
-    /// every candidate was tried and each failed for its TLS configuration (no common
-    /// version, suite or group; a client certificate demanded under the abort policy): the
-    /// `imstls_output_failed_candidate_*` accessors list them, one per candidate. With
-    /// `"certificate"` they list the candidates tried before and the rejected one last.
-    IMSTLS_EVENT_REGISTRATION_FAILED = 14,
-    /// De-registered; the flow is closed.
-    IMSTLS_EVENT_DEREGISTERED = 15,
-    /// A SIP message arrived (`data`): a response, or a request on the registered flow.
-    IMSTLS_EVENT_SIP_RECEIVED = 16,
-    /// A CRLF keep-alive ping was sent.
-    IMSTLS_EVENT_KEEPALIVE_SENT = 17,
-    /// The pong arrived.
-    IMSTLS_EVENT_PONG_RECEIVED = 18,
-    /// The P-CSCF pinged and imstls answered: one pong per read, however many pings it held.
-    IMSTLS_EVENT_PING_ANSWERED = 19,
-    /// Keys were refreshed (`reason`: key_update, new_flow).
-    IMSTLS_EVENT_REKEYED = 20,
-    /// Warning: this flow's TLS secrets go to the key log the application configured
-    /// (`imstls_config_builder_set_key_log_file` / `_callback`): it can be decrypted.
-    IMSTLS_EVENT_KEY_LOG_ENABLED = 21,
-    /// An event this version of the C API does not name; `imstls_output_event_name` has it.
-    IMSTLS_EVENT_OTHER = 255,
-}
-
-/// Why a REGISTER is due (`IMSTLS_EVENT_REGISTER_NOW`): what kind of REGISTER to build.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum imstls_register_reason {
-    /// Not a REGISTER_NOW event.
-    IMSTLS_REGISTER_REASON_NONE = 0,
-    /// A new registration started: new Call-ID, no credentials yet.
-    IMSTLS_REGISTER_REASON_INITIAL = 1,
-    /// Answer the 401/407 just reported, on the same flow.
-    IMSTLS_REGISTER_REASON_CHALLENGE = 2,
-    /// Answer a stale=true challenge with the same credentials (O.3.1.3).
-    IMSTLS_REGISTER_REASON_STALE_CHALLENGE = 3,
-    /// Refresh the registration on its flow (O.4.3).
-    IMSTLS_REGISTER_REASON_REFRESH = 4,
-    /// The flow was lost: a new registration on the new flow (O.4.1).
-    IMSTLS_REGISTER_REASON_RECOVERY = 5,
-    /// The network changed: a new registration on the new flow.
-    IMSTLS_REGISTER_REASON_NETWORK_CHANGED = 6,
-    /// A TLS 1.2 flow was replaced for fresh keys: a new registration.
-    IMSTLS_REGISTER_REASON_REKEY = 7,
-    /// De-register: REGISTER with Expires: 0.
-    IMSTLS_REGISTER_REASON_DEREGISTER = 8,
-}
+use super::boundary::{arg, c_string, copy_out, free_boxed, guard, out};
+use super::codes::{
+    imstls_event_kind, imstls_output_type, imstls_register_reason, imstls_result, imstls_state,
+};
+use super::error::imstls_error;
+use super::failure::Failure;
 
 /// `imstls_output_flags` bit: the challenge carried stale=true.
 pub const IMSTLS_FLAG_STALE: u32 = 1;
@@ -369,7 +262,7 @@ impl imstls_output {
             }
             Event::Superseded { abandoned } => {
                 this.flow = abandoned.flow.map_or(0, |f| f.0);
-                this.reason = c_string(state_name(abandoned.state));
+                this.reason = c_string(imstls_state::from(abandoned.state).name());
                 this.purged_sessions = abandoned.purged_sessions;
                 this.dropped_bytes = abandoned.dropped_bytes;
                 E::IMSTLS_EVENT_SUPERSEDED
@@ -832,22 +725,4 @@ pub extern "C" fn imstls_output_failed_candidate_detail(
 #[no_mangle]
 pub extern "C" fn imstls_output_free(output: *mut imstls_output) {
     guard(|| free_boxed(output))
-}
-
-impl super::boundary::OnPanic for imstls_output_type {
-    fn on_panic() -> Self {
-        Self::IMSTLS_OUTPUT_NONE
-    }
-}
-
-impl super::boundary::OnPanic for imstls_event_kind {
-    fn on_panic() -> Self {
-        Self::IMSTLS_EVENT_NONE
-    }
-}
-
-impl super::boundary::OnPanic for imstls_register_reason {
-    fn on_panic() -> Self {
-        Self::IMSTLS_REGISTER_REASON_NONE
-    }
 }

@@ -3,8 +3,8 @@
 //! `IMSTLS_PANIC`, poisons only its handle, and never unwinds into C.
 
 use super::boundary::guard;
+use super::codes::imstls_result;
 use super::handle::with;
-use super::result::imstls_result;
 use super::ue::imstls_ue;
 
 /// Panics while holding `ue`'s lock: returns `IMSTLS_PANIC`; later calls on `ue` return

@@ -7,148 +7,31 @@ use std::ffi::{c_char, c_void};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::engine::{
-    FlowId, Identity, LossReason, Output, TransportClosure, TransportError, Ue, UeState,
-};
+use crate::engine::{FlowId, Identity, LossReason, Output, TransportClosure, TransportError, Ue};
 
 use super::binding::imstls_binding;
-use super::boundary::{arg, boxed, bytes_arg, guard, opt_str_arg, out, str_arg, str_array_arg};
+use super::boundary::{
+    arg, boxed, bytes_arg, enum_arg, guard, opt_str_arg, out, str_arg, str_array_arg,
+};
 use super::clock::Clock;
+use super::codes::{imstls_connect_error, imstls_result, imstls_state, imstls_transport_closure};
 use super::config::imstls_config;
-use super::error::{imstls_error, Failure};
+use super::error::imstls_error;
+use super::failure::Failure;
 use super::handle::{self, imstls_wake_callback, with, with_code, Handle, HasHandle};
 use super::log::imstls_log_callback;
 use super::output::imstls_output;
-use super::result::imstls_result;
-
-/// What the engine waits for (`imstls_ue_state()`, `imstls_driver_state()`).
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum imstls_state {
-    /// No registration wanted: waiting for `start_registration`.
-    IMSTLS_STATE_IDLE = 1,
-    /// Waiting for the TCP connect result.
-    IMSTLS_STATE_CONNECTING = 2,
-    /// Waiting for the TLS handshake.
-    IMSTLS_STATE_HANDSHAKING = 3,
-    /// Flow up: waiting for the stack's REGISTER.
-    IMSTLS_STATE_AWAITING_REGISTER = 4,
-    /// REGISTER sent: waiting for the stack to report the answer.
-    IMSTLS_STATE_REGISTERING = 5,
-    /// Registered (refreshes run in this state).
-    IMSTLS_STATE_REGISTERED = 6,
-    /// De-REGISTER due or sent.
-    IMSTLS_STATE_DEREGISTERING = 7,
-    /// Waiting out an RFC 5626 §4.5 back-off.
-    IMSTLS_STATE_BACKING_OFF = 8,
-    /// Stopped after a failure that is not retried automatically (certificate, 4xx):
-    /// waiting for a new `start_registration`.
-    IMSTLS_STATE_CLOSED = 9,
-}
-
-pub(crate) fn c_state(state: UeState) -> imstls_state {
-    use imstls_state as S;
-    match state {
-        UeState::Idle => S::IMSTLS_STATE_IDLE,
-        UeState::Connecting => S::IMSTLS_STATE_CONNECTING,
-        UeState::Handshaking => S::IMSTLS_STATE_HANDSHAKING,
-        UeState::AwaitingRegister => S::IMSTLS_STATE_AWAITING_REGISTER,
-        UeState::Registering => S::IMSTLS_STATE_REGISTERING,
-        UeState::Registered => S::IMSTLS_STATE_REGISTERED,
-        UeState::Deregistering => S::IMSTLS_STATE_DEREGISTERING,
-        UeState::BackingOff => S::IMSTLS_STATE_BACKING_OFF,
-        UeState::Closed => S::IMSTLS_STATE_CLOSED,
-    }
-}
-
-/// A stable snake_case name for a state.
-pub(crate) fn state_name(state: UeState) -> &'static str {
-    match state {
-        UeState::Idle => "idle",
-        UeState::Connecting => "connecting",
-        UeState::Handshaking => "handshaking",
-        UeState::AwaitingRegister => "awaiting_register",
-        UeState::Registering => "registering",
-        UeState::Registered => "registered",
-        UeState::Deregistering => "deregistering",
-        UeState::BackingOff => "backing_off",
-        UeState::Closed => "closed",
-    }
-}
-
-/// Why a TCP connect failed, for `imstls_ue_connect_failed` / `imstls_driver_connect_failed`
-/// (passed as a `uint32_t`).
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum imstls_connect_error {
-    /// ECONNREFUSED.
-    IMSTLS_CONNECT_REFUSED = 1,
-    /// Host or network unreachable.
-    IMSTLS_CONNECT_UNREACHABLE = 2,
-    /// The connect timed out.
-    IMSTLS_CONNECT_TIMED_OUT = 3,
-    /// Reset by the peer.
-    IMSTLS_CONNECT_RESET = 4,
-    /// Anything else (describe it in `detail`).
-    IMSTLS_CONNECT_OTHER = 5,
-    /// The P-CSCF's name did not resolve to any address.
-    IMSTLS_CONNECT_UNRESOLVED = 6,
-}
-
-/// How the caller's socket ended, for `imstls_ue_transport_closed` (passed as a `uint32_t`).
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum imstls_transport_closure {
-    /// `read` returned 0 (FIN).
-    IMSTLS_CLOSURE_EOF = 1,
-    /// ECONNRESET.
-    IMSTLS_CLOSURE_RESET = 2,
-    /// Another socket error (describe it in `detail`).
-    IMSTLS_CLOSURE_ERROR = 3,
-}
-
-impl imstls_connect_error {
-    fn from_u32(value: u32) -> Option<Self> {
-        [
-            Self::IMSTLS_CONNECT_REFUSED,
-            Self::IMSTLS_CONNECT_UNREACHABLE,
-            Self::IMSTLS_CONNECT_TIMED_OUT,
-            Self::IMSTLS_CONNECT_RESET,
-            Self::IMSTLS_CONNECT_OTHER,
-            Self::IMSTLS_CONNECT_UNRESOLVED,
-        ]
-        .into_iter()
-        .find(|v| *v as u32 == value)
-    }
-}
-
-impl imstls_transport_closure {
-    fn from_u32(value: u32) -> Option<Self> {
-        [
-            Self::IMSTLS_CLOSURE_EOF,
-            Self::IMSTLS_CLOSURE_RESET,
-            Self::IMSTLS_CLOSURE_ERROR,
-        ]
-        .into_iter()
-        .find(|v| *v as u32 == value)
-    }
-}
 
 pub(crate) fn connect_error(reason: u32, detail: Option<&str>) -> Result<TransportError, Failure> {
     use imstls_connect_error as C;
-    Ok(match C::from_u32(reason) {
-        Some(C::IMSTLS_CONNECT_REFUSED) => TransportError::Refused,
-        Some(C::IMSTLS_CONNECT_UNREACHABLE) => TransportError::Unreachable,
-        Some(C::IMSTLS_CONNECT_TIMED_OUT) => TransportError::TimedOut,
-        Some(C::IMSTLS_CONNECT_RESET) => TransportError::Reset,
-        Some(C::IMSTLS_CONNECT_UNRESOLVED) => TransportError::Unresolved,
-        Some(C::IMSTLS_CONNECT_OTHER) => {
+    Ok(match enum_arg(reason)? {
+        C::IMSTLS_CONNECT_REFUSED => TransportError::Refused,
+        C::IMSTLS_CONNECT_UNREACHABLE => TransportError::Unreachable,
+        C::IMSTLS_CONNECT_TIMED_OUT => TransportError::TimedOut,
+        C::IMSTLS_CONNECT_RESET => TransportError::Reset,
+        C::IMSTLS_CONNECT_UNRESOLVED => TransportError::Unresolved,
+        C::IMSTLS_CONNECT_OTHER => {
             TransportError::Other(detail.unwrap_or("connect failed").to_owned())
-        }
-        None => {
-            return Err(Failure::invalid(format!(
-                "{reason} is not an imstls_connect_error value"
-            )))
         }
     })
 }
@@ -512,16 +395,11 @@ pub extern "C" fn imstls_ue_transport_closed(
         input(ue, now_ms, |engine, now| {
             let detail = opt_str_arg(detail, "detail")?;
             use imstls_transport_closure as T;
-            let closure = match T::from_u32(closure) {
-                Some(T::IMSTLS_CLOSURE_EOF) => TransportClosure::Eof,
-                Some(T::IMSTLS_CLOSURE_RESET) => TransportClosure::Reset,
-                Some(T::IMSTLS_CLOSURE_ERROR) => {
+            let closure = match enum_arg(closure)? {
+                T::IMSTLS_CLOSURE_EOF => TransportClosure::Eof,
+                T::IMSTLS_CLOSURE_RESET => TransportClosure::Reset,
+                T::IMSTLS_CLOSURE_ERROR => {
                     TransportClosure::Error(detail.unwrap_or("socket error").to_owned())
-                }
-                None => {
-                    return Err(Failure::invalid(format!(
-                        "{closure} is not an imstls_transport_closure value"
-                    )))
                 }
             };
             Ok(engine.transport_closed(now, FlowId(flow), closure)?)
@@ -609,7 +487,7 @@ pub extern "C" fn imstls_ue_state(
 ) -> imstls_result {
     guard(|| {
         with(ue, "ue", |locked, _| {
-            out(out_state, "out_state")?.write(c_state(locked.inner.ue.state()));
+            out(out_state, "out_state")?.write(locked.inner.ue.state().into());
             Ok(())
         })
     })
