@@ -89,15 +89,10 @@ mod ffi;
 pub use ffi::fuzz::ffi_bytes as __fuzz_ffi_bytes;
 #[doc(hidden)]
 pub use ffi::fuzz_driver::driver_api_bytes as __fuzz_driver_api_bytes;
-pub mod name;
-mod profile;
-pub mod session;
 pub mod sip;
-pub mod sip_uri;
 pub mod tls;
-mod verify;
-pub mod x509;
 
+pub use config::crypto_provider_name;
 pub use config::{
     Backoff, Candidate, CertificateRequestPolicy, ConfigError, Host, KeepAlive, KeyLogSink,
     KxGroup, QueueLimits, TlsVersions, TrustSource, UeConfig, UeConfigBuilder,
@@ -107,8 +102,8 @@ pub use engine::{
     FlowId, Identity, LossReason, Output, Queue, RegisterKind, RegisterReason, RekeyMethod,
     TransportClosure, TransportError, Ue, UeError, UeState,
 };
-pub use profile::{crypto_provider_name, TlsProfile};
 pub use rustls::AlertDescription;
+pub use tls::profile::TlsProfile;
 pub use tls::{
     alert_name, CertificateFailure, TlsDetails, TlsFailure, TlsFailureKind, TlsFlow, TlsPhase,
 };

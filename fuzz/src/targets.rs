@@ -631,19 +631,19 @@ pub fn config(data: &[u8]) {
 /// The diagnostic certificate reader (the `TlsEstablished` summary, the names listed in a name
 /// mismatch); no accept/refuse decision reads it (the `cert_identity` target covers those).
 pub fn x509(data: &[u8]) {
-    let Ok(info) = imstls::x509::parse_certificate(data) else {
+    let Ok(info) = imstls::tls::x509::parse_certificate(data) else {
         return;
     };
     assert!(info.spki.len() <= data.len());
-    let _ = imstls::x509::format_utc(info.not_before);
-    let _ = imstls::x509::format_utc(info.not_after);
+    let _ = imstls::tls::x509::format_utc(info.not_before);
+    let _ = imstls::tls::x509::format_utc(info.not_after);
 }
 
 /// "Is this certificate accepted for this name", on validly signed chains: the input chooses
 /// the leaf's SANs (DNS, URI, IP: any ASCII) and the intermediate's DNS name constraints; a
 /// real rustls server presents the chain to a real imstls handshake. Accepted ⇒ an oracle that
 /// shares no code with imstls agrees (see [`cert_identity_oracle`]). Every URI SAN also goes
-/// through `imstls::sip_uri::parse` with its own properties.
+/// through `imstls::sip::uri::parse` with its own properties.
 ///
 /// Input: byte 0 = flags (bit 0 wildcard opt-in, bit 1 constrained intermediate, bits 2–3 the
 /// expected name, bit 4 TLS 1.2 instead of 1.3), then entries separated by 0xff, each a kind
@@ -850,10 +850,10 @@ pub fn sip_uri(data: &[u8]) {
     sip_uri_properties(&format!("sip:{text}"));
 }
 
-/// Properties of `imstls::sip_uri::parse` on any text.
+/// Properties of `imstls::sip::uri::parse` on any text.
 fn sip_uri_properties(uri: &str) {
-    use imstls::sip_uri::{SipHost, SipUriError};
-    match imstls::sip_uri::parse(uri) {
+    use imstls::sip::uri::{SipHost, SipUriError};
+    match imstls::sip::uri::parse(uri) {
         Ok(parsed) => {
             let rest = &uri[4..];
             assert!(uri[..4].eq_ignore_ascii_case("sip:"), "{uri:?}");

@@ -35,9 +35,9 @@ pub use event::{
 pub use identity::Identity;
 
 use crate::config::{ConfigError, UeConfig};
-use crate::profile::TlsProfile;
-use crate::session::StoreMark;
 use crate::sip::{parse_outgoing_message, Frame, SipFramer};
+use crate::tls::profile::TlsProfile;
+use crate::tls::session::StoreMark;
 use crate::tls::{Closure, TlsFailure, TlsFailureKind, TlsFlow, TlsPhase};
 use conformance::ConformanceLog;
 use timing::{backoff_window, keepalive_window, refresh_delay, Jitter};

@@ -7,6 +7,8 @@
 //! to a strict subset of RFC 3261 ([`parse_outgoing_message`]) so that no receiver, however
 //! lenient, reads it as anything but the one message imstls checked.
 
+pub mod uri;
+
 use std::fmt;
 
 use zeroize::{Zeroize, Zeroizing};
