@@ -32,9 +32,9 @@ mod clock;
 mod config;
 mod driver;
 mod error;
-#[doc(hidden)]
+#[cfg(feature = "_internal_test_exports")]
 pub mod fuzz;
-#[doc(hidden)]
+#[cfg(feature = "_internal_test_exports")]
 pub mod fuzz_driver;
 mod handle;
 mod log;

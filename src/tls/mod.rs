@@ -7,12 +7,12 @@
 //! the transmit output **before** the failure is reported (TS 33.203 O.3.1.2): the caller
 //! drains [`TlsFlow::take_transmit`] and only then closes the socket.
 
-pub mod cert_identity;
+pub(crate) mod cert_identity;
 mod failure;
 pub(crate) mod profile;
-pub mod session;
+pub(crate) mod session;
 mod verify;
-pub mod x509;
+pub(crate) mod x509;
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -188,6 +188,7 @@ impl TlsFlow {
     }
 
     /// The failure that ended the flow, if any.
+    #[cfg(feature = "_internal_test_exports")] // only tests and fuzz targets call it
     pub fn failure(&self) -> Option<&TlsFailure> {
         self.failure.as_ref()
     }

@@ -69,11 +69,13 @@ impl TlsProfile {
     }
 
     /// The UE configuration this profile was built from.
+    #[cfg(feature = "_internal_test_exports")] // only tests and fuzz targets call it
     pub fn config(&self) -> &UeConfig {
         &self.config
     }
 
     /// The session store (resumption state, purge operations).
+    #[cfg(feature = "_internal_test_exports")] // only tests and fuzz targets call it
     pub fn sessions(&self) -> &SessionStore {
         &self.sessions
     }

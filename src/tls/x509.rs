@@ -132,6 +132,7 @@ pub struct SubjectAltNames {
 
 impl SubjectAltNames {
     /// True when the certificate has no usable subjectAltName entry at all.
+    #[cfg(feature = "_internal_test_exports")] // only tests and fuzz targets call it
     pub fn is_empty(&self) -> bool {
         self.uris.is_empty() && self.dns_names.is_empty() && self.ip_addresses.is_empty()
     }
