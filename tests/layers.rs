@@ -289,10 +289,21 @@ fn alias(tokens: &[Token], i: &mut usize) -> Option<String> {
     None
 }
 
+/// One leaf of a `use` statement.
+struct UseLeaf {
+    /// The module the statement is in.
+    module: Vec<String>,
+    line: usize,
+    path: Vec<String>,
+    /// The name it brings into scope (none for a glob).
+    name: Option<String>,
+    /// A `pub use` / `pub(…) use`: a re-export.
+    is_pub: bool,
+}
+
 struct Parsed {
     file: String,
-    /// (module of the statement, line, path, local name, is a `pub use`)
-    uses: Vec<(Vec<String>, usize, Vec<String>, Option<String>, bool)>,
+    uses: Vec<UseLeaf>,
     /// (module, line, path) of paths in code.
     paths: Vec<(Vec<String>, usize, Vec<String>)>,
     /// Identifiers used in code outside `use` statements: (module, name) → first line.
@@ -349,7 +360,13 @@ fn parse(file: &str, source: &str) -> Parsed {
                     let mut leaves = Vec::new();
                     i = use_tree(&tokens, i + close + 2, &[], &mut leaves);
                     for (path, name) in leaves {
-                        parsed.uses.push((module.clone(), line, path, name, true));
+                        parsed.uses.push(UseLeaf {
+                            module: module.clone(),
+                            line,
+                            path,
+                            name,
+                            is_pub: true,
+                        });
                     }
                     continue;
                 }
@@ -362,7 +379,13 @@ fn parse(file: &str, source: &str) -> Parsed {
                 let mut leaves = Vec::new();
                 i = use_tree(&tokens, i + 1, &[], &mut leaves);
                 for (path, name) in leaves {
-                    parsed.uses.push((module.clone(), line, path, name, is_pub));
+                    parsed.uses.push(UseLeaf {
+                        module: module.clone(),
+                        line,
+                        path,
+                        name,
+                        is_pub,
+                    });
                 }
                 continue;
             }
@@ -412,7 +435,14 @@ impl Analysis {
         // Re-exports: (module, name) → the absolute path it stands for.
         let mut reexports: BTreeMap<(Vec<String>, String), Vec<String>> = BTreeMap::new();
         for p in &parsed {
-            for (module, _, path, name, is_pub) in &p.uses {
+            for UseLeaf {
+                module,
+                path,
+                name,
+                is_pub,
+                ..
+            } in &p.uses
+            {
                 if let (true, Some(name), Some(target)) =
                     (*is_pub, name, absolute(path, module, &modules))
                 {
@@ -460,7 +490,14 @@ impl Analysis {
                     }
                 }
             };
-            for (module, line, path, name, is_pub) in &p.uses {
+            for UseLeaf {
+                module,
+                line,
+                path,
+                name,
+                is_pub,
+            } in &p.uses
+            {
                 let abs = absolute(path, module, &modules);
                 let reexport_of_descendant = *is_pub
                     && abs
