@@ -250,8 +250,8 @@ fn main() -> Result<(), Error> {
         .map(|v| Summary::of_durations(v.samples.iter().map(|s| s.cpu)).median);
     println!(
         "Where imstls's extra time goes, in part: checking and framing the cycle's four SIP \
-         messages (`imstls::sip::parse_outgoing_message` for the two REGISTERs, as \
-         `Ue::send_sip` does, `imstls::sip::parse_head` for the 401 and the 200, as the \
+         messages (imstls's `sip::parse_outgoing_message` for the two REGISTERs, as \
+         `Ue::send_sip` does, `sip::parse_head` for the 401 and the 200, as the \
          engine's framer does) takes {} µs per cycle \
          when timed alone{}; the bare client's framing of the two responses (testkit \
          `Framer`) takes {} µs.\n",
@@ -400,6 +400,7 @@ fn report_in_memory((imstls, bare): &(Vec<Duration>, Vec<Duration>), cycles: usi
 /// does and parse the heads of the two responses as the engine's framer does,
 /// and to frame the two responses with the testkit `Framer` (what the bare client does).
 fn parse_cost() -> Result<(f64, f64), Error> {
+    use imstls::_internal_test_exports::sip::{parse_head, parse_outgoing_message};
     use imstls_testkit::registrar::{Registrar, RegistrarConfig, RequestContext};
     use imstls_testkit::sip::{Framer, SipMessage};
 
@@ -429,10 +430,10 @@ fn parse_cost() -> Result<(f64, f64), Error> {
     for _ in 0..rounds {
         for m in [&messages[0], &messages[2]] {
             let m = std::hint::black_box(m);
-            std::hint::black_box(imstls::sip::parse_outgoing_message(m, 1 << 20)?);
+            std::hint::black_box(parse_outgoing_message(m, 1 << 20)?);
         }
         for m in [&messages[1], &messages[3]] {
-            std::hint::black_box(imstls::sip::parse_head(std::hint::black_box(m), 1 << 20)?);
+            std::hint::black_box(parse_head(std::hint::black_box(m), 1 << 20)?);
         }
     }
     let imstls = start.elapsed().as_secs_f64() * 1e6 / rounds as f64;

@@ -68,50 +68,104 @@
 //!
 //! ## Where things live
 //!
-//! - [`config`]: the validated TLS profile and engine timers ([`UeConfig`]).
-//! - [`engine`]: the registration state machine ([`Ue`]), its events and outputs.
-//! - [`tls`]: the sans-IO TLS flow over rustls ([`TlsFlow`]) and the failure taxonomy.
-//! - [`session`]: the TLS session store (lifetime, per-P-CSCF keys, purge).
-//! - [`name`]: RFC 5922 P-CSCF identity rules on webpki's names; [`sip_uri`]: the strict
-//!   RFC 3261 `sip:` URI parser they use; [`x509`]: a certificate summary for reports only.
-//! - [`sip`]: SIP stream framing and CRLF keep-alives.
-//! - [`driver`]: the managed-socket driver; `include/imstls.h`: the C API over all of it.
+//! One folder per layer under `src/`, lowest first. A module uses only its own layer and the
+//! ones below it, and no two files use each other (`tests/layers.rs` checks both):
+//!
+//! | layer | folder | what it holds |
+//! |---|---|---|
+//! | 0 | `sip/` | SIP wire grammar: stream framing, CRLF keep-alives, the strict check of what [`Ue::send_sip`] accepts ([`FramingError`]); `uri.rs`, the strict RFC 3261 `sip:` URI parser |
+//! | 1 | `config/` | [`UeConfig`] and [`UeConfigBuilder`] with their option types, candidates, trust anchors, the key log, and the crypto provider compiled in ([`crypto_provider_name`]: `provider.rs`) |
+//! | 2 | `tls/` | the sans-IO TLS flow over rustls and its failure taxonomy ([`TlsFailure`], [`TlsDetails`]); `profile.rs` the rustls configuration, `verify.rs` the P-CSCF verifier, `cert_identity.rs` the RFC 5922 name rules, `session.rs` the session store, `x509.rs` a certificate summary for reports only |
+//! | 3 | `engine/` | the registration state machine ([`Ue`]), its events and outputs |
+//! | 4 | [`driver`] | the managed-socket driver |
+//! | 5 | `ffi/` | the C API (`include/imstls.h`) over all of it |
+//!
+//! The API is what this page lists: the engine, its configuration and reports at the crate
+//! root, the driver in [`driver`]. Parsers and helpers stay private; the crate's own fuzz
+//! targets, differential tests and benchmarks reach them through the `_internal_test_exports`
+//! feature, which is not part of the API (no stability promise, not for applications).
 //!
 //! `docs/CONFORMANCE.md` maps every Annex O clause to the code and the test that proves it.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+// A type in a public signature that users cannot name is a curation mistake.
+#![warn(unnameable_types)]
 
-pub mod config;
+mod config;
 pub mod driver;
-pub mod engine;
+mod engine;
 mod ffi;
-#[doc(hidden)]
-pub use ffi::fuzz::ffi_bytes as __fuzz_ffi_bytes;
-#[doc(hidden)]
-pub use ffi::fuzz_driver::driver_api_bytes as __fuzz_driver_api_bytes;
-pub mod name;
-mod profile;
-pub mod session;
-pub mod sip;
-pub mod sip_uri;
-pub mod tls;
-mod verify;
-pub mod x509;
+mod sip;
+mod tls;
 
 pub use config::{
-    Backoff, Candidate, CertificateRequestPolicy, ConfigError, Host, KeepAlive, KeyLogSink,
-    KxGroup, QueueLimits, TlsVersions, TrustSource, UeConfig, UeConfigBuilder,
+    crypto_provider_name, Backoff, Candidate, CertificateRequestPolicy, ConfigError, Host,
+    KeepAlive, KeyLogSink, KxGroup, QueueLimits, TlsVersions, TrustSource, UeConfig,
+    UeConfigBuilder, DEFAULT_CONFORMANCE_LOG_ENTRIES, DEFAULT_QUEUE_LIMIT, DEFAULT_SIPS_PORT,
+    MAX_CONFORMANCE_LOG_ENTRIES, MAX_QUEUE_LIMIT, MAX_SESSION_LIFETIME,
 };
 pub use engine::{
     Abandoned, AttemptFailure, Binding, CandidateFailure, ConformanceEntry, Event, FailureReason,
     FlowId, Identity, LossReason, Output, Queue, RegisterKind, RegisterReason, RekeyMethod,
     TransportClosure, TransportError, Ue, UeError, UeState,
 };
-pub use profile::{crypto_provider_name, TlsProfile};
 pub use rustls::AlertDescription;
+pub use sip::FramingError;
 pub use tls::{
-    alert_name, CertificateFailure, TlsDetails, TlsFailure, TlsFailureKind, TlsFlow, TlsPhase,
+    alert_name, CertificateFailure, PeerCertificate, TlsDetails, TlsFailure, TlsFailureKind,
+    TlsPhase,
 };
+
+/// Internals for imstls's own fuzz targets, differential tests and benchmarks — **not part of
+/// the API**: no stability promise, may change in any release, not for applications.
+///
+/// Compiled only with the `_internal_test_exports` feature, which the crate's tests and
+/// benchmarks get through its self dev-dependency and `fuzz/` through its manifest. Paths
+/// mirror the source tree.
+#[cfg(feature = "_internal_test_exports")]
+pub mod _internal_test_exports {
+    /// SIP framing and the strict outgoing-message check (`src/sip/mod.rs`).
+    pub mod sip {
+        pub use crate::sip::{
+            parse_head, parse_one_message, parse_outgoing_message, Frame, MessageHead, SipFramer,
+            StartLine,
+        };
+
+        /// The strict RFC 3261 `sip:` URI parser (`src/sip/uri.rs`).
+        pub mod uri {
+            pub use crate::sip::uri::{parse, SipHost, SipUri, SipUriError};
+        }
+    }
+
+    /// The TLS layer below the engine: a flow, its profile and their helpers (`src/tls/`).
+    pub mod tls {
+        pub use crate::tls::profile::TlsProfile;
+        pub use crate::tls::{Closure, FlowStateError, TlsFlow};
+
+        /// RFC 5922 certificate identity on webpki's names (`src/tls/cert_identity.rs`).
+        pub mod cert_identity {
+            pub use crate::tls::cert_identity::{check_domain_identity, IdentityRefusal};
+        }
+
+        /// The TLS session store (`src/tls/session.rs`).
+        pub mod session {
+            pub use crate::tls::session::{HandshakeId, SessionStore, StoreMark};
+        }
+
+        /// The certificate summary reader behind the reports (`src/tls/x509.rs`).
+        pub mod x509 {
+            pub use crate::tls::x509::{
+                format_utc, parse_certificate, CertificateInfo, SubjectAltNames, X509Error,
+            };
+        }
+    }
+
+    /// The C API driven from fuzz bytes (`src/ffi/fuzz.rs`, `src/ffi/fuzz_driver.rs`).
+    pub mod ffi {
+        pub use crate::ffi::fuzz::ffi_bytes;
+        pub use crate::ffi::fuzz_driver::{driver_api_bytes, WakeCallback};
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -122,6 +176,6 @@ mod tests {
     fn handles_can_move_between_threads() {
         assert_send::<crate::Ue>();
         assert_send_sync::<crate::UeConfig>();
-        assert_send::<crate::TlsFlow>();
+        assert_send::<crate::tls::TlsFlow>();
     }
 }

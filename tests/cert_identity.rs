@@ -6,9 +6,10 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use imstls::_internal_test_exports::tls::{TlsFlow, TlsProfile};
 use imstls::{
-    AlertDescription, Candidate, CertificateFailure, TlsFailure, TlsFlow, TlsProfile, TrustSource,
-    UeConfig, UeConfigBuilder,
+    AlertDescription, Candidate, CertificateFailure, TlsFailure, TrustSource, UeConfig,
+    UeConfigBuilder,
 };
 use imstls_testkit::chains::{ChainFactory, DnsConstraints, LeafNames};
 use imstls_testkit::observation::Observation;

@@ -135,7 +135,7 @@ fn the_send_sip_grammar_reads_the_valid_seeds_and_refuses_the_smuggles() {
         let seen = targets::rfc3261::one_message(&seed).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(seen.method.is_some(), name != "response", "{name}");
         assert!(
-            imstls::sip::parse_outgoing_message(&seed, 1 << 20).is_ok(),
+            imstls::_internal_test_exports::sip::parse_outgoing_message(&seed, 1 << 20).is_ok(),
             "{name}"
         );
     }
@@ -244,13 +244,16 @@ fn write_seed_corpus() {
         .trust_anchors_pem(pki.root_pem())
         .build()
         .unwrap();
-    let profile = imstls::TlsProfile::new(&config, std::time::Instant::now()).unwrap();
+    let profile =
+        imstls::_internal_test_exports::tls::TlsProfile::new(&config, std::time::Instant::now())
+            .unwrap();
     let candidate: imstls::Candidate = "pcscf.ims.test:5061".parse().unwrap();
     for (name, versions) in [
         ("tls13", TlsVersions::Tls13Only),
         ("tls12", TlsVersions::Tls12Only),
     ] {
-        let mut flow = imstls::TlsFlow::connect(&profile, &candidate).unwrap();
+        let mut flow =
+            imstls::_internal_test_exports::tls::TlsFlow::connect(&profile, &candidate).unwrap();
         let server = server_config(&pki, CertKind::Good, versions, false).unwrap();
         let mut core =
             PcscfCore::new(server, SharedRegistrar::new(RegistrarConfig::default()), 1).unwrap();

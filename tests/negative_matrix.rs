@@ -1097,8 +1097,8 @@ fn cases() -> Vec<Case> {
 
 // ----- describing what happened -----------------------------------------------------------
 
-fn framing_code(error: &imstls::sip::FramingError) -> &'static str {
-    use imstls::sip::FramingError as F;
+fn framing_code(error: &imstls::FramingError) -> &'static str {
+    use imstls::FramingError as F;
     match error {
         F::HeaderTooLarge => "header_too_large",
         F::MessageTooLarge { .. } => "message_too_large",

@@ -4,7 +4,8 @@ mod support;
 
 use std::time::Duration;
 
-use imstls::{AlertDescription, TlsFailureKind, TlsProfile};
+use imstls::_internal_test_exports::tls::TlsProfile;
+use imstls::{AlertDescription, TlsFailureKind};
 use imstls_testkit::CertKind;
 use support::openssl::{handshake_over_socket, pem_files, OpensslServer};
 use support::{base_config, pki};

@@ -6,7 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use imstls::{AlertDescription, TlsProfile};
+use imstls::_internal_test_exports::tls::TlsProfile;
+use imstls::AlertDescription;
 use imstls_testkit::CertKind;
 use support::openssl::{handshake_over_socket, pem_files, tempdir::TempDir, OpensslServer};
 use support::{base_config, pki};

@@ -9,7 +9,8 @@ mod support;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use imstls::{AlertDescription, TlsFailureKind, TlsPhase, TlsProfile};
+use imstls::_internal_test_exports::tls::{Closure, TlsProfile};
+use imstls::{AlertDescription, TlsFailureKind, TlsPhase};
 use imstls_testkit::CertKind;
 use support::openssl::{handshake_over_socket, pem_files, OpensslServer};
 use support::{base_config, pki};
@@ -38,8 +39,8 @@ fn a_hello_request_is_refused_with_no_renegotiation_and_an_abort_is_a_lost_flow(
         match socket.read(&mut buf) {
             Ok(0) => {
                 outcome = Some(match flow.receive_eof() {
-                    imstls::tls::Closure::Failed(f) => Err(f),
-                    imstls::tls::Closure::Clean => Ok(()),
+                    Closure::Failed(f) => Err(f),
+                    Closure::Clean => Ok(()),
                 });
                 break;
             }

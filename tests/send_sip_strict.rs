@@ -5,7 +5,7 @@
 
 mod support;
 
-use imstls::sip::FramingError;
+use imstls::FramingError;
 use imstls::{UeError, UeState};
 use imstls_testkit::observation::Observation;
 use support::{base_config, pki, StackMode, World};

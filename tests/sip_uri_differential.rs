@@ -1,4 +1,4 @@
-//! Differential test of `imstls::sip_uri` against an independent recognizer: the RFC 3261
+//! Differential test of `src/sip/uri.rs` against an independent recognizer: the RFC 3261
 //! §25.1 ABNF for `SIP-URI`, transcribed rule by rule into data below and run by a small
 //! backtracking interpreter that keeps every way a rule can match (so ambiguities are seen,
 //! not resolved by a guess). Nothing here shares code with src/.
@@ -25,7 +25,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use imstls::sip_uri::{self, SipHost, SipUriError};
+use imstls::_internal_test_exports::sip::uri::{self as sip_uri, SipHost, SipUriError};
 
 // ---------------------------------------------------------------------------------------------
 // A tiny ABNF interpreter.

@@ -7,9 +7,10 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use imstls::_internal_test_exports::tls::{Closure, TlsFlow, TlsProfile};
 use imstls::{
     AlertDescription, Candidate, CertificateFailure, CertificateRequestPolicy, TlsFailure,
-    TlsFailureKind, TlsFlow, TlsProfile, TlsVersions as UeVersions, TrustSource, UeConfigBuilder,
+    TlsFailureKind, TlsVersions as UeVersions, TrustSource, UeConfigBuilder,
 };
 use imstls_testkit::observation::Observation;
 use imstls_testkit::pcscf::PcscfCore;
@@ -667,7 +668,7 @@ fn eof_mid_handshake_is_reported_as_such() {
     let mut flow = TlsFlow::connect(&profile, &candidate()).unwrap();
     flow.take_transmit();
     match flow.receive_eof() {
-        imstls::tls::Closure::Failed(f) => assert_eq!(f.kind, TlsFailureKind::UnexpectedEof),
+        Closure::Failed(f) => assert_eq!(f.kind, TlsFailureKind::UnexpectedEof),
         other => panic!("{other:?}"),
     }
 }

@@ -316,7 +316,7 @@ pub fn act_as_stack(ue: &mut Ue, ua: &mut Ua, event: &Event, now: Instant) -> Re
 
 // ----- bare rustls ---------------------------------------------------------------------------
 
-/// The suites the imstls profile allows (src/profile.rs); the provider's list is filtered
+/// The suites the imstls profile allows (src/config/provider.rs); the provider's list is filtered
 /// to these, in the provider's order, exactly as imstls does.
 const PROFILE_SUITES: &[CipherSuite] = &[
     CipherSuite::TLS13_AES_128_GCM_SHA256,

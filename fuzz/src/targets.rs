@@ -6,10 +6,13 @@ use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use imstls::sip::{parse_one_message, parse_outgoing_message, Frame, SipFramer, StartLine};
+use imstls::_internal_test_exports::sip::{
+    parse_one_message, parse_outgoing_message, Frame, SipFramer, StartLine,
+};
+use imstls::_internal_test_exports::tls::{TlsFlow, TlsProfile};
 use imstls::{
-    Candidate, FlowId, Identity, KxGroup, Output, TlsFlow, TlsProfile, TlsVersions,
-    TransportClosure, TrustSource, Ue, UeConfig, UeError,
+    Candidate, FlowId, Identity, KxGroup, Output, TlsVersions, TransportClosure, TrustSource, Ue,
+    UeConfig, UeError,
 };
 use imstls_testkit::pcscf::PcscfCore;
 use imstls_testkit::registrar::{RegistrarConfig, SharedRegistrar};
@@ -77,7 +80,7 @@ pub fn sip_framer(data: &[u8]) {
 }
 
 /// `Ue::send_sip` against a strict RFC 3261 grammar written here from the ABNF of §25.1
-/// (module `rfc3261`, sharing no code with `src/sip.rs`): whatever `send_sip` accepts, the
+/// (module `rfc3261`, sharing no code with `src/sip/mod.rs`): whatever `send_sip` accepts, the
 /// grammar reads as exactly one well-formed message, with the method and body length the
 /// engine saw (so its REGISTER-first decision is about the message a receiver sees). The
 /// engine is idle: the message check runs first and a message that passes is refused only
@@ -631,19 +634,19 @@ pub fn config(data: &[u8]) {
 /// The diagnostic certificate reader (the `TlsEstablished` summary, the names listed in a name
 /// mismatch); no accept/refuse decision reads it (the `cert_identity` target covers those).
 pub fn x509(data: &[u8]) {
-    let Ok(info) = imstls::x509::parse_certificate(data) else {
+    let Ok(info) = imstls::_internal_test_exports::tls::x509::parse_certificate(data) else {
         return;
     };
     assert!(info.spki.len() <= data.len());
-    let _ = imstls::x509::format_utc(info.not_before);
-    let _ = imstls::x509::format_utc(info.not_after);
+    let _ = imstls::_internal_test_exports::tls::x509::format_utc(info.not_before);
+    let _ = imstls::_internal_test_exports::tls::x509::format_utc(info.not_after);
 }
 
 /// "Is this certificate accepted for this name", on validly signed chains: the input chooses
 /// the leaf's SANs (DNS, URI, IP: any ASCII) and the intermediate's DNS name constraints; a
 /// real rustls server presents the chain to a real imstls handshake. Accepted ⇒ an oracle that
 /// shares no code with imstls agrees (see [`cert_identity_oracle`]). Every URI SAN also goes
-/// through `imstls::sip_uri::parse` with its own properties.
+/// through `imstls::_internal_test_exports::sip::uri::parse` with its own properties.
 ///
 /// Input: byte 0 = flags (bit 0 wildcard opt-in, bit 1 constrained intermediate, bits 2–3 the
 /// expected name, bit 4 TLS 1.2 instead of 1.3), then entries separated by 0xff, each a kind
@@ -850,10 +853,10 @@ pub fn sip_uri(data: &[u8]) {
     sip_uri_properties(&format!("sip:{text}"));
 }
 
-/// Properties of `imstls::sip_uri::parse` on any text.
+/// Properties of `imstls::_internal_test_exports::sip::uri::parse` on any text.
 fn sip_uri_properties(uri: &str) {
-    use imstls::sip_uri::{SipHost, SipUriError};
-    match imstls::sip_uri::parse(uri) {
+    use imstls::_internal_test_exports::sip::uri::{SipHost, SipUriError};
+    match imstls::_internal_test_exports::sip::uri::parse(uri) {
         Ok(parsed) => {
             let rest = &uri[4..];
             assert!(uri[..4].eq_ignore_ascii_case("sip:"), "{uri:?}");
@@ -895,7 +898,7 @@ fn sip_uri_properties(uri: &str) {
 /// The C ABI fed untrusted bytes as a C caller would pass them (body in `src/ffi/fuzz.rs`, so
 /// that every pointer handed to an export is built inside the crate's FFI layer).
 pub fn ffi(data: &[u8]) {
-    imstls::__fuzz_ffi_bytes(data);
+    imstls::_internal_test_exports::ffi::ffi_bytes(data);
 }
 
 /// The managed driver's C API as a program of calls: sockets handed in with `adopt_fd`
@@ -905,7 +908,7 @@ pub fn ffi(data: &[u8]) {
 /// leaked (`/proc/self/fd` before and after), nothing blocks (body in
 /// `src/ffi/fuzz_driver.rs`).
 pub fn driver_api(data: &[u8]) {
-    imstls::__fuzz_driver_api_bytes(data, count_wake);
+    imstls::_internal_test_exports::ffi::driver_api_bytes(data, count_wake);
 }
 
 static WAKES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

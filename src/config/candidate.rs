@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// The default SIP-over-TLS port (RFC 3261 §26.2, TS 33.203 O.2.1).
 pub const DEFAULT_SIPS_PORT: u16 = 5061;

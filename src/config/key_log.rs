@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// Where key-log lines go. `line` is one NSS key-log line without its newline; it holds a
 /// TLS secret, so copy it nowhere else and wipe what you keep.

@@ -6,12 +6,13 @@
 //! cheap to clone and shareable between threads and UEs.
 
 mod candidate;
+mod error;
 mod key_log;
+mod provider;
 mod trust;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,11 +21,11 @@ use rustls::crypto::CryptoProvider;
 use rustls::time_provider::TimeProvider;
 
 pub use candidate::{Candidate, Host, DEFAULT_SIPS_PORT};
+pub use error::ConfigError;
 pub use key_log::KeyLogSink;
 pub(crate) use key_log::NssKeyLog;
+pub use provider::{crypto_provider_name, KxGroup, TlsVersions};
 pub use trust::TrustSource;
-
-use crate::profile;
 
 /// Longest TLS session lifetime TLS allows (RFC 5246 §F.1.4 / RFC 8446 §4.6.1): 24 h.
 pub const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(86_400);
@@ -35,85 +36,6 @@ pub const DEFAULT_CONFORMANCE_LOG_ENTRIES: usize = 128;
 /// Most conformance-log entries a UE may keep.
 pub const MAX_CONFORMANCE_LOG_ENTRIES: usize = 4096;
 
-/// Which TLS versions the UE offers. TLS 1.0 and 1.1 are never offered (TS 33.210 §6.2,
-/// RFC 8996); rustls cannot speak them anyway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TlsVersions {
-    /// TLS 1.3 preferred, TLS 1.2 accepted (the default).
-    #[default]
-    Tls13AndTls12,
-    /// TLS 1.3 only.
-    Tls13Only,
-}
-
-impl FromStr for TlsVersions {
-    type Err = ConfigError;
-
-    /// Accepts `1.2+1.3` (or `1.3+1.2`, `default`) and `1.3` (with or without a `TLS`/`TLSv`
-    /// prefix, any case).
-    fn from_str(value: &str) -> Result<Self, ConfigError> {
-        let normalised: String = value
-            .trim()
-            .to_ascii_lowercase()
-            .replace("tlsv", "")
-            .replace("tls", "")
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        match normalised.as_str() {
-            "default" | "1.2+1.3" | "1.3+1.2" | "1.2,1.3" | "1.3,1.2" => Ok(Self::Tls13AndTls12),
-            "1.3" => Ok(Self::Tls13Only),
-            "1.0" | "1.1" | "ssl3" | "ssl3.0" | "1" => Err(ConfigError::ObsoleteTlsVersion {
-                value: value.to_owned(),
-            }),
-            _ => Err(ConfigError::UnknownTlsVersion {
-                value: value.to_owned(),
-            }),
-        }
-    }
-}
-
-/// Key-exchange groups the UE may offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KxGroup {
-    /// Hybrid post-quantum X25519 + ML-KEM-768 (aws-lc-rs provider only).
-    X25519MlKem768,
-    /// X25519.
-    X25519,
-    /// NIST P-256 (secp256r1), mandatory for 3GPP (TS 33.210 §6.2).
-    P256,
-    /// NIST P-384 (secp384r1).
-    P384,
-}
-
-impl KxGroup {
-    /// The IANA name, as TLS libraries print it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::X25519MlKem768 => "X25519MLKEM768",
-            Self::X25519 => "X25519",
-            Self::P256 => "secp256r1",
-            Self::P384 => "secp384r1",
-        }
-    }
-}
-
-impl FromStr for KxGroup {
-    type Err = ConfigError;
-
-    fn from_str(value: &str) -> Result<Self, ConfigError> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "x25519mlkem768" | "x25519-mlkem768" => Ok(Self::X25519MlKem768),
-            "x25519" => Ok(Self::X25519),
-            "p-256" | "p256" | "secp256r1" | "prime256v1" => Ok(Self::P256),
-            "p-384" | "p384" | "secp384r1" => Ok(Self::P384),
-            _ => Err(ConfigError::UnknownKxGroup {
-                value: value.to_owned(),
-            }),
-        }
-    }
-}
-
 /// What to do when the P-CSCF sends a CertificateRequest, which O.2.1 forbids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CertificateRequestPolicy {
@@ -123,205 +45,6 @@ pub enum CertificateRequestPolicy {
     /// Abort the handshake with a fatal handshake_failure alert.
     Abort,
 }
-
-/// A configuration value that cannot be used. Each variant names the field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// No P-CSCF candidate was given.
-    NoCandidates,
-    /// A P-CSCF candidate could not be parsed.
-    InvalidCandidate {
-        /// The candidate as given.
-        value: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The expected server name is not a DNS name.
-    InvalidServerName {
-        /// The name as given.
-        value: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// PEM input could not be decoded.
-    InvalidPem {
-        /// Which field (`trust_anchors`, `crls`).
-        field: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-    /// PEM input held no object of the expected kind.
-    NoObjectInPem {
-        /// Which field.
-        field: &'static str,
-    },
-    /// A certificate or CRL could not be used.
-    InvalidCertificate {
-        /// Which field.
-        field: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-    /// Trust anchors were given but none could be used.
-    EmptyTrustStore,
-    /// No trust anchors were given, and this build has no default roots (the `webpki-roots`
-    /// feature is off).
-    NoTrustAnchors,
-    /// A file could not be read (or, for the key log, opened for appending).
-    Io {
-        /// Which field.
-        field: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        reason: String,
-    },
-    /// An SPKI pin is malformed.
-    InvalidPin {
-        /// The pin as given.
-        value: String,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// A TLS version string is not one imstls knows.
-    UnknownTlsVersion {
-        /// The string as given.
-        value: String,
-    },
-    /// TLS 1.0, 1.1 or SSL 3.0 was asked for (forbidden by TS 33.210 §6.2 and RFC 8996).
-    ObsoleteTlsVersion {
-        /// The string as given.
-        value: String,
-    },
-    /// A key-exchange group name is not one imstls knows.
-    UnknownKxGroup {
-        /// The string as given.
-        value: String,
-    },
-    /// The crypto provider built in does not implement the group.
-    KxGroupUnavailable {
-        /// The group.
-        group: &'static str,
-    },
-    /// The group list leaves out P-256, which 3GPP makes mandatory.
-    P256Required,
-    /// The same group appears twice.
-    DuplicateKxGroup {
-        /// The group.
-        group: &'static str,
-    },
-    /// A duration that must be positive is zero.
-    ZeroDuration {
-        /// Which field.
-        field: &'static str,
-    },
-    /// A duration exceeds its maximum.
-    DurationTooLong {
-        /// Which field.
-        field: &'static str,
-        /// The maximum allowed.
-        max: Duration,
-    },
-    /// A size is out of its allowed range.
-    SizeOutOfRange {
-        /// Which field.
-        field: &'static str,
-        /// Smallest allowed.
-        min: usize,
-        /// Largest allowed.
-        max: usize,
-    },
-    /// A count is out of its allowed range.
-    CountOutOfRange {
-        /// Which field.
-        field: &'static str,
-        /// Smallest allowed.
-        min: usize,
-        /// Largest allowed.
-        max: usize,
-    },
-    /// rustls refused the TLS configuration (should not happen with a valid profile).
-    Tls {
-        /// rustls's reason.
-        reason: String,
-    },
-}
-
-impl ConfigError {
-    /// The configuration field the error is about.
-    pub fn field(&self) -> &'static str {
-        match self {
-            Self::NoCandidates | Self::InvalidCandidate { .. } => "pcscf",
-            Self::InvalidServerName { .. } => "server_name",
-            Self::InvalidPem { field, .. }
-            | Self::NoObjectInPem { field }
-            | Self::InvalidCertificate { field, .. }
-            | Self::Io { field, .. }
-            | Self::ZeroDuration { field }
-            | Self::DurationTooLong { field, .. }
-            | Self::SizeOutOfRange { field, .. }
-            | Self::CountOutOfRange { field, .. } => field,
-            Self::EmptyTrustStore | Self::NoTrustAnchors => "trust_anchors",
-            Self::InvalidPin { .. } => "pins",
-            Self::UnknownTlsVersion { .. } | Self::ObsoleteTlsVersion { .. } => "tls_versions",
-            Self::UnknownKxGroup { .. }
-            | Self::KxGroupUnavailable { .. }
-            | Self::P256Required
-            | Self::DuplicateKxGroup { .. } => "kx_groups",
-            Self::Tls { .. } => "tls",
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.field())?;
-        match self {
-            Self::NoCandidates => write!(f, "at least one P-CSCF address is required"),
-            Self::InvalidCandidate { value, reason } => {
-                write!(f, "invalid P-CSCF address {value:?}: {reason}")
-            }
-            Self::InvalidServerName { value, reason } => {
-                write!(f, "invalid server name {value:?}: {reason}")
-            }
-            Self::InvalidPem { reason, .. } => write!(f, "malformed PEM: {reason}"),
-            Self::NoObjectInPem { .. } => write!(f, "the PEM input holds no usable section"),
-            Self::InvalidCertificate { reason, .. } => write!(f, "unusable object: {reason}"),
-            Self::EmptyTrustStore => write!(f, "no usable trust anchor was given"),
-            Self::NoTrustAnchors => write!(
-                f,
-                "no trust anchor was given, and this build has no default roots (the webpki-roots feature is off)"
-            ),
-            Self::Io { path, reason, .. } => write!(f, "cannot open {}: {reason}", path.display()),
-            Self::InvalidPin { value, reason } => write!(f, "invalid pin {value:?}: {reason}"),
-            Self::UnknownTlsVersion { value } => write!(
-                f,
-                "unknown TLS version selection {value:?} (use \"1.2+1.3\" or \"1.3\")"
-            ),
-            Self::ObsoleteTlsVersion { value } => write!(
-                f,
-                "{value:?} is obsolete: TS 33.210 §6.2 and RFC 8996 forbid SSL 3.0, TLS 1.0 and 1.1"
-            ),
-            Self::UnknownKxGroup { value } => write!(f, "unknown key-exchange group {value:?}"),
-            Self::KxGroupUnavailable { group } => write!(
-                f,
-                "{group} is not available with the crypto provider built in"
-            ),
-            Self::P256Required => write!(f, "P-256 (secp256r1) must be offered (TS 33.210 §6.2)"),
-            Self::DuplicateKxGroup { group } => write!(f, "{group} is listed twice"),
-            Self::ZeroDuration { .. } => write!(f, "must be greater than zero"),
-            Self::DurationTooLong { max, .. } => write!(f, "must not exceed {} s", max.as_secs()),
-            Self::SizeOutOfRange { min, max, .. } => {
-                write!(f, "must be between {min} and {max} bytes")
-            }
-            Self::CountOutOfRange { min, max, .. } => write!(f, "must be between {min} and {max}"),
-            Self::Tls { reason } => write!(f, "rustls refused the profile: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// Caps on what a peer that does not read, or a caller that does not drain, can make imstls
 /// hold (issue 12 §5). Each is in bytes: payload (TLS records, SIP messages) plus a fixed
@@ -899,9 +622,9 @@ impl UeConfigBuilder {
             driver_event_bytes: queue_limit("max_driver_event_bytes", self.max_driver_event_bytes)?,
         };
 
-        let provider = profile::crypto_provider();
-        let kx_groups = profile::resolve_kx_groups(&provider, self.kx_groups.as_deref())?;
-        let provider = Arc::new(profile::restrict_provider(
+        let provider = provider::crypto_provider();
+        let kx_groups = provider::resolve_kx_groups(&provider, self.kx_groups.as_deref())?;
+        let provider = Arc::new(provider::restrict_provider(
             provider,
             &kx_groups,
             self.versions,

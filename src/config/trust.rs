@@ -7,7 +7,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
 use rustls::RootCertStore;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// Where a piece of trust material comes from.
 #[derive(Debug, Clone)]

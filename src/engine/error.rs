@@ -36,7 +36,7 @@ pub enum UeError {
     /// A REGISTER is already waiting for its answer.
     RegisterInFlight,
     /// The buffer given to `send_sip` is not one well-formed SIP message in the strict form
-    /// imstls sends ([`crate::sip::parse_outgoing_message`]); the error names the rule.
+    /// imstls sends (`sip::parse_outgoing_message`); the error names the rule.
     BadMessage(FramingError),
     /// An argument is out of range.
     InvalidArgument(&'static str),

@@ -35,9 +35,9 @@ pub use event::{
 pub use identity::Identity;
 
 use crate::config::{ConfigError, UeConfig};
-use crate::profile::TlsProfile;
-use crate::session::StoreMark;
 use crate::sip::{parse_outgoing_message, Frame, SipFramer};
+use crate::tls::profile::TlsProfile;
+use crate::tls::session::StoreMark;
 use crate::tls::{Closure, TlsFailure, TlsFailureKind, TlsFlow, TlsPhase};
 use conformance::ConformanceLog;
 use timing::{backoff_window, keepalive_window, refresh_delay, Jitter};
@@ -253,6 +253,7 @@ impl Ue {
     }
 
     /// The TLS profile (session store included).
+    #[cfg(feature = "_internal_test_exports")]
     pub fn profile(&self) -> &TlsProfile {
         &self.profile
     }
@@ -349,7 +350,7 @@ impl Ue {
     }
 
     /// The stack sends a SIP message on the current flow. `message` must be exactly one
-    /// complete SIP message in strict RFC 3261 form ([`parse_outgoing_message`]), so that no
+    /// complete SIP message in strict RFC 3261 form (`sip::parse_outgoing_message`), so that no
     /// lenient P-CSCF parser can find a second request in it. O.4.2: until the registration
     /// succeeds, only REGISTER may go.
     pub fn send_sip(&mut self, now: Instant, message: &[u8]) -> Result<(), UeError> {

@@ -55,9 +55,9 @@ mod boundary;
 mod clock;
 mod codes;
 mod failure;
-#[doc(hidden)]
+#[cfg(feature = "_internal_test_exports")]
 pub mod fuzz;
-#[doc(hidden)]
+#[cfg(feature = "_internal_test_exports")]
 pub mod fuzz_driver;
 mod handle;
 mod log;

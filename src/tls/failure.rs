@@ -8,7 +8,7 @@ use std::fmt;
 
 use rustls::{AlertDescription, CertificateError, Error, PeerIncompatible, PeerMisbehaved};
 
-use crate::verify::{ClientCertificateRequested, PinMismatch};
+use super::verify::{ClientCertificateRequested, PinMismatch};
 
 /// Why the P-CSCF certificate was rejected (TS 33.203 O.3.1.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +143,7 @@ impl CertificateFailure {
 }
 
 fn utc(seconds: u64) -> String {
-    crate::x509::format_utc(i64::try_from(seconds).unwrap_or(i64::MAX))
+    super::x509::format_utc(i64::try_from(seconds).unwrap_or(i64::MAX))
 }
 
 fn server_name_text(name: &rustls::pki_types::ServerName<'_>) -> String {

@@ -7,7 +7,12 @@
 //! the transmit output **before** the failure is reported (TS 33.203 O.3.1.2): the caller
 //! drains [`TlsFlow::take_transmit`] and only then closes the socket.
 
+pub(crate) mod cert_identity;
 mod failure;
+pub(crate) mod profile;
+pub(crate) mod session;
+mod verify;
+pub(crate) mod x509;
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -19,9 +24,9 @@ use zeroize::Zeroizing;
 pub use failure::{alert_name, CertificateFailure, TlsFailure, TlsFailureKind, TlsPhase};
 
 use crate::config::Candidate;
-use crate::profile::{CertificateRequestLog, TlsProfile};
-use crate::session::{HandshakeId, SessionStore};
-use crate::x509;
+use profile::TlsProfile;
+use session::{HandshakeId, SessionStore};
+use verify::CertificateRequestLog;
 
 /// The negotiated TLS parameters of an established flow (for the O.2.2 binding view).
 #[derive(Clone, PartialEq, Eq)]
@@ -152,7 +157,7 @@ impl TlsFlow {
         let server_name = profile.server_name_for(candidate);
         profile.cert_requests.reset();
         // Before rustls looks up a session to offer: the store dates what it hands out and
-        // what this handshake stores (crate::session, "Dating sessions").
+        // what this handshake stores (session.rs, "Dating sessions").
         let handshake = profile.sessions.begin_handshake(&server_name);
         let conn =
             ClientConnection::new(profile.client_config.clone(), server_name).map_err(|e| {
@@ -183,6 +188,7 @@ impl TlsFlow {
     }
 
     /// The failure that ended the flow, if any.
+    #[cfg(feature = "_internal_test_exports")] // only tests and fuzz targets call it
     pub fn failure(&self) -> Option<&TlsFailure> {
         self.failure.as_ref()
     }

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use imstls::session::StoreMark;
+use imstls::_internal_test_exports::tls::session::StoreMark;
 use imstls::{
     Event, FlowId, Identity, Output, RegisterReason, TransportClosure, TransportError, Ue,
     UeConfig, UeConfigBuilder, UeState,

@@ -8,7 +8,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use imstls::{Candidate, TlsFailure, TlsFlow, TlsProfile};
+use imstls::_internal_test_exports::tls::{Closure, TlsFlow, TlsProfile};
+use imstls::{Candidate, TlsFailure};
 
 /// A running `openssl s_server`. Killed on drop.
 pub struct OpensslServer {
@@ -153,8 +154,8 @@ pub fn handshake_over_socket(
         }
         match socket.read(&mut buf) {
             Ok(0) | Err(_) => match flow.receive_eof() {
-                imstls::tls::Closure::Failed(f) => break Err(f),
-                imstls::tls::Closure::Clean => break Ok(()),
+                Closure::Failed(f) => break Err(f),
+                Closure::Clean => break Ok(()),
             },
             Ok(n) => {
                 if let Err(failure) = flow.receive(&buf[..n]) {

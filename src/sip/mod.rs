@@ -7,6 +7,8 @@
 //! to a strict subset of RFC 3261 ([`parse_outgoing_message`]) so that no receiver, however
 //! lenient, reads it as anything but the one message imstls checked.
 
+pub(crate) mod uri;
+
 use std::fmt;
 
 use zeroize::{Zeroize, Zeroizing};
@@ -364,6 +366,7 @@ fn parse_start_line(line: &str) -> Result<StartLine, FramingError> {
 }
 
 /// Checks that `bytes` is exactly one complete SIP message and returns its head.
+#[cfg(feature = "_internal_test_exports")] // only tests and fuzz targets call it
 pub fn parse_one_message(bytes: &[u8], max_message: usize) -> Result<MessageHead, FramingError> {
     match parse_head(bytes, max_message)? {
         Some(head) if head.total_len() == bytes.len() => Ok(head),

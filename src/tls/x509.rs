@@ -1,7 +1,7 @@
 //! Just enough X.509 (DER) reading for what is *reported* about the P-CSCF certificate: the
 //! `TlsEstablished` summary (subject, issuer, validity, subjectAltNames) and the names listed
 //! in a name mismatch. No accept/refuse decision reads it: chain, names and SPKI pins go
-//! through webpki only ([`crate::verify`]), so that one parser decides.
+//! through webpki only ([`super::verify`]), so that one parser decides.
 //!
 //! The input is untrusted (it comes from the P-CSCF): every read is bounds-checked and
 //! every failure is an [`X509Error`], never a panic.
@@ -132,6 +132,7 @@ pub struct SubjectAltNames {
 
 impl SubjectAltNames {
     /// True when the certificate has no usable subjectAltName entry at all.
+    #[cfg(feature = "_internal_test_exports")] // only tests and fuzz targets call it
     pub fn is_empty(&self) -> bool {
         self.uris.is_empty() && self.dns_names.is_empty() && self.ip_addresses.is_empty()
     }

@@ -4,11 +4,11 @@
 //! 1. chain to a trust anchor, validity period, serverAuth EKU, CRLs, name constraints and the
 //!    expected name (DNS name → a `dNSName` SAN, IP address → an `iPAddress` SAN): webpki,
 //!    through rustls's `WebPkiServerVerifier`;
-//! 2. the stricter RFC 5922 layer ([`crate::name`]) on the names webpki parsed (webpki accepts
+//! 2. the stricter RFC 5922 layer ([`super::cert_identity`]) on the names webpki parsed (webpki accepts
 //!    wildcards and ignores `sip:` URIs);
 //! 3. optional SPKI SHA-256 pins, on webpki's SubjectPublicKeyInfo.
 //!
-//! Every accept/refuse decision reads the certificate through webpki only; [`crate::x509`] is
+//! Every accept/refuse decision reads the certificate through webpki only; [`super::x509`] is
 //! used for reporting (the names listed in a name mismatch).
 //!
 //! It also enforces the `Abort` policy for a CertificateRequest: rustls resolves the client
@@ -16,18 +16,21 @@
 //! handshake_failure alert on the wire.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::hash::Hash;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, CipherSuite, DigitallySignedStruct, Error, OtherError};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    CertificateError, CipherSuite, DigitallySignedStruct, Error, OtherError, SignatureScheme,
+};
 
+use super::cert_identity::check_domain_identity;
+use super::x509;
 use crate::config::{CertificateRequestPolicy, ConfigInner};
-use crate::name::check_domain_identity;
-use crate::profile::CertificateRequestLog;
-use crate::x509;
 
 /// The leaf key matched none of the configured SPKI pins.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,39 @@ impl fmt::Display for ClientCertificateRequested {
 }
 
 impl std::error::Error for ClientCertificateRequested {}
+
+/// Records every CertificateRequest the P-CSCF sends (O.2.1: it shall not send one) and
+/// never offers a certificate, so rustls answers with an empty Certificate message.
+#[derive(Debug, Default)]
+pub(crate) struct CertificateRequestLog {
+    count: AtomicUsize,
+}
+
+impl CertificateRequestLog {
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Starts counting afresh for a new flow (one flow at a time per profile).
+    pub(crate) fn reset(&self) {
+        self.count.store(0, Ordering::SeqCst);
+    }
+}
+
+impl ResolvesClientCert for CertificateRequestLog {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
 
 pub(crate) struct PcscfVerifier {
     chain: Arc<WebPkiServerVerifier>,

@@ -1,7 +1,7 @@
 //! The RFC 5922 layer of the P-CSCF identity check (TS 33.203 O.2.1 / O.5.1), applied on top
 //! of webpki's own name check, to the names webpki parsed.
 //!
-//! [`crate::verify`] first lets webpki verify the chain, its name constraints and the expected
+//! [`super::verify`] first lets webpki verify the chain, its name constraints and the expected
 //! name itself (a DNS name against a `dNSName` SAN, an IP address against an `iPAddress` SAN).
 //! For a DNS name this module then adds, on webpki's `valid_dns_names()` /
 //! `valid_uri_names()`:
@@ -11,7 +11,7 @@
 //!    certificates;
 //! 2. when `sip:` URI SANs without a user part exist (the SIP domain identities, RFC 5922 §7.1),
 //!    one of them must name the expected host; a `sip:` URI that does not parse by the RFC 3261
-//!    grammar ([`crate::sip_uri`]) is ambiguous and refuses the certificate.
+//!    grammar ([`crate::sip::uri`]) is ambiguous and refuses the certificate.
 //!
 //! A `sip:` URI identity is therefore accepted only when its host is also a `dNSName` SAN
 //! webpki validated: webpki does not apply a CA's DNS name constraints to URI names, so a URI
@@ -19,7 +19,7 @@
 
 use std::fmt;
 
-use crate::sip_uri::{self, SipHost, SipUriError};
+use crate::sip::uri::{self as sip_uri, SipHost, SipUriError};
 
 /// Why a certificate that webpki accepted for a DNS name does not carry it as a SIP domain
 /// identity.
