@@ -4,8 +4,11 @@
 //! [`Ue::poll_output`] until it returns [`Output::Timeout`]. No socket, thread, clock or
 //! lock lives in here.
 //!
-//! States are named for what they wait for. Invariants (checked after every step by the
-//! model test, see [`Ue::check_invariants`]):
+//! States are named for what they wait for and hold what they need (a procedure's steps
+//! hold the procedure and its flow, `Registered` its flow and registration), so "a flow iff
+//! a state that uses one" and "a registration iff registered" hold by construction; one
+//! teardown function ends what a state held, in one order. Invariants (what the types cannot
+//! say is checked after every step by the model test, see [`Ue::check_invariants`]):
 //! 1. at most one registration procedure exists (O.4.1), and superseding one removes its
 //!    flow, sessions, queued bytes and identities;
 //! 2. a flow carries REGISTER first (O.4.2);
@@ -71,48 +74,153 @@ pub enum UeState {
     Closed,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// The engine's state. Each variant holds exactly what it needs and nothing else, so the
+/// types say what the old flat enum with `Option`s beside it needed runtime checks for: a
+/// flow exists iff a procedure step, `Registered` or `Deregistering` holds it; a
+/// registration exists iff `Registered`; an incomplete procedure exists iff a procedure step
+/// or `BackingOff` holds it (O.4.1: at most one). Transitions move the data on with
+/// `std::mem::replace`; a teardown takes the whole state ([`State::into_parts`]).
+#[derive(Debug)]
 enum State {
     Idle,
-    Connecting {
+    /// An incomplete registration procedure on its flow (O.4.1), at `step`; `deadline`
+    /// bounds the step.
+    Procedure {
+        step: Step,
         deadline: Instant,
+        procedure: Procedure,
+        flow: Flow,
     },
-    Handshaking {
-        deadline: Instant,
+    /// Registered on `flow` (refreshes run in this state).
+    Registered {
+        flow: Flow,
+        registration: Registration,
     },
-    AwaitingRegister {
-        deadline: Instant,
-    },
-    Registering {
-        deadline: Instant,
-    },
-    Registered,
-    /// `after_refresh`: a refresh REGISTER was still unanswered when the app asked to
-    /// de-register, so the de-REGISTER waits for its final answer or its timeout (RFC 3261
-    /// §10.2); `sent`: the de-REGISTER is out.
+    /// De-registration on the registered flow (RFC 3261 §10.2.2); `deadline` bounds `phase`.
     Deregistering {
+        phase: Deregistration,
         deadline: Instant,
-        sent: bool,
-        after_refresh: bool,
+        flow: Flow,
     },
+    /// An RFC 5626 §4.5 back-off; the next attempt belongs to `procedure`.
     BackingOff {
         until: Instant,
+        procedure: Procedure,
     },
     Closed,
+}
+
+/// The steps of a registration procedure, each waiting for one thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Connecting,
+    Handshaking,
+    AwaitingRegister,
+    Registering,
+}
+
+/// Where a de-registration stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deregistration {
+    /// A refresh REGISTER was still unanswered when the app asked to de-register, so the
+    /// de-REGISTER waits for its final answer or its timeout (RFC 3261 §10.2).
+    AfterRefresh,
+    /// The stack was asked for the de-REGISTER.
+    Due,
+    /// The de-REGISTER is out.
+    Sent,
+}
+
+/// What a state held, taken out of it for a teardown.
+struct Parts {
+    state: UeState,
+    flow: Option<Flow>,
+    procedure: Option<Procedure>,
 }
 
 impl State {
     fn public(&self) -> UeState {
         match self {
             State::Idle => UeState::Idle,
-            State::Connecting { .. } => UeState::Connecting,
-            State::Handshaking { .. } => UeState::Handshaking,
-            State::AwaitingRegister { .. } => UeState::AwaitingRegister,
-            State::Registering { .. } => UeState::Registering,
-            State::Registered => UeState::Registered,
+            State::Procedure { step, .. } => match step {
+                Step::Connecting => UeState::Connecting,
+                Step::Handshaking => UeState::Handshaking,
+                Step::AwaitingRegister => UeState::AwaitingRegister,
+                Step::Registering => UeState::Registering,
+            },
+            State::Registered { .. } => UeState::Registered,
             State::Deregistering { .. } => UeState::Deregistering,
             State::BackingOff { .. } => UeState::BackingOff,
             State::Closed => UeState::Closed,
+        }
+    }
+
+    fn is_step(&self, wanted: Step) -> bool {
+        matches!(self, State::Procedure { step, .. } if *step == wanted)
+    }
+
+    fn flow(&self) -> Option<&Flow> {
+        match self {
+            State::Procedure { flow, .. }
+            | State::Registered { flow, .. }
+            | State::Deregistering { flow, .. } => Some(flow),
+            State::Idle | State::BackingOff { .. } | State::Closed => None,
+        }
+    }
+
+    fn flow_mut(&mut self) -> Option<&mut Flow> {
+        match self {
+            State::Procedure { flow, .. }
+            | State::Registered { flow, .. }
+            | State::Deregistering { flow, .. } => Some(flow),
+            State::Idle | State::BackingOff { .. } | State::Closed => None,
+        }
+    }
+
+    fn procedure(&self) -> Option<&Procedure> {
+        match self {
+            State::Procedure { procedure, .. } | State::BackingOff { procedure, .. } => {
+                Some(procedure)
+            }
+            _ => None,
+        }
+    }
+
+    fn registration(&self) -> Option<&Registration> {
+        match self {
+            State::Registered { registration, .. } => Some(registration),
+            _ => None,
+        }
+    }
+
+    /// The deadline of the state itself (not of its refresh or keep-alive timers).
+    fn deadline(&self) -> Option<Instant> {
+        match self {
+            State::Procedure { deadline, .. } | State::Deregistering { deadline, .. } => {
+                Some(*deadline)
+            }
+            State::BackingOff { until, .. } => Some(*until),
+            State::Idle | State::Registered { .. } | State::Closed => None,
+        }
+    }
+
+    /// Everything the state holds but its registration, which ends with it.
+    fn into_parts(self) -> Parts {
+        let state = self.public();
+        let (flow, procedure) = match self {
+            State::Procedure {
+                procedure, flow, ..
+            } => (Some(flow), Some(procedure)),
+            State::Registered { flow, .. } | State::Deregistering { flow, .. } => {
+                (Some(flow), None)
+            }
+            State::BackingOff { procedure, .. } => (None, Some(procedure)),
+            State::Idle | State::Closed => (None, None),
+        };
+        Parts {
+            state,
+            flow,
+            procedure,
         }
     }
 }
@@ -156,6 +264,7 @@ struct Recovery {
 struct Flow {
     id: FlowId,
     candidate: usize,
+    /// None until the caller's TCP connect succeeded.
     tls: Option<TlsFlow>,
     framer: SipFramer,
     local: Option<SocketAddr>,
@@ -165,6 +274,115 @@ struct Flow {
     flow_timer: Option<Duration>,
     pong_seen: bool,
     registered_at: Option<Instant>,
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow")
+            .field("id", &self.id)
+            .field("candidate", &self.candidate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a teardown ends, named by the clause that ends it. [`Ue::tear_down`] does the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Teardown {
+    /// O.4.1: a new procedure or a de-registration supersedes the current activity; its
+    /// queued bytes, flow, sessions and identity go.
+    Superseded(Successor),
+    /// RFC 5626 §4.5 failover: a connect or handshake attempt failed; the procedure goes on.
+    /// `permanent`: the P-CSCF's TLS configuration failed, so its sessions go (O.3.1.2).
+    AttemptFailed { permanent: bool },
+    /// O.4.1: the flow is lost or the procedure restarts (network change, O.3.1.4 timeout,
+    /// the end of a back-off); the identity stays for the next procedure.
+    Restart(FlowEnd),
+    /// O.3.1.1: the registrar rejected the REGISTER; flow closed, its TLS session deleted.
+    Rejected,
+    /// A TLS 1.2 rekey: a new flow with a full handshake, so the P-CSCF's sessions go.
+    Rekey,
+    /// No automatic retry (O.3.1.1 final error, O.3.1.2 certificate): everything goes.
+    Stopped,
+    /// RFC 3261 §10.2.2: de-registered (or the flow was lost while de-registering): the
+    /// identity and every TLS session of it go (O.2.2).
+    Deregistered(FlowEnd),
+}
+
+/// What replaces a superseded activity (O.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Successor {
+    /// A new registration; sessions stay only for the same subscriber (O.2.2).
+    Registration {
+        same_identity: bool,
+    },
+    Deregistration,
+}
+
+/// How a flow's TLS ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlowEnd {
+    /// close_notify after whatever is queued (RFC 8446 §6.1, RFC 5246 §7.2.1).
+    CloseNotify,
+    /// No close_notify: the TLS flow failed (its alert is already queued) or the transport
+    /// is gone.
+    Silent,
+    /// The unsent bytes are dropped first (the caller cannot take them), then no
+    /// close_notify.
+    DropQueued,
+}
+
+impl Teardown {
+    fn drops_queued(self) -> bool {
+        matches!(
+            self,
+            Teardown::Superseded(_)
+                | Teardown::Restart(FlowEnd::DropQueued)
+                | Teardown::Deregistered(FlowEnd::DropQueued)
+        )
+    }
+
+    /// `dropped`: bytes removed from the output queue for the flow.
+    fn sends_close_notify(self, dropped: usize) -> bool {
+        match self {
+            // RFC 8446 §5.3 / RFC 5246 §6.1: every record advances the sequence number, so
+            // after dropping encrypted records a close_notify would not decrypt at the
+            // P-CSCF (a tamper alarm there). Then the flow ends with a bare FIN.
+            Teardown::Superseded(_) => dropped == 0,
+            Teardown::AttemptFailed { .. } => false,
+            Teardown::Restart(end) | Teardown::Deregistered(end) => end == FlowEnd::CloseNotify,
+            // A flow still healthy ends with close_notify (RFC 8446 §6.1); a failed TLS flow
+            // already sent its fatal alert and sends nothing more.
+            Teardown::Rejected | Teardown::Rekey | Teardown::Stopped => true,
+        }
+    }
+
+    fn purges_pcscf_sessions(self) -> bool {
+        match self {
+            Teardown::AttemptFailed { permanent } => permanent,
+            Teardown::Rejected | Teardown::Rekey | Teardown::Stopped => true,
+            Teardown::Superseded(_) | Teardown::Restart(_) | Teardown::Deregistered(_) => false,
+        }
+    }
+
+    fn ends_identity(self) -> bool {
+        matches!(
+            self,
+            Teardown::Superseded(_) | Teardown::Stopped | Teardown::Deregistered(_)
+        )
+    }
+
+    fn forgets_all_sessions(self) -> bool {
+        match self {
+            Teardown::Superseded(Successor::Registration { same_identity }) => !same_identity,
+            Teardown::Superseded(Successor::Deregistration)
+            | Teardown::Stopped
+            | Teardown::Deregistered(_) => true,
+            Teardown::AttemptFailed { .. }
+            | Teardown::Restart(_)
+            | Teardown::Rejected
+            | Teardown::Rekey => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -182,10 +400,9 @@ pub struct Ue {
     profile: TlsProfile,
     now: Instant,
     state: State,
-    flow: Option<Flow>,
+    /// The subscriber of the current activity: present iff the state is neither `Idle` nor
+    /// `Closed` (it outlives the state changes of one activity, so it sits beside them).
     identity: Option<Identity>,
-    procedure: Option<Procedure>,
-    registration: Option<Registration>,
     recovery: Recovery,
     outputs: VecDeque<Output>,
     jitter: Jitter,
@@ -197,7 +414,7 @@ impl std::fmt::Debug for Ue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ue")
             .field("state", &self.state)
-            .field("flow", &self.flow.as_ref().map(|fl| fl.id))
+            .field("flow", &self.current_flow())
             .field("outputs", &self.outputs.len())
             .finish_non_exhaustive()
     }
@@ -228,10 +445,7 @@ impl Ue {
             profile,
             now,
             state: State::Idle,
-            flow: None,
             identity: None,
-            procedure: None,
-            registration: None,
             recovery: Recovery::default(),
             outputs: VecDeque::new(),
             jitter: Jitter::new(seed),
@@ -259,12 +473,12 @@ impl Ue {
 
     /// The current flow, if any.
     pub fn current_flow(&self) -> Option<FlowId> {
-        self.flow.as_ref().map(|f| f.id)
+        self.state.flow().map(|f| f.id)
     }
 
     /// The O.2.2 binding (addresses, identities, TLS parameters) once TLS is up.
     pub fn binding(&self) -> Option<Binding> {
-        let flow = self.flow.as_ref()?;
+        let flow = self.state.flow()?;
         let identity = self.identity.as_ref()?;
         let tls = flow.tls.as_ref()?.details()?;
         Some(Binding {
@@ -275,7 +489,7 @@ impl Ue {
             impi: identity.impi().to_owned(),
             impus: identity.impus().map(str::to_owned).collect(),
             tls,
-            registered: matches!(self.state, State::Registered),
+            registered: matches!(self.state, State::Registered { .. }),
         })
     }
 
@@ -293,7 +507,7 @@ impl Ue {
 
     /// True while a registration procedure is incomplete.
     pub fn registration_in_progress(&self) -> bool {
-        self.procedure.is_some()
+        self.state.procedure().is_some()
     }
 
     /// When the engine next needs [`handle_timeout`](Self::handle_timeout).
@@ -319,8 +533,94 @@ impl Ue {
         }
     }
 
-    // ----- stack inputs -----------------------------------------------------------------
+    // ----- invariants (model tests) -----------------------------------------------------
 
+    /// Checks the DESIGN §4 invariants the types cannot state; the model test calls this
+    /// after every step. (Flow, procedure and registration exist exactly in the states that
+    /// hold them: [`State`] says so by construction.)
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let state = self.state();
+        let active = !matches!(state, UeState::Idle | UeState::Closed);
+        if active != self.identity.is_some() {
+            return Err(format!(
+                "{state:?} with an identity present = {}",
+                self.identity.is_some()
+            ));
+        }
+        if self.identity.is_none() && !self.profile.sessions.is_empty() {
+            return Err(format!("{state:?}: TLS sessions outlive the identity"));
+        }
+        if matches!(
+            state,
+            UeState::AwaitingRegister | UeState::Registering | UeState::Registered
+        ) && !self.flow_tls().is_some_and(TlsFlow::is_established)
+        {
+            return Err(format!("{state:?} without an established TLS flow"));
+        }
+        // Nothing may be queued for a flow after its Close.
+        let mut closed = Vec::new();
+        for output in &self.outputs {
+            match output {
+                Output::Close { flow } => closed.push(*flow),
+                Output::Transmit { flow, .. } if closed.contains(flow) => {
+                    return Err(format!("bytes queued for {flow} after its Close"))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    // ----- shared internals -------------------------------------------------------------
+
+    fn advance(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+        self.profile.sessions.set_now(self.now);
+    }
+
+    /// Takes the state out for a consuming transition; the caller puts the next one in.
+    fn take_state(&mut self) -> State {
+        std::mem::replace(&mut self.state, State::Idle)
+    }
+
+    fn flow_tls(&self) -> Option<&TlsFlow> {
+        self.state.flow().and_then(|f| f.tls.as_ref())
+    }
+
+    fn check_flow(&self, flow: FlowId) -> Result<(), UeError> {
+        match self.current_flow() {
+            Some(current) if current == flow => Ok(()),
+            _ => Err(UeError::UnknownFlow(flow)),
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        debug!("[{}] {}", event.clause(), event);
+        self.log.record(self.now, &event);
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn emit_for_flow(&mut self, make: impl FnOnce(FlowId) -> Event) {
+        if let Some(id) = self.current_flow() {
+            self.emit(make(id));
+        }
+    }
+
+    fn flush_transmit(&mut self) {
+        if let Some(flow) = self.state.flow_mut() {
+            if let Some(data) = flow.tls.as_mut().and_then(TlsFlow::take_transmit) {
+                self.outputs.push_back(Output::Transmit {
+                    flow: flow.id,
+                    data,
+                });
+            }
+        }
+    }
+}
+
+impl Ue {
     /// Starts a registration procedure for `identity` (TS 33.203 O.4.1: one at a time). An
     /// incomplete procedure is torn down first, and [`Event::Superseded`] says what it lost;
     /// a registered flow is closed too. Unless `identity` is the one already registering or
@@ -332,16 +632,11 @@ impl Ue {
             .identity
             .as_ref()
             .is_some_and(|current| current.same_subscriber(&identity));
-        if let Some(abandoned) = self.abandon() {
-            info!(
-                "superseding the current registration ({:?})",
-                abandoned.state
-            );
-            self.emit(Event::Superseded { abandoned });
-        }
-        if !same_identity {
-            self.forget_sessions();
-        }
+        let parts = self.take_state().into_parts();
+        self.tear_down(
+            parts,
+            Teardown::Superseded(Successor::Registration { same_identity }),
+        );
         self.identity = Some(identity);
         self.recovery = Recovery::default();
         self.begin_procedure(RegisterReason::Initial);
@@ -358,53 +653,69 @@ impl Ue {
         let head = parse_outgoing_message(message, max).map_err(UeError::BadMessage)?;
         let is_register = head.is_request("REGISTER");
         let timeout = self.config.registration_timeout();
-        let flow_id = self.flow.as_ref().map(|f| f.id);
+        let refresh_in_flight = self.refresh_in_flight();
         match self.state {
-            State::AwaitingRegister { .. } if is_register => {
+            // AwaitingRegister → Registering: the REGISTER is out (O.4.2: REGISTER first).
+            State::Procedure {
+                step: Step::AwaitingRegister,
+                ..
+            } if is_register => {
                 self.transmit_plaintext(message, "send_sip")?;
-                self.state = State::Registering {
-                    deadline: now + timeout,
-                };
+                if let State::Procedure { step, deadline, .. } = &mut self.state {
+                    *step = Step::Registering;
+                    *deadline = now + timeout;
+                }
                 self.emit_for_flow(|flow| Event::Registering {
                     flow,
                     kind: RegisterKind::Register,
                 });
             }
-            State::AwaitingRegister { .. } => return Err(UeError::RegisterFirst),
-            State::Registering { .. } if is_register => return Err(UeError::RegisterInFlight),
-            State::Registering { .. } => return Err(UeError::RegisterFirst),
-            State::Registered if is_register => {
-                let registration = self
-                    .registration
-                    .as_mut()
-                    .expect("Registered has a registration");
-                if matches!(registration.refresh, Refresh::InFlight(_)) {
-                    return Err(UeError::RegisterInFlight);
-                }
-                self.transmit_plaintext(message, "send_sip")?;
-                if let Some(registration) = self.registration.as_mut() {
-                    registration.refresh = Refresh::InFlight(now + timeout);
-                }
-                if let Some(flow) = flow_id {
-                    self.emit(Event::Registering {
-                        flow,
-                        kind: RegisterKind::Refresh,
-                    });
-                }
-            }
-            State::Registered => self.transmit_plaintext(message, "send_sip")?,
-            // RFC 3261 §10.2: no new REGISTER before the previous one is answered.
-            State::Deregistering {
-                after_refresh: true,
+            State::Procedure {
+                step: Step::AwaitingRegister,
+                ..
+            } => return Err(UeError::RegisterFirst),
+            State::Procedure {
+                step: Step::Registering,
                 ..
             } if is_register => return Err(UeError::RegisterInFlight),
-            State::Deregistering { sent: false, .. } if is_register => {
+            State::Procedure {
+                step: Step::Registering,
+                ..
+            } => return Err(UeError::RegisterFirst),
+            // RFC 3261 §10.2: no new REGISTER before the previous one is answered.
+            State::Registered { .. } if is_register && refresh_in_flight => {
+                return Err(UeError::RegisterInFlight)
+            }
+            // Registered, refresh in flight: its Timer F bounds the wait (TS 24.229 §5.1.1.4.1).
+            State::Registered { .. } if is_register => {
                 self.transmit_plaintext(message, "send_sip")?;
-                self.state = State::Deregistering {
-                    deadline: now + timeout,
-                    sent: true,
-                    after_refresh: false,
-                };
+                if let State::Registered { registration, .. } = &mut self.state {
+                    registration.refresh = Refresh::InFlight(now + timeout);
+                }
+                self.emit_for_flow(|flow| Event::Registering {
+                    flow,
+                    kind: RegisterKind::Refresh,
+                });
+            }
+            State::Registered { .. } => self.transmit_plaintext(message, "send_sip")?,
+            // RFC 3261 §10.2: no new REGISTER before the previous one is answered.
+            State::Deregistering {
+                phase: Deregistration::AfterRefresh,
+                ..
+            } if is_register => return Err(UeError::RegisterInFlight),
+            // Deregistering, Due → Sent: the de-REGISTER is out (RFC 3261 §10.2.2).
+            State::Deregistering {
+                phase: Deregistration::Due,
+                ..
+            } if is_register => {
+                self.transmit_plaintext(message, "send_sip")?;
+                if let State::Deregistering {
+                    phase, deadline, ..
+                } = &mut self.state
+                {
+                    *phase = Deregistration::Sent;
+                    *deadline = now + timeout;
+                }
                 self.emit_for_flow(|flow| Event::Registering {
                     flow,
                     kind: RegisterKind::Deregister,
@@ -412,7 +723,7 @@ impl Ue {
             }
             State::Deregistering { .. } if is_register => return Err(UeError::RegisterInFlight),
             State::Deregistering { .. } => self.transmit_plaintext(message, "send_sip")?,
-            state => {
+            ref state => {
                 return Err(UeError::WrongState {
                     operation: "send_sip",
                     state: state.public(),
@@ -437,55 +748,55 @@ impl Ue {
         self.check_report(flow)?;
         let max = self.config.inner.max_challenges;
         let timeout = self.config.registration_timeout();
-        match self.state {
-            State::Registering { .. } => {
-                let procedure = self
-                    .procedure
-                    .as_mut()
-                    .expect("Registering has a procedure");
+        let refresh_in_flight = self.refresh_in_flight();
+        let reason = RegisterReason::Challenge { stale };
+        match &mut self.state {
+            // Registering → AwaitingRegister on the same flow (Annex N, O.3.1.3).
+            State::Procedure {
+                step: step @ Step::Registering,
+                deadline,
+                procedure,
+                ..
+            } => {
                 procedure.challenges += 1;
                 if procedure.challenges > max {
                     self.fail_permanently(FailureReason::TooManyChallenges, Some(401));
                     return Ok(());
                 }
-                let reason = RegisterReason::Challenge { stale };
-                self.state = State::AwaitingRegister {
-                    deadline: now + timeout,
-                };
+                *step = Step::AwaitingRegister;
+                *deadline = now + timeout;
                 self.emit_for_flow(|flow| Event::Challenged { flow, stale });
                 self.emit_for_flow(|flow| Event::RegisterNow { flow, reason });
             }
-            State::Registered
-                if matches!(
-                    self.registration.as_ref().map(|r| r.refresh),
-                    Some(Refresh::InFlight(_))
-                ) =>
-            {
-                let registration = self.registration.as_mut().expect("checked above");
+            // Registered, the refresh challenged: the stack refreshes again (Annex N).
+            State::Registered { registration, .. } if refresh_in_flight => {
                 registration.challenges += 1;
                 if registration.challenges > max {
                     self.fail_permanently(FailureReason::TooManyChallenges, Some(401));
                     return Ok(());
                 }
                 registration.refresh = Refresh::Due;
-                let reason = RegisterReason::Challenge { stale };
                 self.emit_for_flow(|flow| Event::Challenged { flow, stale });
                 self.emit_for_flow(|flow| Event::RegisterNow { flow, reason });
             }
             // The refresh the de-registration waited for is answered: de-register now.
             State::Deregistering {
-                after_refresh: true,
+                phase: Deregistration::AfterRefresh,
                 ..
-            } => self.deregister_now(),
+            } => self.deregister_after_refresh(),
             // A late challenge to a refresh that the de-registration overtook.
-            State::Deregistering { sent: false, .. } => {}
-            State::Deregistering { sent: true, .. } => {
-                self.state = State::Deregistering {
-                    deadline: now + timeout,
-                    sent: false,
-                    after_refresh: false,
-                };
-                let reason = RegisterReason::Challenge { stale };
+            State::Deregistering {
+                phase: Deregistration::Due,
+                ..
+            } => {}
+            // Deregistering, Sent → Due: the de-REGISTER is challenged (Annex N).
+            State::Deregistering {
+                phase: phase @ Deregistration::Sent,
+                deadline,
+                ..
+            } => {
+                *phase = Deregistration::Due;
+                *deadline = now + timeout;
                 self.emit_for_flow(|flow| Event::Challenged { flow, stale });
                 self.emit_for_flow(|flow| Event::RegisterNow { flow, reason });
             }
@@ -515,25 +826,30 @@ impl Ue {
         self.check_report(flow)?;
         match self.state {
             State::Deregistering {
-                after_refresh: true,
+                phase: Deregistration::AfterRefresh,
                 ..
             } => {
-                self.deregister_now();
+                self.deregister_after_refresh();
                 return Ok(());
             }
-            State::Deregistering { sent: true, .. } => {
-                self.finish_deregistration();
+            State::Deregistering {
+                phase: Deregistration::Sent,
+                ..
+            } => {
+                self.finish_deregistration(FlowEnd::CloseNotify);
                 return Ok(());
             }
             // A late answer to a refresh that the de-registration overtook.
-            State::Deregistering { sent: false, .. } => return Ok(()),
-            State::Registering { .. } => {}
-            State::Registered
-                if matches!(
-                    self.registration.as_ref().map(|r| r.refresh),
-                    Some(Refresh::InFlight(_))
-                ) => {}
-            state => {
+            State::Deregistering {
+                phase: Deregistration::Due,
+                ..
+            } => return Ok(()),
+            State::Procedure {
+                step: Step::Registering,
+                ..
+            } => {}
+            State::Registered { .. } if self.refresh_in_flight() => {}
+            ref state => {
                 return Err(UeError::WrongState {
                     operation: "registration_succeeded",
                     state: state.public(),
@@ -545,30 +861,40 @@ impl Ue {
                 "expires must be positive; de-register with deregister()",
             ));
         }
-        // The procedure is complete: its sessions may now be resumed (O.4.1 only removes
-        // the data of incomplete registrations).
-        self.procedure = None;
+        // Registering/Registered → Registered. The procedure (if any) is complete and
+        // dropped without a purge: its sessions may now be resumed (O.4.1 only removes the
+        // data of incomplete registrations).
+        let mut flow = match self.take_state() {
+            State::Procedure { flow, .. } | State::Registered { flow, .. } => flow,
+            other => {
+                self.state = other;
+                return Err(UeError::WrongState {
+                    operation: "registration_succeeded",
+                    state: self.state(),
+                });
+            }
+        };
         let refresh_in = refresh_delay(expires);
-        self.registration = Some(Registration {
-            expires_at: now + expires,
-            refresh: Refresh::Scheduled(now + refresh_in),
-            challenges: 0,
-        });
-        self.state = State::Registered;
-        let keepalive = self.config.keepalive();
-        let flow = self.flow.as_mut().expect("Registered has a flow");
         flow.flow_timer = flow_timer;
         let first_registration = flow.registered_at.is_none();
         if first_registration {
             flow.registered_at = Some(now);
         }
         let id = flow.id;
+        self.state = State::Registered {
+            flow,
+            registration: Registration {
+                expires_at: now + expires,
+                refresh: Refresh::Scheduled(now + refresh_in),
+                challenges: 0,
+            },
+        };
         self.emit(Event::Registered {
             flow: id,
             expires,
             refresh_in,
         });
-        if keepalive.enabled && first_registration {
+        if self.config.keepalive().enabled && first_registration {
             // A first ping at once: its pong proves the flow (RFC 5626 §4.5).
             self.send_ping();
         }
@@ -596,26 +922,30 @@ impl Ue {
         }
         match self.state {
             State::Deregistering {
-                after_refresh: true,
+                phase: Deregistration::AfterRefresh,
                 ..
             } => {
-                self.deregister_now();
+                self.deregister_after_refresh();
                 return Ok(());
             }
             State::Deregistering { .. } => {
-                self.finish_deregistration();
+                self.finish_deregistration(FlowEnd::CloseNotify);
                 return Ok(());
             }
-            State::Registering { .. } | State::AwaitingRegister { .. } | State::Registered => {}
-            state => {
+            State::Procedure {
+                step: Step::Registering | Step::AwaitingRegister,
+                ..
+            }
+            | State::Registered { .. } => {}
+            ref state => {
                 return Err(UeError::WrongState {
                     operation: "registration_failed",
                     state: state.public(),
                 })
             }
         }
-        self.purge_flow_sessions();
         if matches!(status, 408 | 480 | 500 | 503 | 504) {
+            // → BackingOff (O.3.1.1, RFC 5626 §4.5).
             let candidates = self.take_round_failures();
             self.emit(Event::RegistrationFailed {
                 status: Some(status),
@@ -623,11 +953,10 @@ impl Ue {
                 retrying: true,
                 candidates,
             });
-            self.close_flow(true);
-            self.registration = None;
-            self.end_procedure_with_purge();
+            let parts = self.take_state().into_parts();
+            self.tear_down(parts, Teardown::Rejected);
             self.recovery.consecutive_failures += 1;
-            self.back_off(retry_after, Vec::new());
+            self.back_off(None, retry_after, Vec::new());
         } else {
             self.fail_permanently(FailureReason::Rejected, Some(status));
         }
@@ -643,46 +972,41 @@ impl Ue {
     /// session of the identity is kept.
     pub fn deregister(&mut self, now: Instant) -> Result<(), UeError> {
         self.advance(now);
-        match self.state {
-            State::Registered => {
-                let refresh_in_flight = match self.registration.as_ref().map(|r| r.refresh) {
-                    Some(Refresh::InFlight(deadline)) => Some(deadline),
-                    _ => None,
-                };
-                self.registration = None;
-                if let Some(flow) = self.flow.as_mut() {
-                    flow.next_ping = None;
-                    flow.pong_deadline = None;
-                }
-                match refresh_in_flight {
+        match self.take_state() {
+            // Registered → Deregistering; the registration ends here.
+            State::Registered {
+                mut flow,
+                registration,
+            } => {
+                flow.next_ping = None;
+                flow.pong_deadline = None;
+                match registration.refresh {
                     // RFC 3261 §10.2: the de-REGISTER waits for the refresh's final answer
                     // or its Timer F.
-                    Some(deadline) => {
+                    Refresh::InFlight(deadline) => {
                         self.state = State::Deregistering {
+                            phase: Deregistration::AfterRefresh,
                             deadline,
-                            sent: false,
-                            after_refresh: true,
+                            flow,
                         }
                     }
-                    None => self.deregister_now(),
+                    _ => self.deregister_now(flow),
                 }
             }
-            State::Connecting { .. }
-            | State::Handshaking { .. }
-            | State::AwaitingRegister { .. }
-            | State::Registering { .. }
-            | State::BackingOff { .. } => {
-                if let Some(abandoned) = self.abandon() {
-                    self.emit(Event::Superseded { abandoned });
-                }
-                self.forget_sessions();
+            // An incomplete procedure → Idle (O.4.1: superseded by the de-registration).
+            state @ (State::Procedure { .. } | State::BackingOff { .. }) => {
+                self.tear_down(
+                    state.into_parts(),
+                    Teardown::Superseded(Successor::Deregistration),
+                );
                 self.emit(Event::Deregistered);
             }
             state => {
+                self.state = state;
                 return Err(UeError::WrongState {
                     operation: "deregister",
-                    state: state.public(),
-                })
+                    state: self.state(),
+                });
             }
         }
         Ok(())
@@ -694,21 +1018,16 @@ impl Ue {
         self.advance(now);
         match self.state {
             State::Idle | State::Closed => {}
+            // Deregistering → Idle: nothing is left to de-register on a new network.
             State::Deregistering { .. } => {
                 self.lose_flow_event(LossReason::NetworkChanged);
-                self.close_flow(false);
-                self.finish_deregistration();
+                self.finish_deregistration(FlowEnd::Silent);
             }
-            State::BackingOff { .. } => {
-                self.end_procedure_with_purge();
-                self.recovery.candidate = 0;
-                self.begin_procedure(RegisterReason::NetworkChanged);
-            }
-            _ => {
+            // Any other → Connecting on a new flow, first candidate (O.4.1).
+            State::Procedure { .. } | State::Registered { .. } | State::BackingOff { .. } => {
                 self.lose_flow_event(LossReason::NetworkChanged);
-                self.close_flow(false);
-                self.registration = None;
-                self.end_procedure_with_purge();
+                let parts = self.take_state().into_parts();
+                self.tear_down(parts, Teardown::Restart(FlowEnd::Silent));
                 self.recovery.candidate = 0;
                 self.begin_procedure(RegisterReason::NetworkChanged);
             }
@@ -721,15 +1040,17 @@ impl Ue {
     /// a new registration (rustls never renegotiates; O.4.1).
     pub fn rekey(&mut self, now: Instant) -> Result<(), UeError> {
         self.advance(now);
-        if !matches!(self.state, State::Registered) {
-            return Err(UeError::WrongState {
-                operation: "rekey",
-                state: self.state(),
-            });
-        }
-        let flow = self.flow.as_mut().expect("Registered has a flow");
+        let wrong_state = UeError::WrongState {
+            operation: "rekey",
+            state: self.state(),
+        };
+        let State::Registered { flow, .. } = &mut self.state else {
+            return Err(wrong_state);
+        };
         let id = flow.id;
-        let tls = flow.tls.as_mut().expect("Registered has TLS");
+        let Some(tls) = flow.tls.as_mut() else {
+            return Err(wrong_state);
+        };
         match tls.rekey() {
             Ok(()) => {
                 self.flush_transmit();
@@ -738,6 +1059,7 @@ impl Ue {
                     method: RekeyMethod::KeyUpdate,
                 });
             }
+            // Registered → Connecting on a new flow.
             Err(crate::tls::FlowStateError::RekeyNeedsTls13) => {
                 self.emit(Event::Rekeyed {
                     flow: id,
@@ -745,23 +1067,77 @@ impl Ue {
                 });
                 // Resuming would reuse the master secret: the new flow must be a full
                 // handshake to give fresh keys.
-                self.purge_flow_sessions();
-                self.close_flow(true);
-                self.registration = None;
+                let parts = self.take_state().into_parts();
+                self.tear_down(parts, Teardown::Rekey);
                 self.begin_procedure(RegisterReason::Rekey);
             }
-            Err(_) => {
-                return Err(UeError::WrongState {
-                    operation: "rekey",
-                    state: self.state(),
-                })
-            }
+            Err(_) => return Err(wrong_state),
         }
         Ok(())
     }
 
-    // ----- transport inputs -------------------------------------------------------------
+    /// O.4.1: a REGISTER answer belongs to the flow it arrived on. Every procedure (and every
+    /// retry within one) has its own flow, so an answer from another flow is stale.
+    fn check_report(&self, flow: FlowId) -> Result<(), UeError> {
+        match self.current_flow() {
+            Some(current) if current == flow => Ok(()),
+            current => Err(UeError::StaleReport { flow, current }),
+        }
+    }
 
+    fn refresh_in_flight(&self) -> bool {
+        self.state
+            .registration()
+            .is_some_and(|r| matches!(r.refresh, Refresh::InFlight(_)))
+    }
+
+    fn transmit_plaintext(&mut self, bytes: &[u8], operation: &'static str) -> Result<(), UeError> {
+        let state = self.state();
+        let tls = self
+            .state
+            .flow_mut()
+            .and_then(|f| f.tls.as_mut())
+            .ok_or(UeError::WrongState { operation, state })?;
+        tls.send(bytes)
+            .map_err(|_| UeError::WrongState { operation, state })?;
+        self.flush_transmit();
+        Ok(())
+    }
+
+    /// Registered/Deregistering → Deregistering (Due): asks the stack for the de-REGISTER
+    /// (expires=0) on `flow`, bounded by the registration timeout (RFC 3261 §10.2.2).
+    fn deregister_now(&mut self, flow: Flow) {
+        let id = flow.id;
+        self.state = State::Deregistering {
+            phase: Deregistration::Due,
+            deadline: self.now + self.config.registration_timeout(),
+            flow,
+        };
+        self.emit(Event::RegisterNow {
+            flow: id,
+            reason: RegisterReason::Deregister,
+        });
+    }
+
+    /// Deregistering (AfterRefresh) → Deregistering (Due): the refresh is answered or timed
+    /// out, so RFC 3261 §10.2 allows the de-REGISTER now.
+    fn deregister_after_refresh(&mut self) {
+        match self.take_state() {
+            State::Deregistering { flow, .. } => self.deregister_now(flow),
+            other => self.state = other,
+        }
+    }
+
+    /// Deregistering → Idle (RFC 3261 §10.2.2): the flow closes as `end` says; no identity
+    /// or TLS session of it is kept (O.2.2).
+    fn finish_deregistration(&mut self, end: FlowEnd) {
+        let parts = self.take_state().into_parts();
+        self.tear_down(parts, Teardown::Deregistered(end));
+        self.emit(Event::Deregistered);
+    }
+}
+
+impl Ue {
     /// The caller's TCP connection for `flow` is up. Starts the TLS handshake.
     pub fn connected(
         &mut self,
@@ -772,22 +1148,28 @@ impl Ue {
     ) -> Result<(), UeError> {
         self.advance(now);
         self.check_flow(flow)?;
-        if !matches!(self.state, State::Connecting { .. }) {
+        let handshake_timeout = self.config.handshake_timeout();
+        // Connecting → Handshaking (O.2.1: the UE opens TLS to the P-CSCF).
+        let State::Procedure {
+            step: step @ Step::Connecting,
+            deadline,
+            flow: current,
+            ..
+        } = &mut self.state
+        else {
             return Err(UeError::WrongState {
                 operation: "connected",
                 state: self.state(),
             });
-        }
-        let current = self.flow.as_mut().expect("checked");
+        };
         current.local = local;
         current.remote = remote;
-        let candidate = self.config.candidates()[current.candidate].clone();
-        match TlsFlow::connect(&self.profile, &candidate) {
+        let candidate = &self.config.candidates()[current.candidate];
+        match TlsFlow::connect(&self.profile, candidate) {
             Ok(tls) => {
                 current.tls = Some(tls);
-                self.state = State::Handshaking {
-                    deadline: now + self.config.handshake_timeout(),
-                };
+                *step = Step::Handshaking;
+                *deadline = now + handshake_timeout;
                 self.flush_transmit();
             }
             Err(failure) => {
@@ -810,7 +1192,7 @@ impl Ue {
     ) -> Result<(), UeError> {
         self.advance(now);
         self.check_flow(flow)?;
-        if !matches!(self.state, State::Connecting { .. }) {
+        if !self.state.is_step(Step::Connecting) {
             return Err(UeError::WrongState {
                 operation: "connect_failed",
                 state: self.state(),
@@ -828,11 +1210,11 @@ impl Ue {
     pub fn receive(&mut self, now: Instant, flow: FlowId, data: &[u8]) -> Result<(), UeError> {
         self.advance(now);
         self.check_flow(flow)?;
-        let current = self.flow.as_mut().expect("checked");
-        let Some(tls) = current.tls.as_mut() else {
+        let state = self.state();
+        let Some(tls) = self.state.flow_mut().and_then(|f| f.tls.as_mut()) else {
             return Err(UeError::WrongState {
                 operation: "receive",
-                state: self.state(),
+                state,
             });
         };
         let result = tls.receive(data);
@@ -847,7 +1229,7 @@ impl Ue {
         match result {
             Err(failure) => self.on_tls_failure(failure),
             Ok(()) => {
-                if matches!(self.state, State::Handshaking { .. })
+                if self.state.is_step(Step::Handshaking)
                     && self.flow_tls().is_some_and(TlsFlow::is_established)
                 {
                     self.on_established();
@@ -855,7 +1237,7 @@ impl Ue {
                 self.process_plaintext();
                 if self.flow_tls().is_some_and(TlsFlow::is_closed) {
                     // close_notify from the P-CSCF; before any data it ends the attempt.
-                    if matches!(self.state, State::Handshaking { .. }) || self.flow_unproven() {
+                    if self.state.is_step(Step::Handshaking) || self.flow_unproven() {
                         let failure =
                             TlsFailure::new(TlsFailureKind::UnexpectedEof, TlsPhase::Handshake);
                         self.emit(Event::TlsFailed {
@@ -863,7 +1245,7 @@ impl Ue {
                             failure: failure.clone(),
                         });
                         self.attempt_failed(AttemptFailure::Tls(failure));
-                    } else if self.flow.as_ref().is_some_and(|f| f.id == flow) {
+                    } else if self.current_flow() == Some(flow) {
                         self.flow_lost(LossReason::ClosedByPeer);
                     }
                 }
@@ -877,7 +1259,7 @@ impl Ue {
     /// follows, after an RFC 5626 §4.5 back-off, so a peer cannot grow the queue without
     /// bound.
     fn enforce_output_cap(&mut self, flow: FlowId) {
-        if self.flow.as_ref().is_none_or(|f| f.id != flow) {
+        if self.current_flow() != Some(flow) {
             return;
         }
         let queued: usize = self.outputs.iter().map(Output::footprint).sum();
@@ -885,7 +1267,7 @@ impl Ue {
             return;
         }
         warn!("{flow}: the engine output queue holds {queued} bytes: failing the flow");
-        self.drop_queued(flow);
+        // An overload reason: the teardown drops the flow's unsent bytes.
         self.flow_lost(LossReason::QueueOverflow {
             queue: Queue::EngineOutput,
             queued,
@@ -911,7 +1293,6 @@ impl Ue {
             ));
         }
         warn!("{flow}: {reason}: failing the flow");
-        self.drop_queued(flow);
         self.flow_lost(reason);
         Ok(())
     }
@@ -925,7 +1306,7 @@ impl Ue {
     ) -> Result<(), UeError> {
         self.advance(now);
         self.check_flow(flow)?;
-        if matches!(self.state, State::Connecting { .. }) {
+        if self.state.is_step(Step::Connecting) {
             let reason = match closure {
                 TransportClosure::Reset => TransportError::Reset,
                 TransportClosure::Eof => TransportError::Other("closed while connecting".into()),
@@ -938,10 +1319,10 @@ impl Ue {
             self.attempt_failed(AttemptFailure::Connect(reason));
             return Ok(());
         }
-        let handshaking = matches!(self.state, State::Handshaking { .. }) || self.flow_unproven();
+        let handshaking = self.state.is_step(Step::Handshaking) || self.flow_unproven();
         let tls_closure = self
-            .flow
-            .as_mut()
+            .state
+            .flow_mut()
             .and_then(|f| f.tls.as_mut())
             .map(TlsFlow::receive_eof);
         self.flush_transmit();
@@ -963,411 +1344,41 @@ impl Ue {
         Ok(())
     }
 
-    /// Time passed: fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.advance(now);
-        // Each firing removes or moves its own deadline; the bound only guards against a bug.
-        for _ in 0..64 {
-            match self.next_timer() {
-                Some((at, timer)) if at <= self.now => self.fire(timer),
-                _ => return,
-            }
-        }
-        warn!("timer loop did not settle");
-    }
-
-    // ----- invariants (model tests) -----------------------------------------------------
-
-    /// Checks the DESIGN §4 invariants; the model test calls this after every step.
-    pub fn check_invariants(&self) -> Result<(), String> {
-        let state = self.state();
-        let flow_expected = matches!(
-            state,
-            UeState::Connecting
-                | UeState::Handshaking
-                | UeState::AwaitingRegister
-                | UeState::Registering
-                | UeState::Registered
-                | UeState::Deregistering
-        );
-        if flow_expected != self.flow.is_some() {
-            return Err(format!(
-                "{state:?} with flow present = {}",
-                self.flow.is_some()
-            ));
-        }
-        let incomplete = matches!(
-            state,
-            UeState::Connecting
-                | UeState::Handshaking
-                | UeState::AwaitingRegister
-                | UeState::Registering
-                | UeState::BackingOff
-        );
-        if incomplete != self.procedure.is_some() {
-            return Err(format!(
-                "{state:?} with a procedure present = {}",
-                self.procedure.is_some()
-            ));
-        }
-        if (self.procedure.is_some() || self.registration.is_some()) && self.identity.is_none() {
-            return Err("a registration without an identity".into());
-        }
-        if matches!(state, UeState::Idle | UeState::Closed) && self.identity.is_some() {
-            return Err(format!("{state:?} still holds an identity"));
-        }
-        if self.identity.is_none() && !self.profile.sessions.is_empty() {
-            return Err(format!("{state:?}: TLS sessions outlive the identity"));
-        }
-        if (state == UeState::Registered) != self.registration.is_some() {
-            return Err(format!(
-                "{state:?} with registration = {}",
-                self.registration.is_some()
-            ));
-        }
-        if matches!(
-            state,
-            UeState::AwaitingRegister | UeState::Registering | UeState::Registered
-        ) && !self.flow_tls().is_some_and(TlsFlow::is_established)
-        {
-            return Err(format!("{state:?} without an established TLS flow"));
-        }
-        // Nothing may be queued for a flow after its Close.
-        let mut closed = Vec::new();
-        for output in &self.outputs {
-            match output {
-                Output::Close { flow } => closed.push(*flow),
-                Output::Transmit { flow, .. } if closed.contains(flow) => {
-                    return Err(format!("bytes queued for {flow} after its Close"))
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    // ----- internals --------------------------------------------------------------------
-
-    fn advance(&mut self, now: Instant) {
-        if now > self.now {
-            self.now = now;
-        }
-        self.profile.sessions.set_now(self.now);
-    }
-
-    fn flow_tls(&self) -> Option<&TlsFlow> {
-        self.flow.as_ref().and_then(|f| f.tls.as_ref())
-    }
-
     /// True while the flow has not proved itself: no data arrived yet and the stack has not
     /// reported a registration on it (a stack may do so before any byte of the 200 OK reached
     /// imstls, e.g. when it reads the socket itself). TLS 1.3 can fail after the handshake
     /// looks complete; until the flow is proven such a failure ends the attempt.
     fn flow_unproven(&self) -> bool {
-        !matches!(self.state, State::Registered | State::Deregistering { .. })
-            && !self.flow_tls().is_some_and(TlsFlow::has_received_data)
+        !matches!(
+            self.state,
+            State::Registered { .. } | State::Deregistering { .. }
+        ) && !self.flow_tls().is_some_and(TlsFlow::has_received_data)
     }
 
-    fn check_flow(&self, flow: FlowId) -> Result<(), UeError> {
-        match &self.flow {
-            Some(current) if current.id == flow => Ok(()),
-            _ => Err(UeError::UnknownFlow(flow)),
-        }
-    }
-
-    /// O.4.1: a REGISTER answer belongs to the flow it arrived on. Every procedure (and every
-    /// retry within one) has its own flow, so an answer from another flow is stale.
-    fn check_report(&self, flow: FlowId) -> Result<(), UeError> {
-        match &self.flow {
-            Some(current) if current.id == flow => Ok(()),
-            current => Err(UeError::StaleReport {
-                flow,
-                current: current.as_ref().map(|f| f.id),
-            }),
-        }
-    }
-
-    fn emit(&mut self, event: Event) {
-        debug!("[{}] {}", event.clause(), event);
-        self.log.record(self.now, &event);
-        self.outputs.push_back(Output::Event(event));
-    }
-
-    fn emit_for_flow(&mut self, make: impl FnOnce(FlowId) -> Event) {
-        if let Some(id) = self.flow.as_ref().map(|f| f.id) {
-            self.emit(make(id));
-        }
-    }
-
-    fn flush_transmit(&mut self) {
-        if let Some(flow) = self.flow.as_mut() {
-            if let Some(data) = flow.tls.as_mut().and_then(TlsFlow::take_transmit) {
-                self.outputs.push_back(Output::Transmit {
-                    flow: flow.id,
-                    data,
-                });
-            }
-        }
-    }
-
-    fn transmit_plaintext(&mut self, bytes: &[u8], operation: &'static str) -> Result<(), UeError> {
-        let state = self.state();
-        let tls = self
-            .flow
-            .as_mut()
-            .and_then(|f| f.tls.as_mut())
-            .ok_or(UeError::WrongState { operation, state })?;
-        tls.send(bytes)
-            .map_err(|_| UeError::WrongState { operation, state })?;
-        self.flush_transmit();
-        Ok(())
-    }
-
-    /// Removes queued transmits of `flow`; returns the bytes dropped.
-    fn drop_queued(&mut self, flow: FlowId) -> usize {
-        let mut dropped = 0;
-        self.outputs.retain(|o| match o {
-            Output::Transmit { flow: f, data } if *f == flow => {
-                dropped += data.len();
-                false
-            }
-            _ => true,
-        });
-        dropped
-    }
-
-    /// Closes the current flow: close_notify when `graceful`, then a Close output after
-    /// whatever is already queued for it (a fatal alert stays ahead of the Close).
-    fn close_flow(&mut self, graceful: bool) -> Option<FlowId> {
-        let mut flow = self.flow.take()?;
-        // A queued "send REGISTER on this flow" can no longer be acted on.
-        self.outputs.retain(
-            |o| !matches!(o, Output::Event(Event::RegisterNow { flow: f, .. }) if *f == flow.id),
-        );
-        if let Some(tls) = flow.tls.as_mut() {
-            if graceful {
-                tls.close();
-            }
-            if let Some(data) = tls.take_transmit() {
-                self.outputs.push_back(Output::Transmit {
-                    flow: flow.id,
-                    data,
-                });
-            }
-        }
-        self.outputs.push_back(Output::Close { flow: flow.id });
-        Some(flow.id)
-    }
-
-    /// O.4.1: removes everything the current activity created; returns what, if anything.
-    fn abandon(&mut self) -> Option<Abandoned> {
-        let state = self.state();
-        if matches!(state, UeState::Idle | UeState::Closed) {
-            return None;
-        }
-        let flow = self.flow.as_ref().map(|f| f.id);
-        let mut dropped_records = 0;
-        let mut dropped_bytes = 0;
-        if let Some(id) = flow {
-            dropped_records = self.drop_queued(id);
-            dropped_bytes = dropped_records + self.flow.as_ref().map_or(0, |f| f.framer.buffered());
-        }
-        // RFC 8446 §5.3 / RFC 5246 §6.1: every record advances the sequence number, so after
-        // dropping encrypted records a close_notify would not decrypt at the P-CSCF (a tamper
-        // alarm there). Then the flow ends with a bare FIN; otherwise with close_notify.
-        self.close_flow(dropped_records == 0);
-        let purged_sessions = self
-            .procedure
-            .take()
-            .map_or(0, |p| self.profile.sessions.purge_since(p.mark));
-        self.registration = None;
-        self.identity = None; // zeroized on drop
-        self.state = State::Idle;
-        Some(Abandoned {
-            state,
+    /// Handshaking → AwaitingRegister: TLS is up, the stack may send REGISTER (O.4.2).
+    fn on_established(&mut self) {
+        let registration_timeout = self.config.registration_timeout();
+        let now = self.now;
+        let State::Procedure {
+            step,
+            deadline,
+            procedure,
             flow,
-            purged_sessions,
-            dropped_bytes,
-        })
-    }
-
-    fn begin_procedure(&mut self, reason: RegisterReason) {
-        self.procedure = Some(Procedure {
-            mark: self.profile.sessions.mark(),
-            challenges: 0,
-            reason,
-            attempts: 0,
-        });
-        self.recovery.tried_in_round = 0;
-        self.recovery.round_failures.clear();
-        self.open_flow();
-    }
-
-    /// Ends the incomplete procedure (if any) and purges its sessions (O.4.1).
-    fn end_procedure_with_purge(&mut self) {
-        if let Some(procedure) = self.procedure.take() {
-            let purged = self.profile.sessions.purge_since(procedure.mark);
-            if purged > 0 {
-                debug!("purged {purged} session(s) of an incomplete registration");
-            }
-        }
-    }
-
-    /// Removes every stored TLS session: the identity they were made for is gone or
-    /// replaced, and a P-CSCF must not link the next user to the last (O.2.2).
-    fn forget_sessions(&mut self) {
-        let purged = self.profile.sessions.purge_all();
-        if purged > 0 {
-            debug!("removed {purged} TLS session(s) of the previous identity");
-        }
-    }
-
-    fn purge_flow_sessions(&mut self) {
-        if let Some(flow) = &self.flow {
-            let name = self
-                .profile
-                .server_name_for(&self.config.candidates()[flow.candidate]);
-            self.profile.sessions.purge_server(&name);
-        }
-    }
-
-    fn open_flow(&mut self) {
-        let candidates = self.config.candidates();
-        let index = self.recovery.candidate % candidates.len();
-        let candidate = candidates[index].clone();
-        let id = FlowId(self.next_flow);
-        self.next_flow += 1;
-        let attempt = {
-            let procedure = self
-                .procedure
-                .as_mut()
-                .expect("a flow belongs to a procedure");
-            procedure.attempts += 1;
-            procedure.attempts
-        };
-        self.flow = Some(Flow {
-            id,
-            candidate: index,
-            tls: None,
-            framer: SipFramer::new(self.config.max_sip_message_size()),
-            local: None,
-            remote: None,
-            next_ping: None,
-            pong_deadline: None,
-            flow_timer: None,
-            pong_seen: false,
-            registered_at: None,
-        });
-        self.state = State::Connecting {
-            deadline: self.now + self.config.connect_timeout(),
-        };
-        self.outputs.push_back(Output::Connect {
-            flow: id,
-            candidate: index,
-            host: candidate.host.clone(),
-            port: candidate.port,
-        });
-        self.emit(Event::Connecting {
-            flow: id,
-            candidate: index,
-            target: self.config.candidate_label(index).to_owned(),
-            attempt,
-        });
-        // Not an Annex O step: the application asked to export this flow's TLS secrets.
-        if self.config.key_log_enabled() {
-            self.emit(Event::KeyLogEnabled { flow: id });
-        }
-    }
-
-    /// A connect or handshake attempt failed (the flow never proved itself). Failover: the
-    /// next candidate at once, whatever the reason (a rejected certificate never gets here).
-    /// When every candidate of the round failed: stop if each failed for its TLS
-    /// configuration, which retrying cannot fix; else an RFC 5626 §4.5 back-off. Either
-    /// event lists each candidate's failure.
-    fn attempt_failed(&mut self, reason: AttemptFailure) {
-        if reason.is_permanent() {
-            self.purge_flow_sessions();
-        }
-        self.record_attempt_failure(reason);
-        self.close_flow(false);
-        let count = self.config.candidates().len();
-        self.recovery.tried_in_round += 1;
-        self.recovery.candidate = (self.recovery.candidate + 1) % count;
-        if self.recovery.tried_in_round < count {
-            self.open_flow();
-        } else if !self.recovery.round_failures.is_empty()
-            && self
-                .recovery
-                .round_failures
-                .iter()
-                .all(|f| f.reason.is_permanent())
-        {
-            self.fail_permanently(FailureReason::Tls, None);
-        } else {
-            self.recovery.consecutive_failures += 1;
-            let candidates = self.take_round_failures();
-            self.back_off(None, candidates);
-        }
-    }
-
-    /// Notes the current flow's candidate and `reason` for the event that ends the round.
-    fn record_attempt_failure(&mut self, reason: AttemptFailure) {
-        let Some(flow) = self.flow.as_ref() else {
+        } = &mut self.state
+        else {
             return;
         };
-        let failure = CandidateFailure {
-            candidate: flow.candidate,
-            target: self.config.candidates()[flow.candidate].to_string(),
-            flow: flow.id,
-            reason,
+        let Some(tls) = flow.tls.as_ref() else {
+            return;
         };
-        self.recovery.round_failures.push(failure);
-    }
-
-    fn take_round_failures(&mut self) -> Vec<CandidateFailure> {
-        std::mem::take(&mut self.recovery.round_failures)
-    }
-
-    /// RFC 5626 §4.5 back-off. The base-time is 30 s "if all of the flows to every URI in the
-    /// outbound proxy set have failed" and 90 s only while another flow is still up. imstls
-    /// keeps one registration flow per UE and backs off only after closing it, so no flow is
-    /// up here and the 30 s base applies (a P-CSCF that answered does not make it 90 s).
-    fn back_off(&mut self, at_least: Option<Duration>, candidates: Vec<CandidateFailure>) {
-        let all_flows_failed = self.flow.is_none();
-        let (low, high) = backoff_window(
-            &self.config.backoff(),
-            self.recovery.consecutive_failures,
-            all_flows_failed,
-        );
-        let delay = self
-            .jitter
-            .between(low, high)
-            .max(at_least.unwrap_or_default());
-        if self.procedure.is_none() {
-            // The retry is a new registration procedure of the same identity.
-            self.procedure = Some(Procedure {
-                mark: self.profile.sessions.mark(),
-                challenges: 0,
-                reason: RegisterReason::Recovery,
-                attempts: 0,
-            });
-        }
-        self.state = State::BackingOff {
-            until: self.now + delay,
+        let Some(details) = tls.details() else {
+            return;
         };
-        self.emit(Event::BackingOff {
-            attempt: self.recovery.consecutive_failures,
-            delay,
-            candidates,
-        });
-    }
-
-    fn on_established(&mut self) {
-        let flow = self.flow.as_ref().expect("established flow");
         let id = flow.id;
-        let tls = flow.tls.as_ref().expect("established TLS");
-        let details = tls.details().expect("handshake complete");
         let requested = tls.certificate_requested();
+        let reason = procedure.reason;
+        *step = Step::AwaitingRegister;
+        *deadline = now + registration_timeout;
         info!(
             "{id}: TLS up: {} {} {} resumed={}",
             details.version,
@@ -1383,23 +1394,18 @@ impl Ue {
                 aborted: false,
             });
         }
-        let reason = self
-            .procedure
-            .as_ref()
-            .map_or(RegisterReason::Initial, |p| p.reason);
-        self.state = State::AwaitingRegister {
-            deadline: self.now + self.config.registration_timeout(),
-        };
         self.emit(Event::RegisterNow { flow: id, reason });
     }
 
+    /// A TLS failure on the current flow: O.3.1.2 for a rejected certificate (no retry),
+    /// an attempt failure before the flow is proven (RFC 5626 §4.5 failover), else a lost
+    /// flow (O.4.1).
     fn on_tls_failure(&mut self, failure: TlsFailure) {
-        let Some(flow) = self.flow.as_ref().map(|f| f.id) else {
+        let Some(flow) = self.current_flow() else {
             return;
         };
         if let Some(reason) = failure.certificate() {
             warn!("{flow}: P-CSCF certificate rejected: {reason}");
-            self.purge_flow_sessions();
             self.record_attempt_failure(AttemptFailure::Tls(failure.clone()));
             self.emit(Event::CertificateRejected { flow, failure });
             self.fail_permanently(FailureReason::Certificate, None);
@@ -1415,7 +1421,7 @@ impl Ue {
         // handshake failure, not a lost connection. A failure about the P-CSCF's TLS
         // configuration ends this attempt only: the other candidates are tried first.
         let unproven = self.flow_unproven();
-        if matches!(self.state, State::Handshaking { .. }) || unproven {
+        if self.state.is_step(Step::Handshaking) || unproven {
             self.emit(Event::TlsFailed {
                 flow,
                 failure: failure.clone(),
@@ -1426,105 +1432,12 @@ impl Ue {
         }
     }
 
-    /// Stops without automatic retry: flow closed (after any queued alert), sessions of
-    /// the procedure purged, identities zeroized. The event lists the round's failed
-    /// candidates.
-    fn fail_permanently(&mut self, reason: FailureReason, status: Option<u16>) {
-        self.purge_flow_sessions();
-        // A flow still healthy (a 4xx/6xx, too many challenges) ends with close_notify
-        // (RFC 8446 §6.1); a failed TLS flow already sent its fatal alert and sends nothing more.
-        self.close_flow(true);
-        self.end_procedure_with_purge();
-        self.registration = None;
-        self.identity = None;
-        self.forget_sessions();
-        self.state = State::Closed;
-        let candidates = self.take_round_failures();
-        self.emit(Event::RegistrationFailed {
-            status,
-            reason,
-            retrying: false,
-            candidates,
-        });
-    }
-
-    fn lose_flow_event(&mut self, reason: LossReason) {
-        let registered = matches!(self.state, State::Registered);
-        self.emit_for_flow(|flow| Event::ConnectionLost {
-            flow,
-            reason,
-            registered,
-        });
-    }
-
-    /// O.4.1 last sentence: an established flow is gone; register again on a new flow. The
-    /// first retry after losing a proven flow is immediate; otherwise back off.
-    fn flow_lost(&mut self, reason: LossReason) {
-        let Some(flow) = self.flow.as_ref() else {
-            return;
-        };
-        let candidate = flow.candidate;
-        let keepalive = self.config.keepalive();
-        let proven = !reason.is_overload()
-            && flow.registered_at.is_some()
-            && (flow.pong_seen
-                || (!keepalive.enabled
-                    && flow.registered_at.is_some_and(|at| {
-                        self.now.saturating_duration_since(at)
-                            >= self.config.backoff().base_all_failed
-                    })));
-        // RFC 8446 §6.1 / RFC 5246 §7.2.1: a close_notify is answered with our own before
-        // the write side closes; any other loss closes without one.
-        let answer_close_notify = matches!(reason, LossReason::ClosedByPeer);
-        warn!("{}: connection lost: {}", flow.id, reason.code());
-        self.lose_flow_event(reason);
-        self.close_flow(answer_close_notify);
-        match self.state {
-            State::Deregistering { .. } => self.finish_deregistration(),
-            State::Registered if proven => {
-                self.registration = None;
-                self.recovery.consecutive_failures = 0;
-                self.recovery.candidate = candidate;
-                self.begin_procedure(RegisterReason::Recovery);
-            }
-            _ => {
-                self.registration = None;
-                self.end_procedure_with_purge();
-                self.recovery.candidate = candidate;
-                self.recovery.consecutive_failures += 1;
-                self.back_off(None, Vec::new());
-            }
-        }
-    }
-
-    /// Asks the stack for the de-REGISTER (expires=0) on the current flow, bounded by the
-    /// registration timeout (RFC 3261 §10.2.2).
-    fn deregister_now(&mut self) {
-        self.state = State::Deregistering {
-            deadline: self.now + self.config.registration_timeout(),
-            sent: false,
-            after_refresh: false,
-        };
-        self.emit_for_flow(|flow| Event::RegisterNow {
-            flow,
-            reason: RegisterReason::Deregister,
-        });
-    }
-
-    fn finish_deregistration(&mut self) {
-        self.close_flow(true);
-        self.registration = None;
-        self.procedure = None;
-        self.identity = None;
-        self.forget_sessions();
-        self.state = State::Idle;
-        self.emit(Event::Deregistered);
-    }
-
+    /// SIP messages, pings and pongs out of the flow's plaintext (RFC 5626 §3.5.1, §5.4).
     fn process_plaintext(&mut self) {
         let mut pong_sent = false;
+        let registered = matches!(self.state, State::Registered { .. });
         loop {
-            let Some(flow) = self.flow.as_mut() else {
+            let Some(flow) = self.state.flow_mut() else {
                 return;
             };
             if let Some(tls) = flow.tls.as_mut() {
@@ -1560,7 +1473,7 @@ impl Ue {
                             self.config.keepalive().battery_saving,
                         );
                         flow.next_ping = Some(self.now + self.jitter.between(low, high));
-                        if matches!(self.state, State::Registered) {
+                        if registered {
                             // RFC 5626 §4.5: the flow has proved itself.
                             self.recovery.consecutive_failures = 0;
                         }
@@ -1575,10 +1488,11 @@ impl Ue {
         }
     }
 
+    /// An RFC 5626 §4.4.1 keep-alive ping; its pong is due within the pong timeout.
     fn send_ping(&mut self) {
         let pong_timeout = self.config.keepalive().pong_timeout;
         let now = self.now;
-        let Some(flow) = self.flow.as_mut() else {
+        let Some(flow) = self.state.flow_mut() else {
             return;
         };
         let id = flow.id;
@@ -1591,6 +1505,366 @@ impl Ue {
             }
         }
     }
+}
+
+impl Ue {
+    /// The one teardown: ends what `parts` held as `what` says, always in this order:
+    /// 1. the flow's queued bytes (dropped when the caller cannot take them);
+    /// 2. its TLS: a pending "send REGISTER on this flow" is withdrawn, close_notify (or
+    ///    nothing) goes after whatever is queued — a fatal alert stays ahead of it — and then
+    ///    the Close output;
+    /// 3. sessions: the P-CSCF's (O.3.1.1, O.3.1.2), then the incomplete procedure's (O.4.1);
+    /// 4. credentials: the identity, zeroized on drop;
+    /// 5. for a superseded activity, [`Event::Superseded`] saying what it lost;
+    /// 6. every stored session when the identity ends or changes (O.2.2).
+    ///
+    /// Events a caller emits about the cause (ConnectionLost, RegistrationFailed, ...) go
+    /// before or after this call as they always did; only Superseded is emitted in here,
+    /// because it must follow steps 1–4 (it reports their counts) and precede step 6 (the
+    /// debug line of step 6 has always come after it).
+    ///
+    /// Returns the procedure when `what` keeps it (a failed attempt: the procedure goes on
+    /// with the next candidate). The state is left as it is (the caller took it out and
+    /// puts the next one in).
+    fn tear_down(&mut self, parts: Parts, what: Teardown) -> Option<Procedure> {
+        let Parts {
+            state,
+            flow,
+            procedure,
+        } = parts;
+        let flow_id = flow.as_ref().map(|f| f.id);
+        let candidate = flow.as_ref().map(|f| f.candidate);
+        // 1. Queued bytes.
+        let mut dropped = 0;
+        if let (Some(id), true) = (flow_id, what.drops_queued()) {
+            self.outputs.retain(|o| match o {
+                Output::Transmit { flow, data } if *flow == id => {
+                    dropped += data.len();
+                    false
+                }
+                _ => true,
+            });
+        }
+        let buffered = flow.as_ref().map_or(0, |f| f.framer.buffered());
+        // 2. TLS close and the Close output.
+        if let Some(mut flow) = flow {
+            // A queued "send REGISTER on this flow" can no longer be acted on.
+            self.outputs.retain(
+                |o| !matches!(o, Output::Event(Event::RegisterNow { flow: f, .. }) if *f == flow.id),
+            );
+            if let Some(tls) = flow.tls.as_mut() {
+                if what.sends_close_notify(dropped) {
+                    tls.close();
+                }
+                if let Some(data) = tls.take_transmit() {
+                    self.outputs.push_back(Output::Transmit {
+                        flow: flow.id,
+                        data,
+                    });
+                }
+            }
+            self.outputs.push_back(Output::Close { flow: flow.id });
+        }
+        // 3. Sessions: the P-CSCF's, then the incomplete procedure's.
+        if let (Some(candidate), true) = (candidate, what.purges_pcscf_sessions()) {
+            let name = self
+                .profile
+                .server_name_for(&self.config.candidates()[candidate]);
+            self.profile.sessions.purge_server(&name);
+        }
+        let mut purged_sessions = 0;
+        let kept = match (procedure, what) {
+            (procedure, Teardown::AttemptFailed { .. }) => procedure,
+            (Some(procedure), _) => {
+                purged_sessions = self.profile.sessions.purge_since(procedure.mark);
+                // A superseded procedure's count goes into its event instead.
+                if purged_sessions > 0 && !matches!(what, Teardown::Superseded(_)) {
+                    debug!("purged {purged_sessions} session(s) of an incomplete registration");
+                }
+                None
+            }
+            (None, _) => None,
+        };
+        // 4. Credentials.
+        if what.ends_identity() {
+            self.identity = None; // zeroized on drop
+        }
+        // 5. What a superseded activity lost (nothing to say when there was none).
+        if let Teardown::Superseded(successor) = what {
+            if !matches!(state, UeState::Idle | UeState::Closed) {
+                if let Successor::Registration { .. } = successor {
+                    info!("superseding the current registration ({state:?})");
+                }
+                self.emit(Event::Superseded {
+                    abandoned: Abandoned {
+                        state,
+                        flow: flow_id,
+                        purged_sessions,
+                        dropped_bytes: dropped + buffered,
+                    },
+                });
+            }
+        }
+        // 6. Every session, when the identity ends or changes.
+        if what.forgets_all_sessions() {
+            let purged = self.profile.sessions.purge_all();
+            if purged > 0 {
+                debug!("removed {purged} TLS session(s) of the previous identity");
+            }
+        }
+        kept
+    }
+}
+
+impl Ue {
+    fn new_procedure(&self, reason: RegisterReason) -> Procedure {
+        Procedure {
+            mark: self.profile.sessions.mark(),
+            challenges: 0,
+            reason,
+            attempts: 0,
+        }
+    }
+
+    /// → Connecting: a new registration procedure (O.4.1: the only one) on a new flow,
+    /// starting a new failover round at the current candidate.
+    fn begin_procedure(&mut self, reason: RegisterReason) {
+        let procedure = self.new_procedure(reason);
+        self.recovery.tried_in_round = 0;
+        self.recovery.round_failures.clear();
+        self.open_flow(procedure);
+    }
+
+    /// → Connecting: the next attempt of `procedure` on a new flow to the current candidate
+    /// (O.2.1: a TLS connection to the P-CSCF; RFC 5626 §4.5 failover picks the candidate).
+    fn open_flow(&mut self, mut procedure: Procedure) {
+        let candidates = self.config.candidates();
+        let index = self.recovery.candidate % candidates.len();
+        let candidate = candidates[index].clone();
+        let id = FlowId(self.next_flow);
+        self.next_flow += 1;
+        procedure.attempts += 1;
+        let attempt = procedure.attempts;
+        let flow = Flow {
+            id,
+            candidate: index,
+            tls: None,
+            framer: SipFramer::new(self.config.max_sip_message_size()),
+            local: None,
+            remote: None,
+            next_ping: None,
+            pong_deadline: None,
+            flow_timer: None,
+            pong_seen: false,
+            registered_at: None,
+        };
+        self.state = State::Procedure {
+            step: Step::Connecting,
+            deadline: self.now + self.config.connect_timeout(),
+            procedure,
+            flow,
+        };
+        self.outputs.push_back(Output::Connect {
+            flow: id,
+            candidate: index,
+            host: candidate.host.clone(),
+            port: candidate.port,
+        });
+        self.emit(Event::Connecting {
+            flow: id,
+            candidate: index,
+            target: self.config.candidate_label(index).to_owned(),
+            attempt,
+        });
+        // Not an Annex O step: the application asked to export this flow's TLS secrets.
+        if self.config.key_log_enabled() {
+            self.emit(Event::KeyLogEnabled { flow: id });
+        }
+    }
+
+    /// A connect or handshake attempt failed (the flow never proved itself). Failover: the
+    /// next candidate at once, whatever the reason (a rejected certificate never gets here).
+    /// When every candidate of the round failed: stop if each failed for its TLS
+    /// configuration, which retrying cannot fix; else an RFC 5626 §4.5 back-off. Either
+    /// event lists each candidate's failure.
+    fn attempt_failed(&mut self, reason: AttemptFailure) {
+        let permanent = reason.is_permanent();
+        self.record_attempt_failure(reason);
+        let parts = self.take_state().into_parts();
+        let attempt_state = parts.state;
+        let procedure = self
+            .tear_down(parts, Teardown::AttemptFailed { permanent })
+            .unwrap_or_else(|| self.new_procedure(RegisterReason::Recovery));
+        let count = self.config.candidates().len();
+        self.recovery.tried_in_round += 1;
+        self.recovery.candidate = (self.recovery.candidate + 1) % count;
+        if self.recovery.tried_in_round < count {
+            self.open_flow(procedure);
+        } else if !self.recovery.round_failures.is_empty()
+            && self
+                .recovery
+                .round_failures
+                .iter()
+                .all(|f| f.reason.is_permanent())
+        {
+            let rest = Parts {
+                state: attempt_state,
+                flow: None,
+                procedure: Some(procedure),
+            };
+            self.stop(rest, FailureReason::Tls, None);
+        } else {
+            self.recovery.consecutive_failures += 1;
+            let candidates = self.take_round_failures();
+            self.back_off(Some(procedure), None, candidates);
+        }
+    }
+
+    /// Notes the current flow's candidate and `reason` for the event that ends the round.
+    fn record_attempt_failure(&mut self, reason: AttemptFailure) {
+        let Some(flow) = self.state.flow() else {
+            return;
+        };
+        let failure = CandidateFailure {
+            candidate: flow.candidate,
+            target: self.config.candidates()[flow.candidate].to_string(),
+            flow: flow.id,
+            reason,
+        };
+        self.recovery.round_failures.push(failure);
+    }
+
+    fn take_round_failures(&mut self) -> Vec<CandidateFailure> {
+        std::mem::take(&mut self.recovery.round_failures)
+    }
+
+    /// → BackingOff: RFC 5626 §4.5 back-off before the next attempt of `procedure` (a new
+    /// procedure of the same identity when none goes on). The base-time is 30 s "if all of
+    /// the flows to every URI in the outbound proxy set have failed" and 90 s only while
+    /// another flow is still up. imstls keeps one registration flow per UE and backs off only
+    /// after closing it, so no flow is up here and the 30 s base applies (a P-CSCF that
+    /// answered does not make it 90 s).
+    fn back_off(
+        &mut self,
+        procedure: Option<Procedure>,
+        at_least: Option<Duration>,
+        candidates: Vec<CandidateFailure>,
+    ) {
+        let all_flows_failed = self.state.flow().is_none();
+        let (low, high) = backoff_window(
+            &self.config.backoff(),
+            self.recovery.consecutive_failures,
+            all_flows_failed,
+        );
+        let delay = self
+            .jitter
+            .between(low, high)
+            .max(at_least.unwrap_or_default());
+        // The retry is a new registration procedure of the same identity.
+        let procedure = procedure.unwrap_or_else(|| self.new_procedure(RegisterReason::Recovery));
+        self.state = State::BackingOff {
+            until: self.now + delay,
+            procedure,
+        };
+        self.emit(Event::BackingOff {
+            attempt: self.recovery.consecutive_failures,
+            delay,
+            candidates,
+        });
+    }
+
+    /// → Closed: no automatic retry (O.3.1.1 final error, O.3.1.2 certificate, too many
+    /// challenges, every candidate's TLS configuration failed). The event lists the round's
+    /// failed candidates.
+    fn fail_permanently(&mut self, reason: FailureReason, status: Option<u16>) {
+        let parts = self.take_state().into_parts();
+        self.stop(parts, reason, status);
+    }
+
+    /// [`fail_permanently`](Self::fail_permanently) with what is left in `parts`.
+    fn stop(&mut self, parts: Parts, reason: FailureReason, status: Option<u16>) {
+        self.tear_down(parts, Teardown::Stopped);
+        self.state = State::Closed;
+        let candidates = self.take_round_failures();
+        self.emit(Event::RegistrationFailed {
+            status,
+            reason,
+            retrying: false,
+            candidates,
+        });
+    }
+
+    fn lose_flow_event(&mut self, reason: LossReason) {
+        let registered = matches!(self.state, State::Registered { .. });
+        self.emit_for_flow(|flow| Event::ConnectionLost {
+            flow,
+            reason,
+            registered,
+        });
+    }
+
+    /// O.4.1 last sentence: an established flow is gone; register again on a new flow. The
+    /// first retry after losing a proven flow is immediate (→ Connecting); otherwise back off
+    /// (→ BackingOff, RFC 5626 §4.5). A flow lost while de-registering ends it (→ Idle).
+    fn flow_lost(&mut self, reason: LossReason) {
+        let Some(flow) = self.state.flow() else {
+            return;
+        };
+        let candidate = flow.candidate;
+        let keepalive = self.config.keepalive();
+        let proven = !reason.is_overload()
+            && flow.registered_at.is_some()
+            && (flow.pong_seen
+                || (!keepalive.enabled
+                    && flow.registered_at.is_some_and(|at| {
+                        self.now.saturating_duration_since(at)
+                            >= self.config.backoff().base_all_failed
+                    })));
+        // RFC 8446 §6.1 / RFC 5246 §7.2.1: a close_notify is answered with our own before
+        // the write side closes; an overload drops the unsent bytes; any other loss closes
+        // without one.
+        let end = if matches!(reason, LossReason::ClosedByPeer) {
+            FlowEnd::CloseNotify
+        } else if reason.is_overload() {
+            FlowEnd::DropQueued
+        } else {
+            FlowEnd::Silent
+        };
+        warn!("{}: connection lost: {}", flow.id, reason.code());
+        self.lose_flow_event(reason);
+        match self.state {
+            State::Deregistering { .. } => self.finish_deregistration(end),
+            State::Registered { .. } if proven => {
+                let parts = self.take_state().into_parts();
+                self.tear_down(parts, Teardown::Restart(end));
+                self.recovery.consecutive_failures = 0;
+                self.recovery.candidate = candidate;
+                self.begin_procedure(RegisterReason::Recovery);
+            }
+            _ => {
+                let parts = self.take_state().into_parts();
+                self.tear_down(parts, Teardown::Restart(end));
+                self.recovery.candidate = candidate;
+                self.recovery.consecutive_failures += 1;
+                self.back_off(None, None, Vec::new());
+            }
+        }
+    }
+}
+
+impl Ue {
+    /// Time passed: fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        // Each firing removes or moves its own deadline; the bound only guards against a bug.
+        for _ in 0..64 {
+            match self.next_timer() {
+                Some((at, timer)) if at <= self.now => self.fire(timer),
+                _ => return,
+            }
+        }
+        warn!("timer loop did not settle");
+    }
 
     fn next_timer(&self) -> Option<(Instant, Timer)> {
         let mut best: Option<(Instant, Timer)> = None;
@@ -1601,17 +1875,8 @@ impl Ue {
                 }
             }
         };
-        let state_deadline = match self.state {
-            State::Connecting { deadline }
-            | State::Handshaking { deadline }
-            | State::AwaitingRegister { deadline }
-            | State::Registering { deadline }
-            | State::Deregistering { deadline, .. } => Some(deadline),
-            State::BackingOff { until } => Some(until),
-            State::Idle | State::Registered | State::Closed => None,
-        };
-        consider(state_deadline, Timer::State);
-        if let Some(registration) = &self.registration {
+        consider(self.state.deadline(), Timer::State);
+        if let Some(registration) = self.state.registration() {
             match registration.refresh {
                 Refresh::Scheduled(at) | Refresh::InFlight(at) => {
                     consider(Some(at), Timer::Refresh)
@@ -1620,8 +1885,8 @@ impl Ue {
             }
             consider(Some(registration.expires_at), Timer::Expiry);
         }
-        if let Some(flow) = &self.flow {
-            if matches!(self.state, State::Registered) {
+        if let Some(flow) = self.state.flow() {
+            if matches!(self.state, State::Registered { .. }) {
                 consider(flow.next_ping, Timer::Ping);
             }
             consider(flow.pong_deadline, Timer::Pong);
@@ -1632,19 +1897,24 @@ impl Ue {
     fn fire(&mut self, timer: Timer) {
         match timer {
             Timer::State => self.fire_state_deadline(),
-            Timer::Refresh => match self.registration.as_ref().map(|r| r.refresh) {
-                Some(Refresh::Scheduled(_)) => {
-                    if let Some(registration) = self.registration.as_mut() {
-                        registration.refresh = Refresh::Due;
-                        registration.challenges = 0;
-                    }
+            Timer::Refresh => match &mut self.state {
+                // TS 24.229 §5.1.1.4.1: time to refresh; the stack is asked for the REGISTER.
+                State::Registered { registration, .. }
+                    if matches!(registration.refresh, Refresh::Scheduled(_)) =>
+                {
+                    registration.refresh = Refresh::Due;
+                    registration.challenges = 0;
                     self.emit_for_flow(|flow| Event::RegisterNow {
                         flow,
                         reason: RegisterReason::Refresh,
                     });
                 }
                 // O.4.3: no answer to the re-REGISTER; the flow seems dead.
-                Some(Refresh::InFlight(_)) => self.flow_lost(LossReason::RefreshTimeout),
+                State::Registered { registration, .. }
+                    if matches!(registration.refresh, Refresh::InFlight(_)) =>
+                {
+                    self.flow_lost(LossReason::RefreshTimeout)
+                }
                 _ => {}
             },
             Timer::Expiry => self.flow_lost(LossReason::RegistrationExpired),
@@ -1653,16 +1923,25 @@ impl Ue {
         }
     }
 
+    /// The state's own deadline passed.
     fn fire_state_deadline(&mut self) {
         match self.state {
-            State::Connecting { .. } => {
+            // Connecting: the connect timed out (RFC 5626 §4.5 failover).
+            State::Procedure {
+                step: Step::Connecting,
+                ..
+            } => {
                 self.emit_for_flow(|flow| Event::ConnectFailed {
                     flow,
                     reason: TransportError::TimedOut,
                 });
                 self.attempt_failed(AttemptFailure::Connect(TransportError::TimedOut));
             }
-            State::Handshaking { .. } => {
+            // Handshaking: the handshake timed out (RFC 5626 §4.5 failover).
+            State::Procedure {
+                step: Step::Handshaking,
+                ..
+            } => {
                 let failure = TlsFailure::new(
                     TlsFailureKind::Other("handshake timed out".into()),
                     TlsPhase::Handshake,
@@ -1673,8 +1952,11 @@ impl Ue {
                 });
                 self.attempt_failed(AttemptFailure::Tls(failure));
             }
-            // O.3.1.4: no final answer (or no REGISTER from the stack) in time.
-            State::AwaitingRegister { .. } | State::Registering { .. } => {
+            // O.3.1.4: no final answer (or no REGISTER from the stack) in time → BackingOff.
+            State::Procedure {
+                step: Step::AwaitingRegister | Step::Registering,
+                ..
+            } => {
                 let candidates = self.take_round_failures();
                 self.emit(Event::RegistrationFailed {
                     status: None,
@@ -1682,23 +1964,27 @@ impl Ue {
                     retrying: true,
                     candidates,
                 });
-                self.close_flow(true);
-                self.end_procedure_with_purge();
+                let parts = self.take_state().into_parts();
+                self.tear_down(parts, Teardown::Restart(FlowEnd::CloseNotify));
                 self.recovery.consecutive_failures += 1;
-                self.back_off(None, Vec::new());
+                self.back_off(None, None, Vec::new());
             }
             // The refresh the de-registration waited for timed out (RFC 3261 §10.2 then
             // allows a new REGISTER).
             State::Deregistering {
-                after_refresh: true,
+                phase: Deregistration::AfterRefresh,
                 ..
-            } => self.deregister_now(),
-            State::Deregistering { .. } => self.finish_deregistration(),
+            } => self.deregister_after_refresh(),
+            // No answer to the de-REGISTER in time: de-registered anyway (RFC 3261 §10.2.2).
+            State::Deregistering { .. } => self.finish_deregistration(FlowEnd::CloseNotify),
+            // BackingOff → Connecting: the back-off is over (RFC 5626 §4.5); the retry is a
+            // new procedure (O.4.1), so the old one's sessions go.
             State::BackingOff { .. } => {
-                self.end_procedure_with_purge();
+                let parts = self.take_state().into_parts();
+                self.tear_down(parts, Teardown::Restart(FlowEnd::Silent));
                 self.begin_procedure(RegisterReason::Recovery);
             }
-            State::Idle | State::Registered | State::Closed => {}
+            State::Idle | State::Registered { .. } | State::Closed => {}
         }
     }
 }
