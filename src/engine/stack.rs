@@ -451,7 +451,7 @@ impl Ue {
                     method: RekeyMethod::KeyUpdate,
                 });
             }
-            // Registered → Connecting on a new flow.
+            // Registered → Connecting: a new flow and a new registration (O.4.1).
             Err(crate::tls::FlowStateError::RekeyNeedsTls13) => {
                 self.emit(Event::Rekeyed {
                     flow: id,
