@@ -226,7 +226,7 @@ impl Ue {
 
     /// Checks the DESIGN §4 invariants the types cannot state; the model test calls this
     /// after every step. (Flow, procedure and registration exist exactly in the states that
-    /// hold them: [`State`] says so by construction.)
+    /// hold them: the private `State` says so by construction.)
     pub fn check_invariants(&self) -> Result<(), String> {
         let state = self.state();
         let active = !matches!(state, UeState::Idle | UeState::Closed);

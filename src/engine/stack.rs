@@ -295,7 +295,8 @@ impl Ue {
 
     /// The stack got a final error (3xx–6xx) to the REGISTER. O.3.1.1: the flow is closed
     /// and its TLS session deleted. 408, 480, 500, 503 and 504 are retried after a back-off
-    /// (at least `retry_after`); every other status stops the UE ([`UeState::Closed`]).
+    /// (at least `retry_after`); every other status stops the UE
+    /// ([`UeState::Closed`](super::UeState::Closed)).
     /// `flow` is the flow of the [`Event::SipReceived`] that carried the answer; another
     /// flow's answer is refused with [`UeError::StaleReport`] (O.4.1).
     pub fn registration_failed(

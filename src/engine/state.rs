@@ -67,6 +67,8 @@ pub(super) enum Deregistration {
 
 /// What a state held, taken out of it for a teardown.
 pub(super) struct Parts {
+    /// The state they were held in (what [`Event::Superseded`](super::Event::Superseded)
+    /// reports).
     pub(super) state: UeState,
     pub(super) flow: Option<Flow>,
     pub(super) procedure: Option<Procedure>,

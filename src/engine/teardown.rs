@@ -119,7 +119,10 @@ impl Ue {
     /// Events a caller emits about the cause (ConnectionLost, RegistrationFailed, ...) go
     /// before or after this call as they always did; only Superseded is emitted in here,
     /// because it must follow steps 1–4 (it reports their counts) and precede step 6 (the
-    /// debug line of step 6 has always come after it).
+    /// debug line of step 6 has always come after it). Before this function some callers
+    /// purged the P-CSCF's sessions ahead of the close or of their event; the order here
+    /// changes no output, event or log line, because purging logs nothing and the store is
+    /// only read between calls.
     ///
     /// Returns the procedure when `what` keeps it (a failed attempt: the procedure goes on
     /// with the next candidate). The state is left as it is (the caller took it out and
