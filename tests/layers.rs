@@ -15,9 +15,6 @@
 //! Structural lines are not uses: `mod x;` declarations, and a parent's `pub use child::Name`
 //! re-export, unless the parent's own code also uses `Name` (then it is a use of the child).
 //! `src/lib.rs` is the facade and is exempt.
-//!
-//! `KNOWN` lists the violations that other branches of the same step remove; the test fails
-//! when one of them is gone, so that the list only shrinks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -32,19 +29,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("os", &[]),
     ("driver", &["engine", "tls", "config", "sip", "os"]),
     ("ffi", &["driver", "os", "engine", "tls", "config", "sip"]),
-];
-
-/// Known violations, each removed by another branch of the same step: (from file, to file, why).
-const KNOWN: &[(&str, &str, &str)] = &[
-    // helper "engine" (states carry data, engine split): UeState is defined in engine/mod.rs.
-    ("src/engine/error.rs", "src/engine/mod.rs", "engine branch"),
-    ("src/engine/event.rs", "src/engine/mod.rs", "engine branch"),
-    // driver/socket.rs reads MIN_CONNECTION_ATTEMPT_DELAY from driver/mod.rs.
-    (
-        "src/driver/socket.rs",
-        "src/driver/mod.rs",
-        "driver constant",
-    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -549,12 +533,8 @@ impl Analysis {
     }
 
     /// Strongly connected components of more than one file, with the uses inside each.
-    fn cycles(&self, known: &[(&str, &str, &str)]) -> Vec<String> {
-        let uses: Vec<&Use> = self
-            .uses
-            .iter()
-            .filter(|u| !known.iter().any(|(f, t, _)| u.from == *f && u.to == *t))
-            .collect();
+    fn cycles(&self) -> Vec<String> {
+        let uses: Vec<&Use> = self.uses.iter().collect();
         let mut graph: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for u in &uses {
             graph.entry(&u.from).or_default().insert(&u.to);
@@ -684,29 +664,8 @@ fn no_module_uses_a_higher_layer() {
 
 #[test]
 fn no_two_files_use_each_other() {
-    let cycles = crate_sources().cycles(KNOWN);
+    let cycles = crate_sources().cycles();
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
-}
-
-#[test]
-fn every_known_violation_still_exists() {
-    let analysis = crate_sources();
-    let stale: Vec<String> = KNOWN
-        .iter()
-        .filter(|(from, to, _)| !analysis.uses.iter().any(|u| u.from == *from && u.to == *to))
-        .map(|(from, to, why)| format!("{from} no longer uses {to} ({why}): delete it from KNOWN"))
-        .collect();
-    assert!(stale.is_empty(), "{}", stale.join("\n"));
-    // And each known use is part of a cycle or a layer breach (else it never needed listing).
-    let unexcused = analysis.cycles(&[]);
-    for (from, to, _) in KNOWN {
-        assert!(
-            unexcused
-                .iter()
-                .any(|c| c.contains(&format!("{from}:")) && c.contains(&format!("uses {to}"))),
-            "{from} → {to} is in no cycle: delete it from KNOWN"
-        );
-    }
 }
 
 /// The checker on a small tree: it finds what it is meant to find.
@@ -731,7 +690,7 @@ fn the_checker_sees_upward_uses_cycles_and_reexport_paths() {
     ];
     let clean = tree(&base);
     assert_eq!(clean.layer_violations(), Vec::<String>::new());
-    assert_eq!(clean.cycles(&[]), Vec::<String>::new());
+    assert_eq!(clean.cycles(), Vec::<String>::new());
     // The re-export is followed to the defining file, and a used re-export is a use.
     assert!(clean
         .uses
@@ -756,7 +715,7 @@ fn the_checker_sees_upward_uses_cycles_and_reexport_paths() {
 
     let mut cycle = base;
     cycle[6] = ("src/engine/event.rs", "use super::f;\npub struct Event;");
-    let found = tree(&cycle).cycles(&[]);
+    let found = tree(&cycle).cycles();
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
         found[0].contains("src/engine/event.rs:1 uses src/engine/mod.rs"),

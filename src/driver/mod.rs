@@ -105,6 +105,7 @@ use crate::engine::{
 use crate::ffi::sys;
 
 pub use clock::now;
+pub use socket::MIN_CONNECTION_ATTEMPT_DELAY;
 use socket::{resolve_with_system, FlowSocket, Origin, SocketInput};
 use waker::WakePipe;
 pub use waker::Waker;
@@ -115,9 +116,6 @@ const MAX_STEPS: usize = 256;
 
 /// RFC 8305 §5: "One recommended value for a default delay is 250 milliseconds."
 pub const DEFAULT_CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
-/// RFC 8305 §5: "The Connection Attempt Delay MUST have a lower bound"; it sets that bound at
-/// 10 ms.
-pub const MIN_CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(10);
 /// RFC 8305 §5's recommended upper bound for the delay.
 pub const MAX_CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_secs(2);
 /// While several connect attempts are in flight, how often a caller's own loop (which waits

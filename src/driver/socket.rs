@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 
-use super::MIN_CONNECTION_ATTEMPT_DELAY;
 use crate::engine::{FlowId, TransportClosure, TransportError};
 use crate::ffi::sys;
+
+/// RFC 8305 §5: "The Connection Attempt Delay MUST have a lower bound"; it sets that bound at
+/// 10 ms.
+pub const MIN_CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(10);
 
 /// Reads per socket per `process` call, so one busy flow cannot starve the caller's loop.
 const MAX_READS: usize = 64;

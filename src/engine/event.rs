@@ -12,6 +12,30 @@ use crate::config::Host;
 use crate::sip::FramingError;
 use crate::tls::{TlsDetails, TlsFailure};
 
+/// What the engine is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UeState {
+    /// No registration wanted: waiting for [`Ue::start_registration`](super::Ue::start_registration).
+    Idle,
+    /// Waiting for the caller's TCP connect result.
+    Connecting,
+    /// Waiting for the TLS handshake to complete.
+    Handshaking,
+    /// Flow up: waiting for the stack to send REGISTER.
+    AwaitingRegister,
+    /// REGISTER sent: waiting for the stack to report the answer.
+    Registering,
+    /// Registered: waiting for the refresh time (refreshes run in this state).
+    Registered,
+    /// De-REGISTER due or sent: waiting for its answer.
+    Deregistering,
+    /// Waiting out an RFC 5626 §4.5 back-off before the next attempt.
+    BackingOff,
+    /// Stopped after a failure that is not retried automatically (certificate, 4xx, ...):
+    /// waiting for a new [`Ue::start_registration`](super::Ue::start_registration).
+    Closed,
+}
+
 /// Identifies one transport flow (one TCP connection + TLS). Inputs for a flow that is no
 /// longer current are refused with [`crate::UeError::UnknownFlow`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -380,7 +404,7 @@ impl fmt::Display for CandidateFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Abandoned {
     /// The state the procedure was in.
-    pub state: crate::UeState,
+    pub state: UeState,
     /// The flow that was closed, if any.
     pub flow: Option<FlowId>,
     /// TLS sessions and tickets created by the procedure and purged.
