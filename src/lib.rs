@@ -81,21 +81,41 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// The core: the compiler refuses `unsafe` in it, and nothing inside can allow it again.
+#[forbid(unsafe_code)]
 pub mod config;
+#[forbid(unsafe_code)]
 pub mod driver;
+#[forbid(unsafe_code)]
 pub mod engine;
+// The C ABI (cargo feature `capi`) and the OS layer: where C or the OS enters, and the only
+// modules allowed `unsafe` (each block explained, `[lints]` in Cargo.toml).
+#[cfg(feature = "capi")]
+#[allow(unsafe_code)]
 mod ffi;
+#[cfg(feature = "capi")]
 #[doc(hidden)]
 pub use ffi::fuzz::ffi_bytes as __fuzz_ffi_bytes;
+#[cfg(feature = "capi")]
 #[doc(hidden)]
 pub use ffi::fuzz_driver::driver_api_bytes as __fuzz_driver_api_bytes;
+#[forbid(unsafe_code)]
 pub mod name;
+#[allow(unsafe_code)]
+mod os;
+#[forbid(unsafe_code)]
 mod profile;
+#[forbid(unsafe_code)]
 pub mod session;
+#[forbid(unsafe_code)]
 pub mod sip;
+#[forbid(unsafe_code)]
 pub mod sip_uri;
+#[forbid(unsafe_code)]
 pub mod tls;
+#[forbid(unsafe_code)]
 mod verify;
+#[forbid(unsafe_code)]
 pub mod x509;
 
 pub use config::{

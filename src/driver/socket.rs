@@ -14,7 +14,7 @@ use log::debug;
 
 use super::MIN_CONNECTION_ATTEMPT_DELAY;
 use crate::engine::{FlowId, TransportClosure, TransportError};
-use crate::ffi::sys;
+use crate::os;
 
 /// Reads per socket per `process` call, so one busy flow cannot starve the caller's loop.
 const MAX_READS: usize = 64;
@@ -154,7 +154,7 @@ impl Race {
             let Some(addr) = self.pending.pop_front() else {
                 break;
             };
-            match sys::connect_nonblocking(&addr) {
+            match os::connect_nonblocking(&addr) {
                 Ok(stream) => {
                     self.attempts.push(Attempt {
                         addr: Some(addr),
@@ -313,7 +313,7 @@ impl FlowSocket {
             let State::Connected(stream) = &self.state else {
                 return None;
             };
-            return match sys::recv_nonblocking(stream.as_fd(), &mut buf) {
+            return match os::recv_nonblocking(stream.as_fd(), &mut buf) {
                 Ok(0) => Some(SocketInput::Closed(TransportClosure::Eof)),
                 Ok(n) => {
                     self.reads += 1;
@@ -390,7 +390,7 @@ impl FlowSocket {
             return Ok(());
         };
         while !self.outgoing.is_empty() {
-            match sys::send_nonblocking(stream.as_fd(), &self.outgoing) {
+            match os::send_nonblocking(stream.as_fd(), &self.outgoing) {
                 Ok(0) => return Err(io::Error::from(ErrorKind::WriteZero)),
                 Ok(n) => {
                     self.outgoing.drain(..n);
@@ -413,7 +413,7 @@ impl FlowSocket {
             State::Connected(stream) => {
                 let mut buf = [0u8; 4096];
                 for _ in 0..16 {
-                    match sys::recv_nonblocking(stream.as_fd(), &mut buf) {
+                    match os::recv_nonblocking(stream.as_fd(), &mut buf) {
                         Ok(n) if n > 0 => continue,
                         _ => break,
                     }

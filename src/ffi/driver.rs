@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::driver::{ConnectMode, Driver, DriverError, Waker};
 use crate::engine::FlowId;
+use crate::os;
 
 use super::binding::imstls_binding;
 use super::boundary::{arg, boxed, bytes_arg, guard, opt_str_arg, out};
@@ -16,7 +17,6 @@ use super::handle::{self, imstls_wake_callback, with, with_code, Handle, HasHand
 use super::log::imstls_log_callback;
 use super::output::imstls_output;
 use super::result::imstls_result;
-use super::sys;
 use super::ue::{c_state, connect_error, duration_s, identity, imstls_state};
 
 /// Who opens the TCP connections of a driver (passed as a `uint32_t` to
@@ -457,7 +457,7 @@ pub extern "C" fn imstls_driver_adopt_fd(
             // SAFETY: the documented contract: `fd` is an open descriptor of the caller's,
             // given up on success when `ownership` is IMSTLS_FD_TRANSFER. All checks that
             // can fail after ownership moved were made above.
-            let owned = unsafe { sys::adopt_socket(fd, transfer) }
+            let owned = unsafe { os::adopt_socket(fd, transfer) }
                 .map_err(|e| Failure::invalid(format!("fd {fd}: {e}")))?;
             Ok(d.adopt(FlowId(flow), owned)?)
         })

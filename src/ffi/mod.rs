@@ -1,4 +1,5 @@
-//! The C ABI (`include/imstls.h`): the only place in the crate where `unsafe` appears.
+//! The C ABI (`include/imstls.h`), compiled with the cargo feature `capi`: with `crate::os`,
+//! the only place in the crate where `unsafe` is allowed (`lib.rs` declares both modules).
 //!
 //! One file per C type family:
 //!
@@ -16,14 +17,12 @@
 //! | `driver.rs` | `imstls_driver`: the managed-socket driver |
 //! | `log.rs` | the `log` facade bridged to a per-handle C callback |
 //! | `version.rs` | `imstls_version()`, `imstls_crypto_provider()` |
-//! | `sys.rs` | the few libc calls std lacks (non-blocking connect, poll, socket checks) |
 //! | `test_hooks.rs` | debug builds only: an export that panics, to prove the boundary |
 //!
 //! Rules every export follows (checked by `tests/ffi_boundary.rs`): its body starts with
 //! [`boundary::guard`], so no panic unwinds into C; pointers are NULL-checked and strings
 //! UTF-8-checked by the helpers in `boundary.rs`; out-parameters are written only on success;
 //! incoming enum-like codes are plain integers, validated before use.
-#![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
 mod binding;
@@ -40,7 +39,6 @@ mod handle;
 mod log;
 mod output;
 mod result;
-pub(crate) mod sys;
 #[cfg(debug_assertions)]
 mod test_hooks;
 mod ue;
