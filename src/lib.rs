@@ -75,7 +75,8 @@
 //! - [`name`]: RFC 5922 P-CSCF identity rules on webpki's names; [`sip_uri`]: the strict
 //!   RFC 3261 `sip:` URI parser they use; [`x509`]: a certificate summary for reports only.
 //! - [`sip`]: SIP stream framing and CRLF keep-alives.
-//! - [`driver`]: the managed-socket driver; `include/imstls.h`: the C API over all of it.
+//! - [`driver`]: the managed-socket driver; `include/imstls.h`: the C API over all of it
+//!   (cargo feature `capi`, off by default).
 //!
 //! `docs/CONFORMANCE.md` maps every Annex O clause to the code and the test that proves it.
 #![deny(unsafe_code)]
@@ -88,8 +89,8 @@ pub mod config;
 pub mod driver;
 #[forbid(unsafe_code)]
 pub mod engine;
-// The C ABI (cargo feature `capi`) and the OS layer: where C or the OS enters, and the only
-// modules allowed `unsafe` (each block explained, `[lints]` in Cargo.toml).
+// The C ABI (cargo feature `capi`) and the OS layer (`os`): where C or the OS enters, the only
+// modules allowed `unsafe` (each block explained: `[lints]` in Cargo.toml).
 #[cfg(feature = "capi")]
 #[allow(unsafe_code)]
 mod ffi;
