@@ -6,8 +6,9 @@
 //! handle's `try_lock` and poison flag, and the instant ↔ milliseconds conversion.
 //!
 //! The Rust loop and the two C programs take turns round by round (each C program is a fresh
-//! process; only its loop is timed). `unsafe` is only allowed in `src/ffi/`, so the C calls
-//! are made from C, not from Rust.
+//! process; only its loop is timed). `unsafe` is only allowed in `src/ffi/` and `src/os.rs`
+//! (denied elsewhere, benches included, by Cargo.toml's `[lints]`), so the C calls are made
+//! from C, not from Rust.
 //!
 //! Knobs: `IMSTLS_BENCH_FFI_CALLS` (per loop, default 2,000,000), `IMSTLS_BENCH_FFI_ROUNDS`
 //! (default 15). Needs a C compiler (`cc`). Run: `cargo bench --bench ffi`.

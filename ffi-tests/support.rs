@@ -42,8 +42,8 @@ pub fn profile_dir() -> PathBuf {
 /// `cargo test` leaves the non-Rust crate types in `target/<profile>/deps/`; only `cargo build`
 /// also copies them up to `target/<profile>/`, where a copy may be stale. So `deps/` first.
 /// `IMSTLS_C_LIBRARY_DIR` names another build's directory instead (CI runs the C harness
-/// against `cargo build --release --lib`, the library C users link, without building every
-/// test dependency in release too).
+/// against `cargo build --release --lib --features capi`, the library C users link, without
+/// building every test dependency in release too).
 pub fn library_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("IMSTLS_C_LIBRARY_DIR") {
         return PathBuf::from(dir);

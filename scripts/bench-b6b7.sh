@@ -62,8 +62,9 @@ EOF
     stat -c %s "$crate/librustls.stripped.so"
 }
 
-# B6, continued: per provider, the stripped libimstls.so as shipped (default features), without
-# the optional webpki-roots and rustls logging, and librustls with the same provider.
+# B6, continued: per provider, the stripped libimstls.so as shipped (default features and the
+# C API, feature capi), without the optional webpki-roots and rustls logging, and librustls with
+# the same provider.
 b6_librustls() {
     local provider dir full trimmed librustls
     : >"$OUT/librustls.tsv"
@@ -72,15 +73,15 @@ b6_librustls() {
         if [ "$provider" = ring ]; then
             b6b7_log "B6: libimstls and librustls with ring"
             full=$(b6_imstls_size "$dir" imstls-ring-full --no-default-features \
-                --features ring,webpki-roots,logging)
+                --features ring,webpki-roots,logging,capi)
             trimmed=$(b6_imstls_size "$dir" imstls-ring-trimmed --no-default-features \
-                --features ring)
+                --features ring,capi)
             librustls=$(b6_librustls_size "$dir" '"ring"')
         else
             b6b7_log "B6: libimstls and librustls with aws-lc-rs"
-            full=$(b6_imstls_size "$dir" imstls-aws-lc-rs-full)
+            full=$(b6_imstls_size "$dir" imstls-aws-lc-rs-full --features capi)
             trimmed=$(b6_imstls_size "$dir" imstls-aws-lc-rs-trimmed --no-default-features \
-                --features aws-lc-rs)
+                --features aws-lc-rs,capi)
             librustls=$(b6_librustls_size "$dir" '"aws-lc-rs", "prefer-post-quantum"')
         fi
         printf '%s\t%s\t%s\t%s\n' "$provider" "$full" "$trimmed" "$librustls" >>"$OUT/librustls.tsv"
@@ -110,7 +111,7 @@ PY
 }
 
 # B7: installs the registrar and the reference client from Debian when missing, builds the
-# `ue` CLI and the C example (release, default features), and runs scripts/coldstart.py.
+# `ue` CLI and the C example (release, default features and capi), and runs scripts/coldstart.py.
 b7_coldstart() {
     local need=()
     command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
@@ -123,7 +124,7 @@ b7_coldstart() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2
     fi
     b6b7_log "B7: building the ue CLI and the C library (release)"
-    (cd "$B6B7_ROOT" && cargo build --release --lib --example ue) 2>"$OUT/build-b7.log" ||
+    (cd "$B6B7_ROOT" && cargo build --release --lib --features capi --example ue) 2>"$OUT/build-b7.log" ||
         { tail -n 20 "$OUT/build-b7.log" >&2; exit 1; }
     local release="$B6B7_ROOT/target/release" cdir="$OUT/b7-c"
     # The loader looks for the soname (libimstls.so.0): give it one next to the binary.

@@ -92,9 +92,9 @@ fi
 : >"$OUT/sizes.tsv"
 for provider in aws-lc-rs ring; do
     if [ "$provider" = ring ]; then
-        features=(--no-default-features --features ring,webpki-roots,logging)
+        features=(--no-default-features --features ring,webpki-roots,logging,capi)
     else
-        features=(--features aws-lc-rs)
+        features=(--features aws-lc-rs,capi)
     fi
     dir="$SIZE_DIR/$provider"
     seconds="-"
@@ -264,7 +264,7 @@ else:
 
 w("## B6 — library size and build time per crypto provider\n")
 rows = [l.split("\t") for l in read("sizes.tsv").splitlines() if l.strip()]
-w("`cargo build --release --lib -p imstls` into a separate `CARGO_TARGET_DIR` per provider "
+w("`cargo build --release --lib -p imstls --features capi` into a separate `CARGO_TARGET_DIR` per provider "
   + ("from scratch (the build time is that clean build, dependencies and build scripts "
      "included, on this machine)" if clean == "1" else "(incremental: no build times)")
   + ". `.so` stripped with `strip --strip-all`; `.a` with `strip --strip-debug` (its symbol "
@@ -272,7 +272,7 @@ w("`cargo build --release --lib -p imstls` into a separate `CARGO_TARGET_DIR` pe
 w("| provider | features | `.so` | `.so` stripped | `.a` | `.a` stripped | exported `imstls_*` | clean release build |")
 w("|---|---|---|---|---|---|---|---|")
 for provider, so, so_s, a, a_s, exports, secs in rows:
-    feats = "`--no-default-features --features ring,webpki-roots,logging`" if provider == "ring" else "default (`aws-lc-rs`)"
+    feats = "`--no-default-features --features ring,webpki-roots,logging,capi`" if provider == "ring" else "default (`aws-lc-rs`) + `capi`"
     build = f"{secs} s" if secs not in ("", "-") else "—"
     w(f"| {provider} | {feats} | {mib(so)} | **{mib(so_s)}** | {mib(a)} | **{mib(a_s)}** | {exports} | {build} |")
 w("")

@@ -7,6 +7,7 @@ order, from process start to its first "registered" line:
 
   ue CLI      target/release/examples/ue --json        line with "event":"registered"
   C example   examples/c/ue.c on target/release/libimstls.so   the same line
+              (the C library: cargo build --release --features capi)
   baresip     Debian baresip-core, TLS account to the same Kamailio   "200 OK" on stdout
 
 Per run: wall time from just before fork/exec to that line (the client is SIGKILLed then),

@@ -49,7 +49,7 @@ case "$profile" in
     *) echo "install-c.sh: --profile is release or debug" >&2; exit 2 ;;
 esac
 if [ "$build" = 1 ]; then
-    (cd "$root" && cargo build --lib $cargo_flags --target-dir "$target_dir")
+    (cd "$root" && cargo build --lib --features capi $cargo_flags --target-dir "$target_dir")
 fi
 built=$target_dir/$profile
 # `cargo test` leaves the C libraries in deps/ only; `cargo build` copies them up as well.
@@ -57,6 +57,12 @@ built=$target_dir/$profile
 for f in libimstls.a libimstls.so; do
     [ -f "$built/$f" ] || { echo "install-c.sh: $built/$f is missing (build first)" >&2; exit 1; }
 done
+# A build without the cargo feature capi (a Rust dependent's) exports no C function.
+if command -v nm >/dev/null 2>&1 &&
+    ! nm -D --defined-only "$built/libimstls.so" | grep -q ' imstls_version$'; then
+    echo "install-c.sh: $built/libimstls.so has no C API (build with --features capi)" >&2
+    exit 1
+fi
 
 install -d "$destdir$includedir/imstls" "$destdir$libdir/pkgconfig"
 install -m 644 "$root/include/imstls.h" "$destdir$includedir/imstls/imstls.h"

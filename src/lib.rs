@@ -77,8 +77,12 @@
 //! | 1 | `config/` | [`UeConfig`] and [`UeConfigBuilder`] with their option types, candidates, trust anchors, the key log, and the crypto provider compiled in ([`crypto_provider_name`]: `provider.rs`) |
 //! | 2 | `tls/` | the sans-IO TLS flow over rustls and its failure taxonomy ([`TlsFailure`], [`TlsDetails`]); `profile.rs` the rustls configuration, `verify.rs` the P-CSCF verifier, `cert_identity.rs` the RFC 5922 name rules, `session.rs` the session store, `x509.rs` a certificate summary for reports only |
 //! | 3 | `engine/` | the registration state machine ([`Ue`]), its events and outputs |
-//! | 4 | [`driver`] | the managed-socket driver |
-//! | 5 | `ffi/` | the C API (`include/imstls.h`) over all of it |
+//! | – | `os.rs` | the OS layer: the few libc calls std lacks (non-blocking connect, poll, socket checks), safe wrappers |
+//! | 4 | [`driver`] | the managed-socket driver (uses `os`) |
+//! | 5 | `ffi/` | the C API (`include/imstls.h`) over all of it: cargo feature `capi`, off by default |
+//!
+//! `unsafe` is refused by the compiler everywhere except `os` and `ffi`: each core module is
+//! declared below with `#[forbid(unsafe_code)]`, which nothing inside it can lift.
 //!
 //! The API is what this page lists: the engine, its configuration and reports at the crate
 //! root, the driver in [`driver`]. Parsers and helpers stay private; the crate's own fuzz
@@ -91,12 +95,24 @@
 // A type in a public signature that users cannot name is a curation mistake.
 #![warn(unnameable_types)]
 
+// The core: the compiler refuses `unsafe` in it, and nothing inside can allow it again.
+#[forbid(unsafe_code)]
 mod config;
+#[forbid(unsafe_code)]
 pub mod driver;
+#[forbid(unsafe_code)]
 mod engine;
-mod ffi;
+#[forbid(unsafe_code)]
 mod sip;
+#[forbid(unsafe_code)]
 mod tls;
+// Where C or the OS enters, the only modules allowed `unsafe` (each block explained:
+// `[lints]` in Cargo.toml): the C ABI (cargo feature `capi`) and the OS layer.
+#[cfg(feature = "capi")]
+#[allow(unsafe_code)]
+mod ffi;
+#[allow(unsafe_code)]
+mod os;
 
 pub use config::{
     crypto_provider_name, Backoff, Candidate, CertificateRequestPolicy, ConfigError, Host,
@@ -160,7 +176,9 @@ pub mod _internal_test_exports {
         }
     }
 
-    /// The C API driven from fuzz bytes (`src/ffi/fuzz.rs`, `src/ffi/fuzz_driver.rs`).
+    /// The C API driven from fuzz bytes (`src/ffi/fuzz.rs`, `src/ffi/fuzz_driver.rs`); needs
+    /// the `capi` feature too.
+    #[cfg(feature = "capi")]
     pub mod ffi {
         pub use crate::ffi::fuzz::ffi_bytes;
         pub use crate::ffi::fuzz_driver::{driver_api_bytes, WakeCallback};

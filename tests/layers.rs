@@ -48,10 +48,6 @@ struct Analysis {
 
 fn layer_of(file: &str) -> Option<&'static str> {
     let rest = file.strip_prefix("src/")?;
-    // The syscall wrappers are the OS layer, wherever the tree keeps them.
-    if rest == "ffi/sys.rs" || rest.starts_with("os/") || rest == "os.rs" {
-        return Some("os");
-    }
     let top = rest.split(['/', '.']).next()?;
     LAYERS
         .iter()

@@ -4,6 +4,9 @@
 //!
 //! How: this binary's global allocator scans every block freed (and the old block of every
 //! reallocation, which it always moves) inside a scope for the marker identities.
+// The global allocator below (test code, not the library): `GlobalAlloc` is an unsafe trait
+// whose methods forward the caller's contract to `System` as they stand.
+#![allow(unsafe_code, unsafe_op_in_unsafe_fn)]
 
 mod support;
 

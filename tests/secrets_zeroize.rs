@@ -17,6 +17,9 @@
 //! What it does not: rustls's own buffers (its received-plaintext chunks and its record
 //! buffers) are freed without zeroizing; those hits are counted and printed, not failed on
 //! (docs/ROBUSTNESS.md). Memory that was never freed is not scanned.
+// The global allocator below (test code, not the library): `GlobalAlloc` is an unsafe trait
+// whose methods forward the caller's contract to `System` as they stand.
+#![allow(unsafe_code, unsafe_op_in_unsafe_fn)]
 
 mod support;
 

@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::ffi::sys::boottime_ns;
+use crate::os::boottime_ns;
 
 /// The current instant on a clock that keeps counting through suspend.
 pub fn now() -> Instant {

@@ -102,7 +102,7 @@ use crate::engine::{
     Binding, Event, FlowId, Identity, LossReason, Output, Queue, TransportError, Ue, UeError,
     UeState,
 };
-use crate::ffi::sys;
+use crate::os;
 
 pub use clock::now;
 pub use socket::MIN_CONNECTION_ATTEMPT_DELAY;
@@ -214,7 +214,7 @@ impl From<io::Error> for DriverError {
 /// usable without the driver (so that a multi-threaded caller can wait unlocked).
 #[derive(Debug, Clone)]
 pub struct WaitPlan {
-    waits: Vec<sys::Wait>,
+    waits: Vec<os::Wait>,
     timeout: Option<Duration>,
 }
 
@@ -222,7 +222,7 @@ impl WaitPlan {
     /// Blocks until a descriptor is ready, the driver's [`Waker`] is woken, or the timeout
     /// passes. Returns whether anything was ready (an interrupted wait counts as not).
     pub fn wait(&self) -> io::Result<bool> {
-        sys::poll(&self.waits, self.timeout)
+        os::poll(&self.waits, self.timeout)
     }
 
     /// How long the wait may last (`None`: until a descriptor is ready).
@@ -432,7 +432,7 @@ impl Driver {
     /// descriptor is closed (it was moved in).
     /// Close-on-exec is set on it.
     pub fn adopt(&mut self, flow: FlowId, fd: OwnedFd) -> Result<(), DriverError> {
-        sys::set_cloexec(fd.as_fd())?;
+        os::set_cloexec(fd.as_fd())?;
         self.adopt_socket(flow, fd, clock::now())
     }
 
@@ -583,14 +583,14 @@ impl Driver {
     /// the next timeout (at most `max_wait`; zero when events are waiting).
     pub fn prepare_wait(&self, max_wait: Duration) -> WaitPlan {
         let now = clock::now();
-        let mut waits = vec![sys::Wait {
+        let mut waits = vec![os::Wait {
             fd: self.pipe.fd(),
             readable: true,
             writable: false,
         }];
         if let Some(socket) = &self.socket {
             let interest = self.interest();
-            waits.extend(socket.fds().into_iter().map(|fd| sys::Wait {
+            waits.extend(socket.fds().into_iter().map(|fd| os::Wait {
                 fd,
                 readable: interest.readable,
                 writable: interest.writable,

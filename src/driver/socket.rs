@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use crate::engine::{FlowId, TransportClosure, TransportError};
-use crate::ffi::sys;
+use crate::os;
 
 /// RFC 8305 §5: "The Connection Attempt Delay MUST have a lower bound"; it sets that bound at
 /// 10 ms.
@@ -157,7 +157,7 @@ impl Race {
             let Some(addr) = self.pending.pop_front() else {
                 break;
             };
-            match sys::connect_nonblocking(&addr) {
+            match os::connect_nonblocking(&addr) {
                 Ok(stream) => {
                     self.attempts.push(Attempt {
                         addr: Some(addr),
@@ -316,7 +316,7 @@ impl FlowSocket {
             let State::Connected(stream) = &self.state else {
                 return None;
             };
-            return match sys::recv_nonblocking(stream.as_fd(), &mut buf) {
+            return match os::recv_nonblocking(stream.as_fd(), &mut buf) {
                 Ok(0) => Some(SocketInput::Closed(TransportClosure::Eof)),
                 Ok(n) => {
                     self.reads += 1;
@@ -393,7 +393,7 @@ impl FlowSocket {
             return Ok(());
         };
         while !self.outgoing.is_empty() {
-            match sys::send_nonblocking(stream.as_fd(), &self.outgoing) {
+            match os::send_nonblocking(stream.as_fd(), &self.outgoing) {
                 Ok(0) => return Err(io::Error::from(ErrorKind::WriteZero)),
                 Ok(n) => {
                     self.outgoing.drain(..n);
@@ -416,7 +416,7 @@ impl FlowSocket {
             State::Connected(stream) => {
                 let mut buf = [0u8; 4096];
                 for _ in 0..16 {
-                    match sys::recv_nonblocking(stream.as_fd(), &mut buf) {
+                    match os::recv_nonblocking(stream.as_fd(), &mut buf) {
                         Ok(n) if n > 0 => continue,
                         _ => break,
                     }

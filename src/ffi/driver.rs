@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::driver::{ConnectMode, Driver, DriverError, Waker};
 use crate::engine::FlowId;
+use crate::os;
 
 use super::binding::imstls_binding;
 use super::boundary::{arg, boxed, bytes_arg, enum_arg, guard, opt_str_arg, out};
@@ -17,7 +18,6 @@ use super::failure::Failure;
 use super::handle::{self, imstls_wake_callback, with, with_code, Handle, HasHandle};
 use super::log::imstls_log_callback;
 use super::output::imstls_output;
-use super::sys;
 use super::ue::{connect_error, duration_s, identity};
 
 /// `imstls_driver_interest` bit: wait until the descriptor is readable (`POLLIN`).
@@ -403,7 +403,7 @@ pub extern "C" fn imstls_driver_adopt_fd(
             // SAFETY: the documented contract: `fd` is an open descriptor of the caller's,
             // given up on success when `ownership` is IMSTLS_FD_TRANSFER. All checks that
             // can fail after ownership moved were made above.
-            let owned = unsafe { sys::adopt_socket(fd, transfer) }
+            let owned = unsafe { os::adopt_socket(fd, transfer) }
                 .map_err(|e| Failure::invalid(format!("fd {fd}: {e}")))?;
             Ok(d.adopt(FlowId(flow), owned)?)
         })

@@ -1,4 +1,5 @@
-//! The C ABI (`include/imstls.h`): the only place in the crate where `unsafe` appears.
+//! The C ABI (`include/imstls.h`), compiled with the cargo feature `capi`: with `crate::os`,
+//! the only place in the crate where `unsafe` is allowed (`lib.rs` declares both modules).
 //!
 //! One file per C type family. The modules with exports are declared in the order an
 //! integrator reads them; cbindgen (`sort_by = "None"`) emits the functions of
@@ -24,14 +25,12 @@
 //! | `log.rs` | the `log` facade bridged to a per-handle C callback |
 //! | `handle.rs` | the lock, poison flag, last error and callbacks behind `imstls_ue` / `imstls_driver` |
 //! | `clock.rs` | caller milliseconds ↔ `Instant` |
-//! | `sys.rs` | the few libc calls std lacks (non-blocking connect, poll, socket checks) |
 //! | `test_hooks.rs` | debug builds only: an export that panics, to prove the boundary |
 //!
 //! Rules every export follows (checked by `tests/ffi_boundary.rs`): its body starts with
 //! [`boundary::guard`], so no panic unwinds into C; pointers are NULL-checked and strings
 //! UTF-8-checked by the helpers in `boundary.rs`; out-parameters are written only on success;
 //! incoming enum-like codes are plain integers, validated before use.
-#![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
 // The C face, one module per header section, in header order (rustfmt sorts `mod` lines
@@ -61,7 +60,6 @@ pub mod fuzz;
 pub mod fuzz_driver;
 mod handle;
 mod log;
-pub(crate) mod sys;
 #[cfg(debug_assertions)]
 mod test_hooks;
 

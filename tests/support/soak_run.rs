@@ -3,6 +3,9 @@
 //! and live heap bytes sampled along the way. Shared by `tests/soak.rs` (short, in CI) and
 //! `examples/soak.rs` (the long documented run). Both binaries get this module's counting
 //! global allocator.
+// The global allocator below (test code, not the library): `GlobalAlloc` is an unsafe trait
+// whose methods forward the caller's contract to `System` as they stand.
+#![allow(unsafe_code, unsafe_op_in_unsafe_fn)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};

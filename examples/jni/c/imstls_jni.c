@@ -25,6 +25,7 @@
  *
  * Build: cc -std=c99 -Wall -Wextra -Werror -fPIC -shared -I include -I "$JAVA_HOME/include"
  *        -I "$JAVA_HOME/include/linux" imstls_jni.c -limstls -o libimstls_jni.so
+ *        (libimstls with the C API: cargo build --release --features capi)
  */
 #include <jni.h>
 

@@ -1,7 +1,12 @@
-//! The few operating-system calls std lacks, used by the managed driver (`crate::driver`):
-//! a non-blocking TCP connect, `poll(2)` over several descriptors, `send`/`recv` that never
-//! block whatever the descriptor's `O_NONBLOCK` flag, and taking in a socket descriptor
-//! created by the application. Everything else the driver does with std.
+//! The OS layer: the few operating-system calls std lacks, used by the managed driver
+//! (`crate::driver`): a non-blocking TCP connect, `poll(2)` over several descriptors,
+//! `send`/`recv` that never block whatever the descriptor's `O_NONBLOCK` flag, and taking in
+//! a socket descriptor created by the application (for the C API). Everything else the driver
+//! does with std.
+//!
+//! With `crate::ffi`, the only module where `unsafe` is allowed; every function here is safe
+//! to call except [`adopt_socket`], whose raw descriptor carries an ownership contract the
+//! types cannot state. It imports nothing of the crate.
 
 use std::ffi::c_int;
 use std::io;
@@ -202,6 +207,7 @@ pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
 ///
 /// `fd` must be an open descriptor the caller owns and (with `transfer`) gives up, not
 /// closed or reused by anyone else afterwards (without `transfer`: until this returns).
+#[cfg_attr(not(feature = "capi"), allow(dead_code))] // the C API's entry point only
 pub(crate) unsafe fn adopt_socket(fd: c_int, transfer: bool) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
@@ -223,6 +229,7 @@ pub(crate) unsafe fn adopt_socket(fd: c_int, transfer: bool) -> io::Result<Owned
     }
 }
 
+#[cfg_attr(not(feature = "capi"), allow(dead_code))]
 fn is_stream_socket(fd: BorrowedFd<'_>) -> io::Result<bool> {
     let mut kind: c_int = 0;
     let mut len = size_of::<c_int>() as libc::socklen_t;
