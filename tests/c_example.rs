@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use imstls_testkit::{
     SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD,
 };
+use support::ue_args::{register_args, strs, with_password_file};
 use support::*;
 
 /// The example binary, built once per test process.
@@ -36,37 +37,11 @@ fn ue(args: &[&str]) -> Output {
     out
 }
 
-fn register_args<'a>(sim: &Simulator, ca: &'a str, password: &'a str) -> Vec<String> {
-    [
-        "--pcscf",
-        &sim.addr().to_string(),
-        "--server-name",
-        sim.pki().server_name(),
-        "--ca",
-        ca,
-        "--impi",
-        DEFAULT_IMPI,
-        "--impu",
-        DEFAULT_IMPU,
-        "--password",
-        password,
-        "--json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn registers_holds_and_deregisters_with_exit_0() {
     let dir = build_dir("example-ok");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let mut args = register_args(&sims.good, &ca, DEFAULT_PASSWORD);
+    let mut args = register_args(&sims.good, &sims.ca, DEFAULT_PASSWORD);
     args.extend(["--hold".into(), "1".into()]);
     let out = ue(&strs(&args));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -94,8 +69,11 @@ fn registers_holds_and_deregisters_with_exit_0() {
 fn a_rejected_certificate_exits_3_with_reason_and_alert() {
     let dir = build_dir("example-cert");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let out = ue(&strs(&register_args(&sims.expired, &ca, DEFAULT_PASSWORD)));
+    let out = ue(&strs(&register_args(
+        &sims.expired,
+        &sims.ca,
+        DEFAULT_PASSWORD,
+    )));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     let line = stdout
@@ -110,8 +88,11 @@ fn a_rejected_certificate_exits_3_with_reason_and_alert() {
 fn a_wrong_password_exits_1() {
     let dir = build_dir("example-rejected");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let out = ue(&strs(&register_args(&sims.good, &ca, "not-the-password")));
+    let out = ue(&strs(&register_args(
+        &sims.good,
+        &sims.ca,
+        "not-the-password",
+    )));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("\"status\":403"), "{stdout}");
@@ -130,8 +111,7 @@ fn a_tls_failure_other_than_the_certificate_exits_4() {
         sims.good.pki_arc(),
     )
     .expect("simulator");
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let mut args = register_args(&tls12, &ca, DEFAULT_PASSWORD);
+    let mut args = register_args(&tls12, &sims.ca, DEFAULT_PASSWORD);
     args.push("--tls13-only".into());
     let out = ue(&strs(&args));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -224,14 +204,6 @@ fn the_shared_library_carries_a_versioned_soname() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("Shared library: {soname}")));
 }
 
-/// `register_args` with `--password-file FILE` in place of `--password`.
-fn with_password_file(mut args: Vec<String>, file: &str) -> Vec<String> {
-    let at = args.iter().position(|a| a == "--password").unwrap();
-    args[at] = "--password-file".into();
-    args[at + 1] = file.into();
-    args
-}
-
 const PASSWORD_WARNING: &str = "ue: warning: --password puts the password in every `ps` listing";
 
 #[test]
@@ -239,8 +211,7 @@ fn the_password_comes_from_a_file_or_standard_input_and_warns_on_the_command_lin
     use std::io::Write;
     let dir = build_dir("example-password");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let args = register_args(&sims.good, &ca, DEFAULT_PASSWORD);
+    let args = register_args(&sims.good, &sims.ca, DEFAULT_PASSWORD);
 
     // --password: registers, but warns (without echoing the password).
     let out = ue(&strs(&args));
@@ -355,8 +326,7 @@ fn help_lists_every_flag_the_json_events_and_the_exit_codes() {
 fn the_ladder_draws_the_flow_like_the_rust_cli() {
     let dir = build_dir("example-ladder");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let mut args = register_args(&sims.good, &ca, DEFAULT_PASSWORD);
+    let mut args = register_args(&sims.good, &sims.ca, DEFAULT_PASSWORD);
     let json = args.iter().position(|a| a == "--json").unwrap();
     args[json] = "--ladder".into();
     args.extend(["--hold".into(), "1".into()]);
@@ -402,10 +372,9 @@ fn the_ladder_draws_the_flow_like_the_rust_cli() {
 fn the_key_log_callback_writes_nss_lines_only_when_asked_for() {
     let dir = build_dir("example-keylog");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
     let keys = dir.join("keys.log");
     let _ = std::fs::remove_file(&keys);
-    let args = register_args(&sims.good, &ca, DEFAULT_PASSWORD);
+    let args = register_args(&sims.good, &sims.ca, DEFAULT_PASSWORD);
 
     // SSLKEYLOGFILE alone: nothing.
     let out = Command::new(example())

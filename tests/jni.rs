@@ -26,6 +26,7 @@ use imstls::AlertDescription;
 use imstls_testkit::{
     Observation, SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD,
 };
+use support::ue_args::{register_args, strs, with_password_file};
 use support::{build_dir, cdylib, compile, library_dir, repo, require, run, say, start_sims};
 
 /// Fewer passed checks than this means JVM cases were skipped.
@@ -472,31 +473,6 @@ fn ue(args: &[&str]) -> (Option<i32>, String, String) {
     (out.status.code(), stdout, stderr)
 }
 
-fn register_args(sim: &Simulator, ca: &Path, password: &str) -> Vec<String> {
-    [
-        "--pcscf",
-        &sim.addr().to_string(),
-        "--server-name",
-        sim.pki().server_name(),
-        "--ca",
-        &ca.display().to_string(),
-        "--impi",
-        DEFAULT_IMPI,
-        "--impu",
-        DEFAULT_IMPU,
-        "--password",
-        password,
-        "--json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn java_ue_registers_holds_and_deregisters_with_exit_0() {
     let sims = start_sims(&build_dir("jni-ue-ok"));
@@ -651,10 +627,7 @@ fn java_ue_takes_the_password_from_a_file_warns_on_the_command_line_and_writes_a
     std::fs::write(&file, format!("{DEFAULT_PASSWORD}\n")).unwrap();
     let keys = dir.join("keys.log");
     let _ = std::fs::remove_file(&keys);
-    let mut with_file = args.clone();
-    let at = with_file.iter().position(|a| a == "--password").unwrap();
-    with_file[at] = "--password-file".into();
-    with_file[at + 1] = file.display().to_string();
+    let mut with_file = with_password_file(args.clone(), &file.display().to_string());
     with_file.extend(["--keylog".into(), keys.display().to_string()]);
     let (code, stdout, stderr) = ue(&strs(&with_file));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");

@@ -11,6 +11,7 @@ pub mod raw_peer;
 pub mod socket_link;
 #[path = "../../examples/support/stack.rs"]
 pub mod stack;
+pub mod ue_args;
 pub mod wire;
 
 use std::collections::BTreeMap;
