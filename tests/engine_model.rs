@@ -1,5 +1,5 @@
 //! Model-based test: random sequences of stack calls, network faults, P-CSCF misbehaviour and
-//! time jumps (including Doze-length ones), with the DESIGN §4 invariants checked after every
+//! time jumps (including Doze-length ones), with the engine's invariants (`Ue::check_invariants`) checked after every
 //! engine output (by the harness) and these properties checked after every step:
 //!
 //! - a correct stack never gets an error back from a reported answer or a REGISTER it was

@@ -978,7 +978,8 @@ impl Ue {
 
     // ----- invariants (model tests) -----------------------------------------------------
 
-    /// Checks the DESIGN §4 invariants; the model test calls this after every step.
+    /// Checks that the state and the data beside it agree; the model test calls this after
+    /// every step.
     pub fn check_invariants(&self) -> Result<(), String> {
         let state = self.state();
         let flow_expected = matches!(
