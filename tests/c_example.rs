@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use imstls_testkit::{
     SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD,
 };
-use support::ue_args::{register_args, strs, with_password_file};
+use support::ue_args::{register_args, strs, with_password_file, HELP_FLAGS};
 use support::*;
 
 /// The example binary, built once per test process.
@@ -278,23 +278,7 @@ fn help_lists_every_flag_the_json_events_and_the_exit_codes() {
     let out = ue(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in [
-        "--pcscf",
-        "--server-name",
-        "--ca",
-        "--pin",
-        "--impi",
-        "--impu",
-        "--password-file",
-        "--password ",
-        "--expires",
-        "--tls13-only",
-        "--hold",
-        "--json",
-        "--ladder",
-        "--keylog",
-        "--help",
-    ] {
+    for flag in HELP_FLAGS {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     for event in [

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use imstls_testkit::{CertKind, SimConfig, Simulator, TlsVersions};
 use support::openssl::{pem_files, tempdir::TempDir, OpensslServer};
-use support::ue_args::{register_args, with_password_file};
+use support::ue_args::{register_args, with_password_file, HELP_FLAGS};
 
 fn ue_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -345,25 +345,8 @@ fn help_lists_every_flag_the_json_events_and_the_exit_codes() {
     let out = run(&["--help".into()]);
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in [
-        "--pcscf",
-        "--server-name",
-        "--ca",
-        "--pin",
-        "--impi",
-        "--impu",
-        "--password-file",
-        "--password ",
-        "--expires",
-        "--tls13-only",
-        "--hold",
-        "--json",
-        "--ladder",
-        "--keylog",
-        "--backoff-base-ms",
-        "--backoff-base-other-ms",
-        "--help",
-    ] {
+    let backoff = ["--backoff-base-ms", "--backoff-base-other-ms"];
+    for flag in HELP_FLAGS.iter().chain(&backoff) {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     for event in [

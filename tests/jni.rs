@@ -27,7 +27,9 @@ use imstls_testkit::{
     Observation, SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD,
 };
 use support::ue_args::{register_args, strs, with_password_file};
-use support::{build_dir, cdylib, compile, library_dir, repo, require, run, say, start_sims};
+use support::{
+    build_dir, cdylib, compile, counts, library_dir, repo, require, run, say, start_sims,
+};
 
 /// Fewer passed checks than this means JVM cases were skipped.
 const MIN_CHECKS: u32 = 150;
@@ -268,14 +270,6 @@ fn run_jvm(mut command: Command, limit: Duration, log: &Path, kill: impl Fn()) -
     }
 }
 
-fn counts(stdout: &str) -> Option<(u32, u32)> {
-    stdout.lines().rev().find_map(|line| {
-        let rest = line.strip_prefix("passed=")?;
-        let (passed, failed) = rest.split_once(" failed=")?;
-        Some((passed.trim().parse().ok()?, failed.trim().parse().ok()?))
-    })
-}
-
 /// Runs the JVM test runner (`org.imstls.test.JniTests`) against fresh simulators and checks
 /// its verdict, the JNI checker's silence and the alerts the P-CSCFs received; returns the
 /// JVM's stderr.
@@ -283,16 +277,7 @@ fn run_jvm_tests(variant: &str, mut command: Command, limit: Duration) -> String
     let dir = build_dir(variant);
     let sims = start_sims(&dir);
     command
-        .arg("--pcscf")
-        .arg(sims.good.addr().to_string())
-        .arg("--expired")
-        .arg(sims.expired.addr().to_string())
-        .arg("--wrong-name")
-        .arg(sims.wrong_name.addr().to_string())
-        .arg("--ca")
-        .arg(&sims.ca)
-        .arg("--server-name")
-        .arg(&sims.server_name)
+        .args(sims.flags())
         .args(["--impi", DEFAULT_IMPI, "--impu", DEFAULT_IMPU])
         .args(["--password", DEFAULT_PASSWORD])
         .args(["--version", env!("CARGO_PKG_VERSION")]);
@@ -307,7 +292,7 @@ fn run_jvm_tests(variant: &str, mut command: Command, limit: Duration) -> String
         "the JVM tests hung; log: {}",
         log.display()
     );
-    let (passed, failed) = counts(&outcome.stdout).unwrap_or_else(|| {
+    let (passed, failed) = counts(outcome.stdout.lines()).unwrap_or_else(|| {
         panic!(
             "no passed=/failed= line; log: {}\n{}",
             log.display(),

@@ -1,10 +1,29 @@
 //! The `ue` command line, the same for the Rust CLI and its C and Java twins (one contract,
-//! `ue --help`): shared by `tests/cli_ue.rs`, `tests/c_example.rs` and
-//! `tests/jni.rs`.
+//! `ue --help`): shared by `tests/cli_ue.rs`, `tests/c_example.rs` and `tests/jni.rs`.
 
 use std::path::Path;
 
 use imstls_testkit::{Simulator, DEFAULT_IMPI, DEFAULT_IMPU};
+
+/// The flags `ue --help` describes, in the Rust CLI and the C example (`--password ` with its
+/// space, to tell it from `--password-file`).
+pub const HELP_FLAGS: [&str; 15] = [
+    "--pcscf",
+    "--server-name",
+    "--ca",
+    "--pin",
+    "--impi",
+    "--impu",
+    "--password-file",
+    "--password ",
+    "--expires",
+    "--tls13-only",
+    "--hold",
+    "--json",
+    "--ladder",
+    "--keylog",
+    "--help",
+];
 
 /// Registers the registrar's default user at `sim`, trusting the root in `ca`, with the
 /// password on the command line, printing JSON.
