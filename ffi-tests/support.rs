@@ -13,9 +13,6 @@ use std::time::Duration;
 
 use imstls_testkit::{CertKind, SimConfig, Simulator, TestPki};
 
-#[path = "../tests/support/ue_args.rs"]
-pub mod ue_args;
-
 /// Strict warnings for every C and C++ file.
 pub const WARNINGS: &[&str] = &["-Wall", "-Wextra", "-Wpedantic", "-Werror"];
 

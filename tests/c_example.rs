@@ -6,6 +6,8 @@
 
 #[path = "../ffi-tests/support.rs"]
 mod support;
+#[path = "support/ue_args.rs"]
+mod ue_args;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -14,8 +16,8 @@ use std::sync::OnceLock;
 use imstls_testkit::{
     SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD,
 };
-use support::ue_args::{register_args, strs, with_password_file, HELP_FLAGS};
 use support::*;
+use ue_args::{register_args, strs, with_password_file, HELP_FLAGS};
 
 /// The example binary, built once per test process.
 fn example() -> &'static PathBuf {

@@ -14,6 +14,8 @@
 
 #[path = "../ffi-tests/support.rs"]
 mod support;
+#[path = "support/ue_args.rs"]
+mod ue_args;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -26,10 +28,10 @@ use imstls::AlertDescription;
 use imstls_testkit::{
     Observation, SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD,
 };
-use support::ue_args::{register_args, strs, with_password_file};
 use support::{
     build_dir, cdylib, compile, counts, library_dir, repo, require, run, say, start_sims,
 };
+use ue_args::{register_args, strs, with_password_file};
 
 /// Fewer passed checks than this means JVM cases were skipped.
 const MIN_CHECKS: u32 = 150;

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test uses part of it
 //! The `ue` command line, the same for the Rust CLI and its C and Java twins (one contract,
 //! `ue --help`): shared by `tests/cli_ue.rs`, `tests/c_example.rs` and `tests/jni.rs`.
 
