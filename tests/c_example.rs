@@ -13,11 +13,13 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use imstls_testkit::{
-    SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD,
-};
+use imstls_testkit::{DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD};
 use support::*;
-use ue_args::{register_args, strs, with_password_file, HELP_FLAGS};
+use ue_args::{
+    assert_backoff_lists_refused, assert_expired_certificate_rejected,
+    assert_registered_and_deregistered, register_args, strs, tls12_only, unreachable_pcscf,
+    with_password_file, HELP_FLAGS,
+};
 
 /// The example binary, built once per test process.
 fn example() -> &'static PathBuf {
@@ -48,21 +50,7 @@ fn registers_holds_and_deregisters_with_exit_0() {
     let out = ue(&strs(&args));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    for event in [
-        "connecting",
-        "tls_established",
-        "challenged",
-        "registered",
-        "deregistered",
-    ] {
-        assert!(
-            stdout.contains(&format!("{{\"event\":\"{event}\"")),
-            "no {event} line in:\n{stdout}"
-        );
-    }
-    assert!(stdout
-        .lines()
-        .all(|l| l.starts_with("{\"event\":") && l.contains("\"t_ms\":")));
+    assert_registered_and_deregistered(&stdout);
     assert!(!stdout.contains(DEFAULT_PASSWORD) && !stdout.contains(DEFAULT_IMPI));
     assert!(sims.good.registrar().stats().successes >= 2); // REGISTER and de-REGISTER
 }
@@ -78,12 +66,7 @@ fn a_rejected_certificate_exits_3_with_reason_and_alert() {
     )));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("{\"event\":\"certificate_rejected\""))
-        .unwrap_or_else(|| panic!("no certificate_rejected line in:\n{stdout}"));
-    assert!(line.contains("\"reason\":\"expired\""), "{line}");
-    assert!(line.contains("\"alert\":\"certificate_expired\""), "{line}");
+    assert_expired_certificate_rejected(&stdout);
 }
 
 #[test]
@@ -105,14 +88,7 @@ fn a_tls_failure_other_than_the_certificate_exits_4() {
     let dir = build_dir("example-tls");
     let sims = start_sims(&dir);
     // A TLS 1.2-only P-CSCF and a UE restricted to TLS 1.3: no common version.
-    let tls12 = Simulator::start_with_pki(
-        SimConfig {
-            tls_versions: TlsVersions::Tls12Only,
-            ..SimConfig::default()
-        },
-        sims.good.pki_arc(),
-    )
-    .expect("simulator");
+    let tls12 = tls12_only(&sims.good);
     let mut args = register_args(&tls12, &sims.ca, DEFAULT_PASSWORD);
     args.push("--tls13-only".into());
     let out = ue(&strs(&args));
@@ -123,12 +99,7 @@ fn a_tls_failure_other_than_the_certificate_exits_4() {
 
 #[test]
 fn an_unreachable_pcscf_exits_5() {
-    // A port nobody listens on: bind one, learn its number, close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let pcscf = format!("127.0.0.1:{port}");
+    let pcscf = unreachable_pcscf();
     let out = ue(&[
         "--pcscf",
         &pcscf,
@@ -143,15 +114,7 @@ fn an_unreachable_pcscf_exits_5() {
     assert_eq!(out.status.code(), Some(5));
     // The back-off lists the round's failed candidate, as the Rust CLI does.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let entry = format!(
-        "\"candidates\":[{{\"candidate\":0,\"target\":\"{pcscf}\",\"reason\":\"connect_refused\""
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.contains("\"event\":\"backoff\"") && l.contains(&entry)),
-        "{stdout}"
-    );
+    assert_backoff_lists_refused(&stdout, &pcscf);
 }
 
 #[test]

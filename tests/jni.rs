@@ -25,13 +25,15 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use imstls::AlertDescription;
-use imstls_testkit::{
-    Observation, SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD,
-};
+use imstls_testkit::{Observation, Simulator, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD};
 use support::{
     build_dir, cdylib, compile, counts, library_dir, repo, require, run, say, start_sims,
 };
-use ue_args::{register_args, strs, with_password_file};
+use ue_args::{
+    assert_backoff_lists_refused, assert_expired_certificate_rejected,
+    assert_registered_and_deregistered, register_args, strs, tls12_only, unreachable_pcscf,
+    with_password_file,
+};
 
 /// Fewer passed checks than this means JVM cases were skipped.
 const MIN_CHECKS: u32 = 150;
@@ -467,21 +469,7 @@ fn java_ue_registers_holds_and_deregisters_with_exit_0() {
     args.extend(["--hold".into(), "1".into()]);
     let (code, stdout, stderr) = ue(&strs(&args));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    for event in [
-        "connecting",
-        "tls_established",
-        "challenged",
-        "registered",
-        "deregistered",
-    ] {
-        assert!(
-            stdout.contains(&format!("{{\"event\":\"{event}\"")),
-            "no {event} line in:\n{stdout}"
-        );
-    }
-    assert!(stdout
-        .lines()
-        .all(|l| l.starts_with("{\"event\":") && l.contains("\"t_ms\":")));
+    assert_registered_and_deregistered(&stdout);
     assert!(sims.good.registrar().stats().successes >= 2); // REGISTER and de-REGISTER
 }
 
@@ -494,12 +482,7 @@ fn java_ue_exits_3_with_reason_and_alert_on_a_rejected_certificate() {
         DEFAULT_PASSWORD,
     )));
     assert_eq!(code, Some(3), "{stdout}");
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("{\"event\":\"certificate_rejected\""))
-        .unwrap_or_else(|| panic!("no certificate_rejected line in:\n{stdout}"));
-    assert!(line.contains("\"reason\":\"expired\""), "{line}");
-    assert!(line.contains("\"alert\":\"certificate_expired\""), "{line}");
+    assert_expired_certificate_rejected(&stdout);
 }
 
 #[test]
@@ -517,14 +500,7 @@ fn java_ue_exits_1_on_a_wrong_password() {
 #[test]
 fn java_ue_exits_4_on_a_tls_failure_other_than_the_certificate() {
     let sims = start_sims(&build_dir("jni-ue-tls"));
-    let tls12 = Simulator::start_with_pki(
-        SimConfig {
-            tls_versions: TlsVersions::Tls12Only,
-            ..SimConfig::default()
-        },
-        sims.good.pki_arc(),
-    )
-    .expect("simulator");
+    let tls12 = tls12_only(&sims.good);
     let mut args = register_args(&tls12, &sims.ca, DEFAULT_PASSWORD);
     args.push("--tls13-only".into());
     let (code, stdout, _) = ue(&strs(&args));
@@ -534,11 +510,7 @@ fn java_ue_exits_4_on_a_tls_failure_other_than_the_certificate() {
 
 #[test]
 fn java_ue_exits_5_when_the_pcscf_is_unreachable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let pcscf = format!("127.0.0.1:{port}");
+    let pcscf = unreachable_pcscf();
     let (code, stdout, _) = ue(&[
         "--pcscf",
         &pcscf,
@@ -552,15 +524,7 @@ fn java_ue_exits_5_when_the_pcscf_is_unreachable() {
     ]);
     assert_eq!(code, Some(5), "{stdout}");
     // The back-off lists the round's failed candidate, as the Rust and C CLIs do.
-    let entry = format!(
-        "\"candidates\":[{{\"candidate\":0,\"target\":\"{pcscf}\",\"reason\":\"connect_refused\""
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.contains("\"event\":\"backoff\"") && l.contains(&entry)),
-        "{stdout}"
-    );
+    assert_backoff_lists_refused(&stdout, &pcscf);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use imstls_testkit::{Simulator, DEFAULT_IMPI, DEFAULT_IMPU};
+use imstls_testkit::{SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU};
 
 /// The flags `ue --help` describes, in the Rust CLI and the C example (`--password ` with its
 /// space, to tell it from `--password-file`).
@@ -59,4 +59,67 @@ pub fn with_password_file(mut args: Vec<String>, file: &str) -> Vec<String> {
 
 pub fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// A registration held and de-registered: the events every twin prints, as JSON lines.
+pub fn assert_registered_and_deregistered(stdout: &str) {
+    for event in [
+        "connecting",
+        "tls_established",
+        "challenged",
+        "registered",
+        "deregistered",
+    ] {
+        assert!(
+            stdout.contains(&format!("{{\"event\":\"{event}\"")),
+            "no {event} line in:\n{stdout}"
+        );
+    }
+    assert!(stdout
+        .lines()
+        .all(|l| l.starts_with("{\"event\":") && l.contains("\"t_ms\":")));
+}
+
+/// The `certificate_rejected` line for an expired P-CSCF certificate: reason and alert.
+pub fn assert_expired_certificate_rejected(stdout: &str) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("{\"event\":\"certificate_rejected\""))
+        .unwrap_or_else(|| panic!("no certificate_rejected line in:\n{stdout}"));
+    assert!(line.contains("\"reason\":\"expired\""), "{line}");
+    assert!(line.contains("\"alert\":\"certificate_expired\""), "{line}");
+}
+
+/// A P-CSCF that speaks TLS 1.2 only, with `sim`'s PKI (a TLS 1.3-only UE fails with it).
+pub fn tls12_only(sim: &Simulator) -> Simulator {
+    Simulator::start_with_pki(
+        SimConfig {
+            tls_versions: TlsVersions::Tls12Only,
+            ..SimConfig::default()
+        },
+        sim.pki_arc(),
+    )
+    .expect("simulator")
+}
+
+/// `127.0.0.1:PORT` with nobody listening: a port bound, learnt and closed again.
+pub fn unreachable_pcscf() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// The back-off lists the round's failed candidate `pcscf`, refused.
+pub fn assert_backoff_lists_refused(stdout: &str, pcscf: &str) {
+    let entry = format!(
+        "\"candidates\":[{{\"candidate\":0,\"target\":\"{pcscf}\",\"reason\":\"connect_refused\""
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("\"event\":\"backoff\"") && l.contains(&entry)),
+        "{stdout}"
+    );
 }
