@@ -13,6 +13,8 @@
 //! from the first line of a file, or of standard input with `--password-file -`;
 //! `--password SECRET` still works but warns: it shows in `ps` and in the shell history.
 //! `--ladder` draws the session as a sequence diagram (examples/support/ladder.rs).
+//! The I/O is the product's own: the managed driver (`imstls::driver::Driver`, what C and
+//! Java users get as `imstls_driver`) owns socket and timers (examples/support/managed.rs).
 //! `--keylog FILE` appends the TLS secrets to FILE for Wireshark (debugging only).
 //!
 //! `--hold N` stays registered N seconds (refreshing, recovering from loss), then
@@ -26,21 +28,22 @@
 
 #[path = "support/ladder.rs"]
 mod ladder;
-#[path = "support/link.rs"]
-mod link;
+#[path = "support/managed.rs"]
+mod managed;
 
 use std::fmt::Write as _;
 use std::io::BufRead;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use imstls::driver::Driver;
 use imstls::{
     alert_name, Backoff, CandidateFailure, Event, FailureReason, Identity, TlsVersions,
-    TrustSource, Ue, UeConfig, UeState,
+    TrustSource, UeConfig, UeState,
 };
 use imstls_testkit::ua::{Ua, UaConfig};
 use ladder::Ladder;
-use link::Link;
+use managed::ManagedLink;
 use zeroize::Zeroizing;
 
 const USAGE: &str =
@@ -498,18 +501,16 @@ fn run(args: Args) -> Result<(), Stop> {
             std::process::exit(2);
         }
     };
-    let ue = Ue::new(config, Instant::now()).map_err(|e| {
+    let driver = Driver::new(config).map_err(|e| {
         eprintln!("ue: {e}");
         Stop::Tls
     })?;
-    let mut link = Link::new(ue, Ua::new(ua));
-    let fail = |e: link::Error| {
+    let mut link = ManagedLink::new(driver, Ua::new(ua));
+    let fail = |e: imstls::driver::DriverError| {
         eprintln!("ue: {e}");
         Stop::Connect
     };
-    link.ue
-        .start_registration(Instant::now(), identity)
-        .map_err(|e| fail(e.into()))?;
+    link.driver.start_registration(identity).map_err(fail)?;
 
     // Register (give up after REGISTER_DEADLINE), then hold.
     let mut ever_registered = false;
@@ -532,16 +533,14 @@ fn run(args: Args) -> Result<(), Stop> {
             return Err(stop);
         }
     }
-    if link.ue.state() != UeState::Registered {
+    if link.driver.state() != UeState::Registered {
         eprintln!(
             "ue: not registered when the hold ended ({:?})",
-            link.ue.state()
+            link.driver.state()
         );
         return Err(Stop::Connect);
     }
-    link.ue
-        .deregister(Instant::now())
-        .map_err(|e| fail(e.into()))?;
+    link.driver.deregister().map_err(fail)?;
     let bye = Instant::now() + Duration::from_secs(35);
     while let Some(event) = link.next_event(bye).map_err(fail)? {
         printer.print(&event);

@@ -3,6 +3,7 @@
 //! simulators, and running a C program with a control channel and a hang guard.
 #![allow(dead_code)] // each test uses part of it
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -236,6 +237,27 @@ pub struct Sims {
     pub server_name: String,
 }
 
+impl Sims {
+    /// How the C harness, the C++ checks and the JVM tests are told about the simulators:
+    /// `--pcscf`, `--expired`, `--wrong-name`, `--ca`, `--server-name`.
+    pub fn flags(&self) -> Vec<OsString> {
+        let mut flags = Vec::new();
+        for (flag, sim) in [
+            ("--pcscf", &self.good),
+            ("--expired", &self.expired),
+            ("--wrong-name", &self.wrong_name),
+        ] {
+            flags.push(flag.into());
+            flags.push(sim.addr().to_string().into());
+        }
+        flags.push("--ca".into());
+        flags.push(self.ca.clone().into());
+        flags.push("--server-name".into());
+        flags.push(self.server_name.clone().into());
+        flags
+    }
+}
+
 pub fn start_sims(dir: &Path) -> Sims {
     let pki = Arc::new(TestPki::generate("pcscf.ims.test"));
     let start = |cert| {
@@ -260,6 +282,15 @@ pub fn start_sims(dir: &Path) -> Sims {
     }
 }
 
+/// `passed=N failed=M` from the last of `lines` that has it: a test program's verdict.
+pub fn counts<'a>(lines: impl DoubleEndedIterator<Item = &'a str>) -> Option<(u32, u32)> {
+    lines.rev().find_map(|line| {
+        let rest = line.strip_prefix("passed=")?;
+        let (passed, failed) = rest.split_once(" failed=")?;
+        Some((passed.trim().parse().ok()?, failed.trim().parse().ok()?))
+    })
+}
+
 /// What a C program printed and how it ended.
 pub struct Outcome {
     pub status: ExitStatus,
@@ -270,11 +301,7 @@ pub struct Outcome {
 impl Outcome {
     /// `passed=N failed=M` from the last line that has it.
     pub fn counts(&self) -> Option<(u32, u32)> {
-        self.lines.iter().rev().find_map(|line| {
-            let rest = line.strip_prefix("passed=")?;
-            let (passed, failed) = rest.split_once(" failed=")?;
-            Some((passed.trim().parse().ok()?, failed.trim().parse().ok()?))
-        })
+        counts(self.lines.iter().map(String::as_str))
     }
 }
 

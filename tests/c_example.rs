@@ -6,15 +6,20 @@
 
 #[path = "../ffi-tests/support.rs"]
 mod support;
+#[path = "support/ue_args.rs"]
+mod ue_args;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use imstls_testkit::{
-    SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD,
-};
+use imstls_testkit::{DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD};
 use support::*;
+use ue_args::{
+    assert_backoff_lists_refused, assert_expired_certificate_rejected,
+    assert_registered_and_deregistered, register_args, strs, tls12_only, unreachable_pcscf,
+    with_password_file, HELP_FLAGS,
+};
 
 /// The example binary, built once per test process.
 fn example() -> &'static PathBuf {
@@ -36,56 +41,16 @@ fn ue(args: &[&str]) -> Output {
     out
 }
 
-fn register_args<'a>(sim: &Simulator, ca: &'a str, password: &'a str) -> Vec<String> {
-    [
-        "--pcscf",
-        &sim.addr().to_string(),
-        "--server-name",
-        sim.pki().server_name(),
-        "--ca",
-        ca,
-        "--impi",
-        DEFAULT_IMPI,
-        "--impu",
-        DEFAULT_IMPU,
-        "--password",
-        password,
-        "--json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn registers_holds_and_deregisters_with_exit_0() {
     let dir = build_dir("example-ok");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let mut args = register_args(&sims.good, &ca, DEFAULT_PASSWORD);
+    let mut args = register_args(&sims.good, &sims.ca, DEFAULT_PASSWORD);
     args.extend(["--hold".into(), "1".into()]);
     let out = ue(&strs(&args));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    for event in [
-        "connecting",
-        "tls_established",
-        "challenged",
-        "registered",
-        "deregistered",
-    ] {
-        assert!(
-            stdout.contains(&format!("{{\"event\":\"{event}\"")),
-            "no {event} line in:\n{stdout}"
-        );
-    }
-    assert!(stdout
-        .lines()
-        .all(|l| l.starts_with("{\"event\":") && l.contains("\"t_ms\":")));
+    assert_registered_and_deregistered(&stdout);
     assert!(!stdout.contains(DEFAULT_PASSWORD) && !stdout.contains(DEFAULT_IMPI));
     assert!(sims.good.registrar().stats().successes >= 2); // REGISTER and de-REGISTER
 }
@@ -94,24 +59,25 @@ fn registers_holds_and_deregisters_with_exit_0() {
 fn a_rejected_certificate_exits_3_with_reason_and_alert() {
     let dir = build_dir("example-cert");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let out = ue(&strs(&register_args(&sims.expired, &ca, DEFAULT_PASSWORD)));
+    let out = ue(&strs(&register_args(
+        &sims.expired,
+        &sims.ca,
+        DEFAULT_PASSWORD,
+    )));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("{\"event\":\"certificate_rejected\""))
-        .unwrap_or_else(|| panic!("no certificate_rejected line in:\n{stdout}"));
-    assert!(line.contains("\"reason\":\"expired\""), "{line}");
-    assert!(line.contains("\"alert\":\"certificate_expired\""), "{line}");
+    assert_expired_certificate_rejected(&stdout);
 }
 
 #[test]
 fn a_wrong_password_exits_1() {
     let dir = build_dir("example-rejected");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let out = ue(&strs(&register_args(&sims.good, &ca, "not-the-password")));
+    let out = ue(&strs(&register_args(
+        &sims.good,
+        &sims.ca,
+        "not-the-password",
+    )));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("\"status\":403"), "{stdout}");
@@ -122,16 +88,8 @@ fn a_tls_failure_other_than_the_certificate_exits_4() {
     let dir = build_dir("example-tls");
     let sims = start_sims(&dir);
     // A TLS 1.2-only P-CSCF and a UE restricted to TLS 1.3: no common version.
-    let tls12 = Simulator::start_with_pki(
-        SimConfig {
-            tls_versions: TlsVersions::Tls12Only,
-            ..SimConfig::default()
-        },
-        sims.good.pki_arc(),
-    )
-    .expect("simulator");
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let mut args = register_args(&tls12, &ca, DEFAULT_PASSWORD);
+    let tls12 = tls12_only(&sims.good);
+    let mut args = register_args(&tls12, &sims.ca, DEFAULT_PASSWORD);
     args.push("--tls13-only".into());
     let out = ue(&strs(&args));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -141,12 +99,7 @@ fn a_tls_failure_other_than_the_certificate_exits_4() {
 
 #[test]
 fn an_unreachable_pcscf_exits_5() {
-    // A port nobody listens on: bind one, learn its number, close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let pcscf = format!("127.0.0.1:{port}");
+    let pcscf = unreachable_pcscf();
     let out = ue(&[
         "--pcscf",
         &pcscf,
@@ -161,15 +114,7 @@ fn an_unreachable_pcscf_exits_5() {
     assert_eq!(out.status.code(), Some(5));
     // The back-off lists the round's failed candidate, as the Rust CLI does.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let entry = format!(
-        "\"candidates\":[{{\"candidate\":0,\"target\":\"{pcscf}\",\"reason\":\"connect_refused\""
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.contains("\"event\":\"backoff\"") && l.contains(&entry)),
-        "{stdout}"
-    );
+    assert_backoff_lists_refused(&stdout, &pcscf);
 }
 
 #[test]
@@ -224,14 +169,6 @@ fn the_shared_library_carries_a_versioned_soname() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("Shared library: {soname}")));
 }
 
-/// `register_args` with `--password-file FILE` in place of `--password`.
-fn with_password_file(mut args: Vec<String>, file: &str) -> Vec<String> {
-    let at = args.iter().position(|a| a == "--password").unwrap();
-    args[at] = "--password-file".into();
-    args[at + 1] = file.into();
-    args
-}
-
 const PASSWORD_WARNING: &str = "ue: warning: --password puts the password in every `ps` listing";
 
 #[test]
@@ -239,8 +176,7 @@ fn the_password_comes_from_a_file_or_standard_input_and_warns_on_the_command_lin
     use std::io::Write;
     let dir = build_dir("example-password");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let args = register_args(&sims.good, &ca, DEFAULT_PASSWORD);
+    let args = register_args(&sims.good, &sims.ca, DEFAULT_PASSWORD);
 
     // --password: registers, but warns (without echoing the password).
     let out = ue(&strs(&args));
@@ -307,23 +243,7 @@ fn help_lists_every_flag_the_json_events_and_the_exit_codes() {
     let out = ue(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in [
-        "--pcscf",
-        "--server-name",
-        "--ca",
-        "--pin",
-        "--impi",
-        "--impu",
-        "--password-file",
-        "--password ",
-        "--expires",
-        "--tls13-only",
-        "--hold",
-        "--json",
-        "--ladder",
-        "--keylog",
-        "--help",
-    ] {
+    for flag in HELP_FLAGS {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     for event in [
@@ -355,8 +275,7 @@ fn help_lists_every_flag_the_json_events_and_the_exit_codes() {
 fn the_ladder_draws_the_flow_like_the_rust_cli() {
     let dir = build_dir("example-ladder");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
-    let mut args = register_args(&sims.good, &ca, DEFAULT_PASSWORD);
+    let mut args = register_args(&sims.good, &sims.ca, DEFAULT_PASSWORD);
     let json = args.iter().position(|a| a == "--json").unwrap();
     args[json] = "--ladder".into();
     args.extend(["--hold".into(), "1".into()]);
@@ -402,10 +321,9 @@ fn the_ladder_draws_the_flow_like_the_rust_cli() {
 fn the_key_log_callback_writes_nss_lines_only_when_asked_for() {
     let dir = build_dir("example-keylog");
     let sims = start_sims(&dir);
-    let ca = sims.ca.to_string_lossy().into_owned();
     let keys = dir.join("keys.log");
     let _ = std::fs::remove_file(&keys);
-    let args = register_args(&sims.good, &ca, DEFAULT_PASSWORD);
+    let args = register_args(&sims.good, &sims.ca, DEFAULT_PASSWORD);
 
     // SSLKEYLOGFILE alone: nothing.
     let out = Command::new(example())

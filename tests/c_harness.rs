@@ -72,18 +72,9 @@ fn run_harness(variant: &str, command: Command, limit: Duration) -> (u32, u32) {
     let mut command = command;
     command
         .env("RUST_BACKTRACE", "0") // the deliberate panic prints one line, not a backtrace
-        .arg("--pcscf")
-        .arg(sims.good.addr().to_string())
-        .arg("--expired")
-        .arg(sims.expired.addr().to_string())
-        .arg("--wrong-name")
-        .arg(sims.wrong_name.addr().to_string())
+        .args(sims.flags())
         .arg("--flood")
-        .arg(flooder.addr().to_string())
-        .arg("--ca")
-        .arg(&sims.ca)
-        .arg("--server-name")
-        .arg(&sims.server_name);
+        .arg(flooder.addr().to_string());
     let log = dir.join("harness.log");
     let outcome = run_with_control(command, limit, &log, || sims.good.kill_connections());
     assert!(

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use imstls_testkit::{CertKind, SimConfig, Simulator, TlsVersions};
 use support::openssl::{pem_files, tempdir::TempDir, OpensslServer};
+use support::ue_args::{register_args, with_password_file, HELP_FLAGS};
 
 fn ue_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -43,24 +44,7 @@ fn setup(config: SimConfig) -> Setup {
 }
 
 fn args(s: &Setup, password: &str) -> Vec<String> {
-    [
-        "--pcscf",
-        &s.sim.addr().to_string(),
-        "--server-name",
-        "pcscf.ims.test",
-        "--ca",
-        s.root.to_str().unwrap(),
-        "--impi",
-        "alice@ims.test",
-        "--impu",
-        "sip:alice@ims.test",
-        "--password",
-        password,
-        "--json",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect()
+    register_args(&s.sim, &s.root, password)
 }
 
 fn run(args: &[String]) -> Output {
@@ -281,11 +265,7 @@ fn a_tls_configuration_failure_fails_over_and_exit_4_lists_every_candidate() {
 
 /// `args` with the password taken from `--password-file FILE` instead of `--password`.
 fn args_with_password_file(s: &Setup, file: &str) -> Vec<String> {
-    let mut a = args(s, "unused");
-    let at = a.iter().position(|x| x == "--password").unwrap();
-    a[at] = "--password-file".into();
-    a[at + 1] = file.into();
-    a
+    with_password_file(args(s, "unused"), file)
 }
 
 const PASSWORD_WARNING: &str = "ue: warning: --password puts the password in every `ps` listing";
@@ -365,25 +345,8 @@ fn help_lists_every_flag_the_json_events_and_the_exit_codes() {
     let out = run(&["--help".into()]);
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in [
-        "--pcscf",
-        "--server-name",
-        "--ca",
-        "--pin",
-        "--impi",
-        "--impu",
-        "--password-file",
-        "--password ",
-        "--expires",
-        "--tls13-only",
-        "--hold",
-        "--json",
-        "--ladder",
-        "--keylog",
-        "--backoff-base-ms",
-        "--backoff-base-other-ms",
-        "--help",
-    ] {
+    let backoff = ["--backoff-base-ms", "--backoff-base-other-ms"];
+    for flag in HELP_FLAGS.iter().chain(&backoff) {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     for event in [

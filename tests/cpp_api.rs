@@ -66,17 +66,7 @@ fn run_checks(variant: &str, extra: &[&str], exceptions: &str) {
     let dir = build_dir(variant);
     let sims = start_sims(&dir);
     let mut command = sanitized(&binary);
-    command
-        .arg("--pcscf")
-        .arg(sims.good.addr().to_string())
-        .arg("--expired")
-        .arg(sims.expired.addr().to_string())
-        .arg("--wrong-name")
-        .arg(sims.wrong_name.addr().to_string())
-        .arg("--ca")
-        .arg(&sims.ca)
-        .arg("--server-name")
-        .arg(&sims.server_name);
+    command.args(sims.flags());
     let log = dir.join("cpp_api.log");
     let outcome = run_with_control(command, Duration::from_secs(180), &log, || {});
     assert!(

@@ -1,5 +1,5 @@
 //! Model-based test: random sequences of stack calls, network faults, P-CSCF misbehaviour and
-//! time jumps (including Doze-length ones), with the DESIGN §4 invariants checked after every
+//! time jumps (including Doze-length ones), with the engine's invariants (`Ue::check_invariants`) checked after every
 //! engine output (by the harness) and these properties checked after every step:
 //!
 //! - a correct stack never gets an error back from a reported answer or a REGISTER it was
@@ -25,27 +25,8 @@ use imstls::{Event, UeError, UeState};
 use imstls_testkit::observation::Observation;
 use imstls_testkit::tls::TlsVersions;
 use imstls_testkit::CertKind;
+use support::rng::Rng;
 use support::{base_config, pki, ConnectMode, StackMode, World};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
 
 const CONNECT_MODES: [ConnectMode; 4] = [
     ConnectMode::Accept,
@@ -75,7 +56,7 @@ fn step(w: &mut World, rng: &mut Rng, log: &mut Vec<String>) {
             let _ = w.ue.rekey(w.now);
             w.pump();
         }
-        5..=7 => w.advance(Duration::from_millis(rng.below(5_000))),
+        5..=7 => w.advance(Duration::from_millis(rng.below(5_000) as u64)),
         8 => {
             // Jump to the next deadline, whatever it is.
             if let Some(at) = w.ue.next_timeout() {
@@ -83,7 +64,7 @@ fn step(w: &mut World, rng: &mut Rng, log: &mut Vec<String>) {
                 w.advance(by);
             }
         }
-        9 => w.advance(Duration::from_secs(rng.below(4_000))), // Doze
+        9 => w.advance(Duration::from_secs(rng.below(4_000) as u64)), // Doze
         10 => w.reset_current(),
         11 => w.eof_current(),
         12 => {
@@ -96,7 +77,7 @@ fn step(w: &mut World, rng: &mut Rng, log: &mut Vec<String>) {
         }
         13 => w.silence_current(),
         14 => {
-            let candidate = rng.below(w.connect.len() as u64) as usize;
+            let candidate = rng.below(w.connect.len());
             w.connect[candidate] = rng.pick(&CONNECT_MODES);
         }
         15 => match rng.below(4) {
@@ -347,7 +328,7 @@ fn random_sequences_keep_the_invariants() {
         supersede_checks += w.survivors_after_supersede.len();
         alert_checks += w.count("certificate_rejected");
         match result {
-            Ok(length) => steps += length,
+            Ok(length) => steps += length as u64,
             Err(panic) => {
                 eprintln!(
                     "model test failed with IMSTLS_MODEL_SEED={seed} IMSTLS_MODEL_SEQUENCES=1"

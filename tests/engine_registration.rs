@@ -1,5 +1,6 @@
 //! Engine tests on a simulated clock against the in-memory simulated P-CSCF (real rustls
-//! server + registrar). One test per DESIGN §4 invariant and per Annex O clause.
+//! server + registrar). One test per state-machine invariant
+//! (`Ue::check_invariants`) and per Annex O clause.
 
 mod support;
 

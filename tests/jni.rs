@@ -14,6 +14,8 @@
 
 #[path = "../ffi-tests/support.rs"]
 mod support;
+#[path = "support/ue_args.rs"]
+mod ue_args;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -23,10 +25,15 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use imstls::AlertDescription;
-use imstls_testkit::{
-    Observation, SimConfig, Simulator, TlsVersions, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD,
+use imstls_testkit::{Observation, Simulator, DEFAULT_IMPI, DEFAULT_IMPU, DEFAULT_PASSWORD};
+use support::{
+    build_dir, cdylib, compile, counts, library_dir, repo, require, run, say, start_sims,
 };
-use support::{build_dir, cdylib, compile, library_dir, repo, require, run, say, start_sims};
+use ue_args::{
+    assert_backoff_lists_refused, assert_expired_certificate_rejected,
+    assert_registered_and_deregistered, register_args, strs, tls12_only, unreachable_pcscf,
+    with_password_file,
+};
 
 /// Fewer passed checks than this means JVM cases were skipped.
 const MIN_CHECKS: u32 = 150;
@@ -267,14 +274,6 @@ fn run_jvm(mut command: Command, limit: Duration, log: &Path, kill: impl Fn()) -
     }
 }
 
-fn counts(stdout: &str) -> Option<(u32, u32)> {
-    stdout.lines().rev().find_map(|line| {
-        let rest = line.strip_prefix("passed=")?;
-        let (passed, failed) = rest.split_once(" failed=")?;
-        Some((passed.trim().parse().ok()?, failed.trim().parse().ok()?))
-    })
-}
-
 /// Runs the JVM test runner (`org.imstls.test.JniTests`) against fresh simulators and checks
 /// its verdict, the JNI checker's silence and the alerts the P-CSCFs received; returns the
 /// JVM's stderr.
@@ -282,16 +281,7 @@ fn run_jvm_tests(variant: &str, mut command: Command, limit: Duration) -> String
     let dir = build_dir(variant);
     let sims = start_sims(&dir);
     command
-        .arg("--pcscf")
-        .arg(sims.good.addr().to_string())
-        .arg("--expired")
-        .arg(sims.expired.addr().to_string())
-        .arg("--wrong-name")
-        .arg(sims.wrong_name.addr().to_string())
-        .arg("--ca")
-        .arg(&sims.ca)
-        .arg("--server-name")
-        .arg(&sims.server_name)
+        .args(sims.flags())
         .args(["--impi", DEFAULT_IMPI, "--impu", DEFAULT_IMPU])
         .args(["--password", DEFAULT_PASSWORD])
         .args(["--version", env!("CARGO_PKG_VERSION")]);
@@ -306,7 +296,7 @@ fn run_jvm_tests(variant: &str, mut command: Command, limit: Duration) -> String
         "the JVM tests hung; log: {}",
         log.display()
     );
-    let (passed, failed) = counts(&outcome.stdout).unwrap_or_else(|| {
+    let (passed, failed) = counts(outcome.stdout.lines()).unwrap_or_else(|| {
         panic!(
             "no passed=/failed= line; log: {}\n{}",
             log.display(),
@@ -472,31 +462,6 @@ fn ue(args: &[&str]) -> (Option<i32>, String, String) {
     (out.status.code(), stdout, stderr)
 }
 
-fn register_args(sim: &Simulator, ca: &Path, password: &str) -> Vec<String> {
-    [
-        "--pcscf",
-        &sim.addr().to_string(),
-        "--server-name",
-        sim.pki().server_name(),
-        "--ca",
-        &ca.display().to_string(),
-        "--impi",
-        DEFAULT_IMPI,
-        "--impu",
-        DEFAULT_IMPU,
-        "--password",
-        password,
-        "--json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn java_ue_registers_holds_and_deregisters_with_exit_0() {
     let sims = start_sims(&build_dir("jni-ue-ok"));
@@ -504,21 +469,7 @@ fn java_ue_registers_holds_and_deregisters_with_exit_0() {
     args.extend(["--hold".into(), "1".into()]);
     let (code, stdout, stderr) = ue(&strs(&args));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    for event in [
-        "connecting",
-        "tls_established",
-        "challenged",
-        "registered",
-        "deregistered",
-    ] {
-        assert!(
-            stdout.contains(&format!("{{\"event\":\"{event}\"")),
-            "no {event} line in:\n{stdout}"
-        );
-    }
-    assert!(stdout
-        .lines()
-        .all(|l| l.starts_with("{\"event\":") && l.contains("\"t_ms\":")));
+    assert_registered_and_deregistered(&stdout);
     assert!(sims.good.registrar().stats().successes >= 2); // REGISTER and de-REGISTER
 }
 
@@ -531,12 +482,7 @@ fn java_ue_exits_3_with_reason_and_alert_on_a_rejected_certificate() {
         DEFAULT_PASSWORD,
     )));
     assert_eq!(code, Some(3), "{stdout}");
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("{\"event\":\"certificate_rejected\""))
-        .unwrap_or_else(|| panic!("no certificate_rejected line in:\n{stdout}"));
-    assert!(line.contains("\"reason\":\"expired\""), "{line}");
-    assert!(line.contains("\"alert\":\"certificate_expired\""), "{line}");
+    assert_expired_certificate_rejected(&stdout);
 }
 
 #[test]
@@ -554,14 +500,7 @@ fn java_ue_exits_1_on_a_wrong_password() {
 #[test]
 fn java_ue_exits_4_on_a_tls_failure_other_than_the_certificate() {
     let sims = start_sims(&build_dir("jni-ue-tls"));
-    let tls12 = Simulator::start_with_pki(
-        SimConfig {
-            tls_versions: TlsVersions::Tls12Only,
-            ..SimConfig::default()
-        },
-        sims.good.pki_arc(),
-    )
-    .expect("simulator");
+    let tls12 = tls12_only(&sims.good);
     let mut args = register_args(&tls12, &sims.ca, DEFAULT_PASSWORD);
     args.push("--tls13-only".into());
     let (code, stdout, _) = ue(&strs(&args));
@@ -571,11 +510,7 @@ fn java_ue_exits_4_on_a_tls_failure_other_than_the_certificate() {
 
 #[test]
 fn java_ue_exits_5_when_the_pcscf_is_unreachable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let pcscf = format!("127.0.0.1:{port}");
+    let pcscf = unreachable_pcscf();
     let (code, stdout, _) = ue(&[
         "--pcscf",
         &pcscf,
@@ -589,15 +524,7 @@ fn java_ue_exits_5_when_the_pcscf_is_unreachable() {
     ]);
     assert_eq!(code, Some(5), "{stdout}");
     // The back-off lists the round's failed candidate, as the Rust and C CLIs do.
-    let entry = format!(
-        "\"candidates\":[{{\"candidate\":0,\"target\":\"{pcscf}\",\"reason\":\"connect_refused\""
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.contains("\"event\":\"backoff\"") && l.contains(&entry)),
-        "{stdout}"
-    );
+    assert_backoff_lists_refused(&stdout, &pcscf);
 }
 
 #[test]
@@ -651,10 +578,7 @@ fn java_ue_takes_the_password_from_a_file_warns_on_the_command_line_and_writes_a
     std::fs::write(&file, format!("{DEFAULT_PASSWORD}\n")).unwrap();
     let keys = dir.join("keys.log");
     let _ = std::fs::remove_file(&keys);
-    let mut with_file = args.clone();
-    let at = with_file.iter().position(|a| a == "--password").unwrap();
-    with_file[at] = "--password-file".into();
-    with_file[at + 1] = file.display().to_string();
+    let mut with_file = with_password_file(args.clone(), &file.display().to_string());
     with_file.extend(["--keylog".into(), keys.display().to_string()]);
     let (code, stdout, stderr) = ue(&strs(&with_file));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");

@@ -180,10 +180,11 @@ request_route {{
     }
 }
 
-fn ue(k: &Kamailio, password: &str) -> std::process::Output {
+/// `ue --json` registering alice to `k` with `password`.
+fn ue_command(k: &Kamailio, password: &str) -> Command {
     let exe = std::env::current_exe().unwrap();
-    let ue = exe.parent().unwrap().parent().unwrap().join("examples/ue");
-    Command::new(ue)
+    let mut command = Command::new(exe.parent().unwrap().parent().unwrap().join("examples/ue"));
+    command
         .args([
             "--pcscf",
             &format!("127.0.0.1:{}", k.port),
@@ -199,10 +200,14 @@ fn ue(k: &Kamailio, password: &str) -> std::process::Output {
             "sip:alice@ims.test",
             "--password",
             password,
-            "--hold",
-            "1",
             "--json",
-        ])
+        ]);
+    command
+}
+
+fn ue(k: &Kamailio, password: &str) -> std::process::Output {
+    ue_command(k, password)
+        .args(["--hold", "1"])
         .output()
         .unwrap()
 }
@@ -360,26 +365,7 @@ fn parse(line: &str) -> Line {
 /// `ue --json` against `k` with extra flags, its event lines sent as they are printed.
 fn spawn_ue(k: &Kamailio, extra: &[&str]) -> (Child, std::sync::mpsc::Receiver<Line>) {
     use std::io::BufRead as _;
-    let exe = std::env::current_exe().unwrap();
-    let ue = exe.parent().unwrap().parent().unwrap().join("examples/ue");
-    let mut child = Command::new(ue)
-        .args([
-            "--pcscf",
-            &format!("127.0.0.1:{}", k.port),
-            "--server-name",
-            "pcscf.ims.test",
-        ])
-        .arg("--ca")
-        .arg(&k.root)
-        .args([
-            "--impi",
-            "alice@ims.test",
-            "--impu",
-            "sip:alice@ims.test",
-            "--password",
-            "alice-secret",
-            "--json",
-        ])
+    let mut child = ue_command(k, "alice-secret")
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -21,11 +21,15 @@
 //!
 //! The case count is printed (`cargo test --test sip_uri_differential -- --nocapture`).
 
+#[path = "support/rng.rs"]
+mod rng;
+
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use imstls::_internal_test_exports::sip::uri::{self as sip_uri, SipHost, SipUriError};
+use rng::Rng;
 
 // ---------------------------------------------------------------------------------------------
 // A tiny ABNF interpreter.
@@ -405,25 +409,6 @@ fn oracle(rules: &HashMap<&'static str, G>, input: &str) -> BTreeSet<Parse> {
 
 // ---------------------------------------------------------------------------------------------
 // Inputs.
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
 
 fn label(rng: &mut Rng) -> String {
     let mut s = String::new();

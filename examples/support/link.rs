@@ -1,7 +1,7 @@
-#![allow(dead_code)] // each example uses part of it
-//! Shared by the Rust examples: drives the sans-IO `imstls::Ue` over std sockets and plays
-//! "the SIP stack" with the small UA from `imstls-testkit`. It shows the whole contract of
-//! the engine: after every input, drain `poll_output()` until it returns a timeout.
+//! The quickstart's runner: drives the sans-IO `imstls::Ue` over std sockets and plays "the
+//! SIP stack" with the small UA from `imstls-testkit`. It shows the whole contract of the
+//! engine: after every input, drain `poll_output()` until it returns a timeout. (The `ue` CLI
+//! runs on the managed driver instead: `managed.rs`.)
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

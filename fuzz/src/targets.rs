@@ -413,7 +413,7 @@ impl Session {
             let mut moved = false;
             loop {
                 let output = self.ue.poll_output();
-                self.ue.check_invariants().expect("DESIGN §4 invariants");
+                self.ue.check_invariants().expect("the engine's invariants");
                 match output {
                     Output::Timeout(_) => break,
                     Output::Connect { flow, .. } => {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, SubjectPublicKeyInfoDer};
 use rustls::RootCertStore;
 
 use super::error::ConfigError;
@@ -152,33 +152,17 @@ fn pem_error_text(error: &rustls::pki_types::pem::Error) -> String {
     }
 }
 
-/// Standard base64 (RFC 4648 §4) with optional padding; None on any bad character.
+/// Standard base64 (RFC 4648 §4, padding optional); None on any bad character. The decoder
+/// is the PEM reader's (rustls-pki-types, already used for the trust anchors), so the pin
+/// goes in as the body of a PEM section. Whitespace and `-` are refused first: PEM would
+/// skip whitespace, and a line break or a `-----END` line could close the section early.
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim_end_matches('=');
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for byte in text.bytes() {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
+    if text.bytes().any(|b| b.is_ascii_whitespace() || b == b'-') {
+        return None;
     }
-    if bits >= 6 {
-        return None; // one dangling character cannot encode a byte
-    }
-    Some(out)
+    let pem = format!("-----BEGIN PUBLIC KEY-----\n{text}\n-----END PUBLIC KEY-----\n");
+    let bytes = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes()).ok()?;
+    Some(bytes.as_ref().to_vec())
 }
 
 #[cfg(test)]
@@ -191,8 +175,12 @@ mod tests {
         assert_eq!(decode_base64("Zg==").unwrap(), b"f");
         assert_eq!(decode_base64("Zm8=").unwrap(), b"fo");
         assert_eq!(decode_base64("Zm9vYmFy").unwrap(), b"foobar");
+        assert_eq!(decode_base64("Zm8").unwrap(), b"fo");
         assert!(decode_base64("Z").is_none());
         assert!(decode_base64("Zm9v!").is_none());
+        assert!(decode_base64("Zm 9v").is_none());
+        assert!(decode_base64("Zm9v\n-----END PUBLIC KEY-----").is_none());
+        assert!(decode_base64("-----END PUBLIC KEY-----").is_none());
     }
 
     #[test]

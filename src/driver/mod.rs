@@ -562,6 +562,8 @@ impl Driver {
     /// Does everything that can be done without blocking at `now`: finishes a connect,
     /// writes, reads and feeds the engine, fires due timers, performs the engine's outputs.
     /// Call it when the socket is ready, at [`next_timeout`](Self::next_timeout), or any time.
+    /// Reading stops after a read that brought an [`Event::SipReceived`], so that the stack
+    /// answers it (e.g. reports a 2xx) before the next call reads on (e.g. the close).
     pub fn process(&mut self, now: Instant) {
         self.pipe.drain();
         if let Some(socket) = self.socket.as_mut() {
@@ -634,7 +636,11 @@ impl Driver {
     /// anything more now.
     fn pump(&mut self, now: Instant) {
         for _ in 0..MAX_STEPS {
-            self.perform_outputs(now);
+            if self.perform_outputs(now) {
+                // The stack answers a SIP message (reports a 2xx, ...) before the socket is
+                // read past it: a close read next would make that answer stale.
+                return;
+            }
             if self.resolution.is_some() {
                 if !self.take_resolution(now) {
                     return;
@@ -687,7 +693,9 @@ impl Driver {
         }
     }
 
-    fn perform_outputs(&mut self, now: Instant) {
+    /// Returns whether a SIP message was queued for the stack.
+    fn perform_outputs(&mut self, now: Instant) -> bool {
+        let mut sip_queued = false;
         loop {
             match self.ue.poll_output() {
                 Output::Connect {
@@ -736,10 +744,11 @@ impl Driver {
                     }
                 }
                 Output::Event(event) => {
+                    sip_queued |= matches!(event, Event::SipReceived { .. });
                     self.event_bytes += event.footprint();
                     self.events.push_back(event);
                 }
-                Output::Timeout(_) => return,
+                Output::Timeout(_) => return sip_queued,
                 #[allow(unreachable_patterns)] // `Output` is non-exhaustive
                 _ => {}
             }

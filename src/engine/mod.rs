@@ -201,8 +201,9 @@ impl Ue {
 
     // ----- invariants (model tests) -----------------------------------------------------
 
-    /// Checks the DESIGN §4 invariants the types cannot state; the model test calls this
-    /// after every step. (Flow, procedure and registration exist exactly in the states that
+    /// Checks what the types cannot state (the identity beside the state, an established TLS
+    /// flow where one is needed, nothing queued after a flow's close); the model test calls
+    /// this after every step. (Flow, procedure and registration exist exactly in the states that
     /// hold them: the private `State` says so by construction.)
     pub fn check_invariants(&self) -> Result<(), String> {
         let state = self.state();

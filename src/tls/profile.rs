@@ -1,7 +1,8 @@
-//! The TLS profile of TS 33.203 O.2.1 as rustls configuration (see DESIGN §2): TLS 1.3 and
-//! 1.2 only, AEAD suites with ECDHE only, the hybrid post-quantum group first where the
-//! provider has it (the provider narrowed by `config/provider.rs`), P-CSCF verification by
-//! [`PcscfVerifier`], no client certificate, and imstls's own [`SessionStore`].
+//! The TLS profile of TS 33.203 O.2.1 as rustls configuration (docs/CONFORMANCE.md, "O.2.1
+//! TLS profile"): TLS 1.3 and 1.2 only, AEAD suites with ECDHE only, the hybrid post-quantum
+//! group first where the provider has it (the provider narrowed by `config/provider.rs`),
+//! P-CSCF verification by [`PcscfVerifier`], no client certificate, and imstls's own
+//! [`SessionStore`].
 //!
 //! One [`TlsProfile`] belongs to one UE engine and lives as long as it: rustls resumes a
 //! session only when the new connection's config shares the same verifier and client-cert

@@ -8,9 +8,11 @@ pub mod fault_proxy;
 pub mod legacy_pki;
 pub mod openssl;
 pub mod raw_peer;
+pub mod rng;
 pub mod socket_link;
 #[path = "../../examples/support/stack.rs"]
 pub mod stack;
+pub mod ue_args;
 pub mod wire;
 
 use std::collections::BTreeMap;
