@@ -2126,7 +2126,9 @@ imstls_result imstls_driver_queued_bytes(const imstls_driver *driver,
 /**
  * Does everything possible without blocking: finishes a connect, writes, reads, fires due
  * timers. Call it when the socket is ready or the timeout passed (any other time is
- * harmless), then drain `imstls_driver_poll_event`.
+ * harmless), then drain `imstls_driver_poll_event`. Reading stops after a read that brought
+ * an `IMSTLS_EVENT_SIP_RECEIVED`, so that the stack reports its answer before a later read
+ * (such as the P-CSCF's close) is processed: drain the events, then call it again.
  *
  * - Thread safety: any thread; `IMSTLS_BUSY` when another call is in progress.
  */

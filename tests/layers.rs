@@ -288,6 +288,29 @@ struct Parsed {
     children: BTreeSet<Vec<String>>,
 }
 
+/// Reads the use tree starting at `start` into `parsed.uses`; returns the index after it.
+fn use_statement(
+    tokens: &[Token],
+    start: usize,
+    module: &[String],
+    line: usize,
+    is_pub: bool,
+    parsed: &mut Parsed,
+) -> usize {
+    let mut leaves = Vec::new();
+    let next = use_tree(tokens, start, &[], &mut leaves);
+    for (path, name) in leaves {
+        parsed.uses.push(UseLeaf {
+            module: module.to_vec(),
+            line,
+            path,
+            name,
+            is_pub,
+        });
+    }
+    next
+}
+
 fn parse(file: &str, source: &str) -> Parsed {
     let tokens = tokens(source);
     let file_module = module_path(file);
@@ -333,17 +356,7 @@ fn parse(file: &str, source: &str) -> Parsed {
                 let is_pub_use = tokens.get(i + close + 1).is_some_and(|t| t.text == "use");
                 if is_pub_use {
                     let line = tokens[i].line;
-                    let mut leaves = Vec::new();
-                    i = use_tree(&tokens, i + close + 2, &[], &mut leaves);
-                    for (path, name) in leaves {
-                        parsed.uses.push(UseLeaf {
-                            module: module.clone(),
-                            line,
-                            path,
-                            name,
-                            is_pub: true,
-                        });
-                    }
+                    i = use_statement(&tokens, i + close + 2, &module, line, true, &mut parsed);
                     continue;
                 }
                 i += close + 1;
@@ -352,17 +365,7 @@ fn parse(file: &str, source: &str) -> Parsed {
             "use" => {
                 let is_pub = i > 0 && tokens[i - 1].text == "pub";
                 let line = tokens[i].line;
-                let mut leaves = Vec::new();
-                i = use_tree(&tokens, i + 1, &[], &mut leaves);
-                for (path, name) in leaves {
-                    parsed.uses.push(UseLeaf {
-                        module: module.clone(),
-                        line,
-                        path,
-                        name,
-                        is_pub,
-                    });
-                }
+                i = use_statement(&tokens, i + 1, &module, line, is_pub, &mut parsed);
                 continue;
             }
             t if is_ident(t) => {

@@ -216,14 +216,10 @@ impl Ue {
     ) -> Result<(), UeError> {
         self.advance(now);
         self.check_report(flow)?;
+        if self.answer_releases_deregistration() {
+            return Ok(());
+        }
         match self.state {
-            State::Deregistering {
-                phase: Deregistration::AfterRefresh,
-                ..
-            } => {
-                self.deregister_after_refresh();
-                return Ok(());
-            }
             State::Deregistering {
                 phase: Deregistration::Sent,
                 ..
@@ -313,14 +309,10 @@ impl Ue {
                 "status must be a final error, 300..=699",
             ));
         }
+        if self.answer_releases_deregistration() {
+            return Ok(());
+        }
         match self.state {
-            State::Deregistering {
-                phase: Deregistration::AfterRefresh,
-                ..
-            } => {
-                self.deregister_after_refresh();
-                return Ok(());
-            }
             State::Deregistering { .. } => {
                 self.finish_deregistration(FlowEnd::CloseNotify);
                 return Ok(());
@@ -514,6 +506,22 @@ impl Ue {
             flow: id,
             reason: RegisterReason::Deregister,
         });
+    }
+
+    /// A final answer while a de-registration waits for the refresh in flight (RFC 3261
+    /// §10.2): it is that refresh's answer, so the de-REGISTER may go. Returns whether it was.
+    fn answer_releases_deregistration(&mut self) -> bool {
+        let waiting = matches!(
+            self.state,
+            State::Deregistering {
+                phase: Deregistration::AfterRefresh,
+                ..
+            }
+        );
+        if waiting {
+            self.deregister_after_refresh();
+        }
+        waiting
     }
 
     /// Deregistering (AfterRefresh) → Deregistering (Due): the refresh is answered or timed
