@@ -6,76 +6,16 @@
 //! `clippy::undocumented_unsafe_blocks`, denied in Cargo.toml's `[lints]`; the compiler refuses
 //! `unsafe` in the core modules, `#[forbid(unsafe_code)]` in lib.rs.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("readable source dir") {
-        let path = entry.expect("dir entry").path();
-        if path.is_dir() {
-            files.extend(rust_files(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    files
-}
-
-/// Source with comments and string/char literal contents blanked out (same length, same
-/// line breaks), so that the scanners see only code.
-fn code_only(source: &str) -> String {
-    let bytes = source.as_bytes();
-    let mut out = String::with_capacity(source.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let rest = &source[i..];
-        if rest.starts_with("//") {
-            let end = rest.find('\n').map_or(source.len(), |n| i + n);
-            out.extend(std::iter::repeat_n(' ', end - i));
-            i = end;
-        } else if rest.starts_with("/*") {
-            let end = rest.find("*/").map_or(source.len(), |n| i + n + 2);
-            out.extend(
-                source[i..end]
-                    .chars()
-                    .map(|c| if c == '\n' { '\n' } else { ' ' }),
-            );
-            i = end;
-        } else if rest.starts_with("'\"'") {
-            out.push_str("' '");
-            i += 3;
-        } else if rest.starts_with("\"C\"") {
-            // The ABI string of `extern "C"` is code, not data.
-            out.push_str("\"C\"");
-            i += 3;
-        } else if rest.starts_with('"') || rest.starts_with("c\"") {
-            let start = i + if rest.starts_with('c') { 2 } else { 1 };
-            let mut j = start;
-            while j < bytes.len() && bytes[j] != b'"' {
-                j += if bytes[j] == b'\\' { 2 } else { 1 };
-            }
-            out.push_str(&source[i..start]);
-            out.extend(
-                source[start..j]
-                    .chars()
-                    .map(|c| if c == '\n' { '\n' } else { ' ' }),
-            );
-            out.push('"');
-            i = j + 1;
-        } else {
-            let c = rest.chars().next().expect("not at the end");
-            out.push(c);
-            i += c.len_utf8();
-        }
-    }
-    out
-}
+#[path = "support/rust_source.rs"]
+mod rust_source;
+use rust_source::{blank, rust_files};
 
 /// `extern "C" fn` definitions whose body does not start with `guard(`, as
 /// `file:line: name`, and how many definitions were checked.
 fn unguarded_exports(file: &str, source: &str) -> (Vec<String>, usize) {
-    let code = code_only(source);
+    let code = blank(source);
     let mut problems = Vec::new();
     let mut checked = 0;
     let mut search = 0;
@@ -141,7 +81,7 @@ fn unguarded_exports(file: &str, source: &str) -> (Vec<String>, usize) {
 /// `unsafe fn`s without a `# Safety` doc section (clippy's `missing_safety_doc` sees only
 /// public ones).
 fn undocumented_unsafe_fns(file: &str, source: &str) -> Vec<String> {
-    let code = code_only(source);
+    let code = blank(source);
     let source_lines: Vec<&str> = source.lines().collect();
     let mut problems = Vec::new();
     for (index, line) in code.lines().enumerate() {
@@ -166,7 +106,7 @@ fn every_export_goes_through_the_panic_boundary() {
     let (mut exports, mut checked) = (0, 0);
     for path in rust_files(&dir) {
         let source = std::fs::read_to_string(&path).expect("readable");
-        exports += code_only(&source).matches("no_mangle").count();
+        exports += blank(&source).matches("no_mangle").count();
         let (found, count) = unguarded_exports(&path.display().to_string(), &source);
         problems.extend(found);
         checked += count;
@@ -187,7 +127,7 @@ fn exports_live_only_in_src_ffi_and_unsafe_only_there_and_in_src_os() {
     let mut problems = Vec::new();
     for path in rust_files(&src) {
         let source = std::fs::read_to_string(&path).expect("readable");
-        let code = code_only(&source);
+        let code = blank(&source);
         let name = path.display().to_string();
         if path.starts_with(&ffi) || path == os {
             problems.extend(undocumented_unsafe_fns(&name, &source));

@@ -20,6 +20,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
+#[path = "support/rust_source.rs"]
+mod rust_source;
+use rust_source::{blank, rust_files};
+
 /// What each layer may use besides itself (the target tree of the architecture step).
 const LAYERS: &[(&str, &[&str])] = &[
     ("sip", &[]),
@@ -70,96 +74,6 @@ fn module_path(file: &str) -> Vec<String> {
         path.pop();
     }
     path
-}
-
-/// The source with comments, string and character literals blanked (newlines kept).
-fn blank(source: &str) -> String {
-    let bytes = source.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    let keep_lines = |slice: &[u8], out: &mut Vec<u8>| {
-        out.extend(slice.iter().map(|&b| if b == b'\n' { b'\n' } else { b' ' }));
-    };
-    while i < bytes.len() {
-        let rest = &bytes[i..];
-        let prev_ident = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
-        if rest.starts_with(b"//") {
-            let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-            keep_lines(&rest[..end], &mut out);
-            i += end;
-        } else if rest.starts_with(b"/*") {
-            let (mut depth, mut j) = (0usize, 0);
-            while j < rest.len() {
-                if rest[j..].starts_with(b"/*") {
-                    depth += 1;
-                    j += 2;
-                } else if rest[j..].starts_with(b"*/") {
-                    depth -= 1;
-                    j += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    j += 1;
-                }
-            }
-            keep_lines(&rest[..j], &mut out);
-            i += j;
-        } else if !prev_ident
-            && (rest.starts_with(b"r#") || rest.starts_with(b"r\"") || rest.starts_with(b"br"))
-        {
-            // Raw string: r"…", r#"…"#, br#"…"#.
-            let start = if rest[0] == b'b' { 2 } else { 1 };
-            let hashes = rest[start..].iter().take_while(|&&b| b == b'#').count();
-            if rest.get(start + hashes) != Some(&b'"') {
-                out.push(bytes[i]);
-                i += 1;
-                continue;
-            }
-            let mut close = vec![b'"'];
-            close.extend(std::iter::repeat_n(b'#', hashes));
-            let body = start + hashes + 1;
-            let end = rest[body..]
-                .windows(close.len())
-                .position(|w| w == close.as_slice())
-                .map_or(rest.len(), |p| body + p + close.len());
-            keep_lines(&rest[..end], &mut out);
-            i += end;
-        } else if rest[0] == b'"' {
-            let mut j = 1;
-            while j < rest.len() && rest[j] != b'"' {
-                j += if rest[j] == b'\\' { 2 } else { 1 };
-            }
-            let end = (j + 1).min(rest.len());
-            keep_lines(&rest[..end], &mut out);
-            i += end;
-        } else if rest[0] == b'\'' {
-            // A character literal ('a', '\n', '\u{..}'), not a lifetime ('a without a close).
-            let close = if rest.get(1) == Some(&b'\\') {
-                rest[2..].iter().position(|&b| b == b'\'').map(|p| p + 3)
-            } else {
-                let len = std::str::from_utf8(&rest[1..])
-                    .ok()
-                    .and_then(|s| s.chars().next())
-                    .map_or(1, char::len_utf8);
-                (rest.get(1 + len) == Some(&b'\'')).then_some(len + 2)
-            };
-            match close {
-                Some(end) => {
-                    keep_lines(&rest[..end], &mut out);
-                    i += end;
-                }
-                None => {
-                    out.push(b'\'');
-                    i += 1;
-                }
-            }
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -614,29 +528,19 @@ fn absolute(
 }
 
 fn sources_under(dir: &Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).expect("src/ is readable") {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-                let name = path
-                    .strip_prefix(root)
-                    .expect("under the crate")
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                out.push((
-                    name,
-                    std::fs::read_to_string(&path).expect("readable source"),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    rust_files(dir)
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .strip_prefix(root)
+                .expect("under the crate")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let source = std::fs::read_to_string(&path).expect("readable source");
+            (name, source)
+        })
+        .collect()
 }
 
 fn crate_sources() -> Analysis {

@@ -18,29 +18,22 @@ pub(crate) trait OnPanic {
     fn on_panic() -> Self;
 }
 
-impl OnPanic for imstls_result {
-    fn on_panic() -> Self {
-        imstls_result::IMSTLS_PANIC
-    }
+/// `OnPanic` for C enums: the value that says "nothing" (or, for results, `IMSTLS_PANIC`).
+macro_rules! enum_on_panic {
+    ($($t:ident => $value:ident),* $(,)?) => {$(
+        impl OnPanic for $t {
+            fn on_panic() -> Self {
+                $t::$value
+            }
+        }
+    )*};
 }
-
-impl OnPanic for imstls_output_type {
-    fn on_panic() -> Self {
-        Self::IMSTLS_OUTPUT_NONE
-    }
-}
-
-impl OnPanic for imstls_event_kind {
-    fn on_panic() -> Self {
-        Self::IMSTLS_EVENT_NONE
-    }
-}
-
-impl OnPanic for imstls_register_reason {
-    fn on_panic() -> Self {
-        Self::IMSTLS_REGISTER_REASON_NONE
-    }
-}
+enum_on_panic!(
+    imstls_result => IMSTLS_PANIC,
+    imstls_output_type => IMSTLS_OUTPUT_NONE,
+    imstls_event_kind => IMSTLS_EVENT_NONE,
+    imstls_register_reason => IMSTLS_REGISTER_REASON_NONE,
+);
 
 impl OnPanic for () {
     fn on_panic() -> Self {}
