@@ -7,6 +7,8 @@
 //! With `crate::ffi`, the only module where `unsafe` is allowed; every function here is safe
 //! to call except [`adopt_socket`], whose raw descriptor carries an ownership contract the
 //! types cannot state. It imports nothing of the crate.
+// The OS layer: one of the two places `unsafe` is allowed (the crate denies it in [lints]).
+#![allow(unsafe_code)]
 
 use std::ffi::c_int;
 use std::io;

@@ -4,7 +4,7 @@
 //! `unsafe fn` there has a `# Safety` section. Each scanner is also run on a deliberately bad
 //! snippet, so the test is seen to fail. (The `// SAFETY:` comment on every unsafe block is
 //! `clippy::undocumented_unsafe_blocks`, denied in Cargo.toml's `[lints]`; the compiler refuses
-//! `unsafe` in the core modules, `#[forbid(unsafe_code)]` in lib.rs.)
+//! `unsafe` in the core modules: each opens with `#![forbid(unsafe_code)]`.)
 
 use std::path::Path;
 
@@ -152,6 +152,31 @@ fn exports_live_only_in_src_ffi_and_unsafe_only_there_and_in_src_os() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every core layer (a folder under src/ other than ffi) opens with `#![forbid(unsafe_code)]`,
+/// so the compiler, not this test, refuses `unsafe` inside it; this only keeps the attribute
+/// from being dropped.
+#[test]
+fn every_core_layer_forbids_unsafe_code() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut layers = Vec::new();
+    for entry in std::fs::read_dir(&src).expect("readable src/") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() && path.file_name().is_some_and(|n| n != "ffi") {
+            let source = std::fs::read_to_string(path.join("mod.rs")).expect("a mod.rs");
+            let forbids = blank(&source)
+                .lines()
+                .any(|l| l.trim() == "#![forbid(unsafe_code)]");
+            assert!(forbids, "{} lacks #![forbid(unsafe_code)]", path.display());
+            layers.push(path);
+        }
+    }
+    assert_eq!(
+        layers.len(),
+        5,
+        "sip, config, tls, engine, driver: {layers:?}"
+    );
 }
 
 #[test]

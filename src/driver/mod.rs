@@ -81,6 +81,9 @@
 //! }
 //! # }
 //! ```
+// The compiler refuses `unsafe` here, and nothing inside can allow it again (only src/os.rs
+// and src/ffi may use it).
+#![forbid(unsafe_code)]
 
 mod clock;
 mod socket;

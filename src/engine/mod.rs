@@ -21,6 +21,9 @@
 //! `transport` (calls from the transport and the plaintext they carry), `recovery` (new
 //! procedures and flows, failed attempts, lost flows, back-off), `teardown` (the one
 //! teardown), `timers` (deadlines); this file holds [`Ue`], its accessors and outputs.
+// The compiler refuses `unsafe` here, and nothing inside can allow it again (only src/os.rs
+// and src/ffi may use it).
+#![forbid(unsafe_code)]
 
 mod conformance;
 mod error;

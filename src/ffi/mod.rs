@@ -1,5 +1,5 @@
 //! The C ABI (`include/imstls.h`), compiled with the cargo feature `capi`: with `crate::os`,
-//! the only place in the crate where `unsafe` is allowed (`lib.rs` declares both modules).
+//! the only place in the crate where `unsafe` is allowed (both open with `#![allow(unsafe_code)]`).
 //!
 //! One file per C type family. The modules with exports are declared in the order an
 //! integrator reads them; cbindgen (`sort_by = "None"`) emits the functions of
@@ -31,6 +31,8 @@
 //! [`boundary::guard`], so no panic unwinds into C; pointers are NULL-checked and strings
 //! UTF-8-checked by the helpers in `boundary.rs`; out-parameters are written only on success;
 //! incoming enum-like codes are plain integers, validated before use.
+// The C ABI: one of the two places `unsafe` is allowed (the crate denies it in [lints]).
+#![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
 // The C face, one module per header section, in header order (rustfmt sorts `mod` lines

@@ -6,6 +6,9 @@
 //! malformation is a [`FramingError`], never a panic. What the stack gives `send_sip` is held
 //! to a strict subset of RFC 3261 ([`parse_outgoing_message`]) so that no receiver, however
 //! lenient, reads it as anything but the one message imstls checked.
+// The compiler refuses `unsafe` here, and nothing inside can allow it again (only src/os.rs
+// and src/ffi may use it).
+#![forbid(unsafe_code)]
 
 pub(crate) mod uri;
 
