@@ -131,6 +131,12 @@ pub use tls::{
 /// mirror the source tree.
 #[cfg(feature = "_internal_test_exports")]
 pub mod _internal_test_exports {
+    /// The crypto provider compiled in, and its narrowing to the imstls profile
+    /// (`src/config/provider.rs`): the benches' bare-rustls baseline uses the same.
+    pub mod config {
+        pub use crate::config::provider::{crypto_provider, restrict_provider};
+    }
+
     /// SIP framing and the strict outgoing-message check (`src/sip/mod.rs`).
     pub mod sip {
         pub use crate::sip::{

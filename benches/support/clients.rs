@@ -15,20 +15,17 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use imstls::_internal_test_exports::config::{crypto_provider, restrict_provider};
 use imstls::{
-    Event, FlowId, Host, Identity, KxGroup, Output, RegisterReason, TlsDetails, TransportClosure,
-    Ue, UeConfig,
+    Event, FlowId, Host, Identity, KxGroup, Output, RegisterReason, TlsDetails, TlsVersions,
+    TransportClosure, Ue, UeConfig,
 };
 use imstls_testkit::sip::{Frame, Framer, SipMessage};
 use imstls_testkit::ua::{Ua, UaConfig, UaOutcome};
 use imstls_testkit::{PcscfFactory, TestPki};
 use rustls::client::{Resumption, Tls12Resumption};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{
-    CipherSuite, ClientConfig, ClientConnection, HandshakeKind, NamedGroup, ProtocolVersion,
-    RootCertStore,
-};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, ProtocolVersion, RootCertStore};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -316,41 +313,6 @@ pub fn act_as_stack(ue: &mut Ue, ua: &mut Ua, event: &Event, now: Instant) -> Re
 
 // ----- bare rustls ---------------------------------------------------------------------------
 
-/// The suites the imstls profile allows (src/config/provider.rs); the provider's list is filtered
-/// to these, in the provider's order, exactly as imstls does.
-const PROFILE_SUITES: &[CipherSuite] = &[
-    CipherSuite::TLS13_AES_128_GCM_SHA256,
-    CipherSuite::TLS13_AES_256_GCM_SHA384,
-    CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
-    CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-    CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-    CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-    CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-];
-
-/// The crypto provider imstls was built with.
-pub fn provider() -> CryptoProvider {
-    #[cfg(feature = "aws-lc-rs")]
-    {
-        rustls::crypto::aws_lc_rs::default_provider()
-    }
-    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
-    {
-        rustls::crypto::ring::default_provider()
-    }
-}
-
-fn named_group(group: KxGroup) -> NamedGroup {
-    match group {
-        KxGroup::X25519MlKem768 => NamedGroup::X25519MLKEM768,
-        KxGroup::X25519 => NamedGroup::X25519,
-        KxGroup::P256 => NamedGroup::secp256r1,
-        KxGroup::P384 => NamedGroup::secp384r1,
-    }
-}
-
 /// A plain rustls client configuration with imstls's provider, suites and groups (in the
 /// order `groups` gives, e.g. `UeConfig::kx_groups()`), TLS 1.3 and 1.2, trusting `root_der`
 /// through rustls's own WebPKI verifier, no client certificate.
@@ -359,15 +321,8 @@ pub fn bare_config(
     groups: &[KxGroup],
     resumption: bool,
 ) -> Result<Arc<ClientConfig>, Error> {
-    let mut provider = provider();
-    provider
-        .cipher_suites
-        .retain(|s| PROFILE_SUITES.contains(&s.suite()));
-    let all = std::mem::take(&mut provider.kx_groups);
-    provider.kx_groups = groups
-        .iter()
-        .filter_map(|g| all.iter().find(|k| k.name() == named_group(*g)).copied())
-        .collect();
+    // The provider narrowed exactly as imstls narrows it (suites and groups).
+    let provider = restrict_provider(crypto_provider(), groups, TlsVersions::Tls13AndTls12);
     let mut roots = RootCertStore::empty();
     roots.add(CertificateDer::from(root_der))?;
     let mut config = ClientConfig::builder_with_provider(Arc::new(provider))

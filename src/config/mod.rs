@@ -11,7 +11,7 @@
 mod candidate;
 mod error;
 mod key_log;
-mod provider;
+pub(crate) mod provider;
 mod trust;
 
 use std::fmt;

@@ -116,7 +116,8 @@ pub fn crypto_provider_name() -> &'static str {
     }
 }
 
-pub(crate) fn crypto_provider() -> CryptoProvider {
+/// The rustls provider of the crypto backend compiled in, with its defaults.
+pub fn crypto_provider() -> CryptoProvider {
     #[cfg(feature = "aws-lc-rs")]
     {
         rustls::crypto::aws_lc_rs::default_provider()
@@ -177,7 +178,7 @@ pub(crate) fn resolve_kx_groups(
 
 /// The provider narrowed to the imstls suites (TLS 1.3 ones only for a 1.3-only profile, so
 /// no TLS 1.2 suite is ever offered there) and the configured groups, in order.
-pub(crate) fn restrict_provider(
+pub fn restrict_provider(
     mut provider: CryptoProvider,
     groups: &[KxGroup],
     versions: TlsVersions,
