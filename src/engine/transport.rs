@@ -320,8 +320,7 @@ impl Ue {
             };
             if let Some(tls) = flow.tls.as_mut() {
                 if tls.has_plaintext() {
-                    let plaintext = tls.take_plaintext();
-                    flow.framer.push(&plaintext);
+                    flow.framer.push_owned(tls.take_plaintext());
                 }
             }
             let id = flow.id;

@@ -717,6 +717,16 @@ impl SipFramer {
         extend_wiping(&mut self.buffer, bytes);
     }
 
+    /// Appends received plaintext the caller owns. An empty framer keeps the block itself, so
+    /// a read holding whole messages is not copied (nor wiped) once more on the way in.
+    pub fn push_owned(&mut self, bytes: Zeroizing<Vec<u8>>) {
+        if self.buffer.is_empty() {
+            self.buffer = bytes;
+        } else {
+            extend_wiping(&mut self.buffer, &bytes);
+        }
+    }
+
     /// Takes the next complete unit. `awaiting_pong` resolves a lone CRLF at the end of the
     /// buffer: a pong when a ping is outstanding, otherwise wait for the rest of a ping.
     pub fn next_frame(&mut self, awaiting_pong: bool) -> Result<Option<Frame>, FramingError> {
@@ -768,6 +778,15 @@ impl SipFramer {
         };
         if self.buffer.len() < total {
             return Ok(None);
+        }
+        // A buffer that is exactly this message becomes the message: no copy, and nothing
+        // left behind to wipe. Only an exact fit, so the message holds no spare capacity
+        // beyond what the output queue's accounting (its length) sees.
+        if self.buffer.capacity() == total {
+            let message = std::mem::replace(&mut self.buffer, Zeroizing::new(Vec::new()));
+            self.scanned = 0;
+            self.pending = None;
+            return Ok(Some(Frame::Message(message)));
         }
         let message = Zeroizing::new(self.buffer[..total].to_vec());
         self.consume(total);
@@ -821,6 +840,58 @@ mod tests {
                 vec![Frame::Message(Zeroizing::new(msg.to_vec()))],
                 "{split}"
             );
+            assert_eq!(framer.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn an_owned_read_holding_one_message_becomes_that_message() {
+        let msg = b"SIP/2.0 200 OK\r\nCSeq: 2 REGISTER\r\nContent-Length: 5\r\n\r\nhello";
+        let mut framer = SipFramer::new(4096);
+        let read = Zeroizing::new(msg.to_vec());
+        let block = read.as_ptr();
+        framer.push_owned(read);
+        let Some(Frame::Message(message)) = framer.next_frame(false).unwrap() else {
+            panic!("no message");
+        };
+        assert_eq!(&message[..], &msg[..]);
+        assert_eq!(message.as_ptr(), block, "the read's block was copied");
+        assert_eq!(framer.buffered(), 0);
+        assert_eq!(framer.next_frame(false).unwrap(), None);
+    }
+
+    #[test]
+    fn a_message_never_carries_spare_capacity_the_queue_would_not_count() {
+        let msg = b"SIP/2.0 200 OK\r\nCSeq: 2 REGISTER\r\nContent-Length: 0\r\n\r\n";
+        let mut read = Zeroizing::new(Vec::with_capacity(4 * msg.len()));
+        read.extend_from_slice(msg);
+        let mut framer = SipFramer::new(4096);
+        framer.push_owned(read);
+        let Some(Frame::Message(message)) = framer.next_frame(false).unwrap() else {
+            panic!("no message");
+        };
+        assert_eq!(&message[..], &msg[..]);
+        assert_eq!(message.capacity(), msg.len());
+    }
+
+    #[test]
+    fn owned_reads_split_anywhere_are_reassembled() {
+        let first = b"SIP/2.0 401 Unauthorized\r\nContent-Length: 2\r\n\r\nhi";
+        let second = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let stream = [&first[..], &b"\r\n\r\n"[..], &second[..]].concat();
+        for split in 0..=stream.len() {
+            let mut framer = SipFramer::new(4096);
+            let mut got = Vec::new();
+            for part in [&stream[..split], &stream[split..]] {
+                framer.push_owned(Zeroizing::new(part.to_vec()));
+                got.extend(frames(&mut framer));
+            }
+            let want = vec![
+                Frame::Message(Zeroizing::new(first.to_vec())),
+                Frame::Ping,
+                Frame::Message(Zeroizing::new(second.to_vec())),
+            ];
+            assert_eq!(got, want, "split at {split}");
             assert_eq!(framer.buffered(), 0);
         }
     }
