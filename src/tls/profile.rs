@@ -26,6 +26,8 @@ pub struct TlsProfile {
     pub(crate) client_config: Arc<ClientConfig>,
     pub(crate) sessions: Arc<SessionStore>,
     pub(crate) cert_requests: Arc<CertificateRequestLog>,
+    /// The configured FQDN as rustls takes it, validated once rather than on every connect.
+    configured_name: Option<ServerName<'static>>,
 }
 
 impl TlsProfile {
@@ -61,11 +63,22 @@ impl TlsProfile {
         if let Some(sink) = &inner.key_log {
             client_config.key_log = Arc::new(NssKeyLog { sink: sink.clone() });
         }
+        let configured_name = match &inner.server_name {
+            Some(fqdn) => {
+                Some(
+                    ServerName::try_from(fqdn.clone()).map_err(|e| ConfigError::Tls {
+                        reason: format!("server name {fqdn:?}: {e}"),
+                    })?,
+                )
+            }
+            None => None,
+        };
         Ok(Self {
             config: config.clone(),
             client_config: Arc::new(client_config),
             sessions,
             cert_requests,
+            configured_name,
         })
     }
 
@@ -85,11 +98,11 @@ impl TlsProfile {
     /// as SNI, verified per RFC 5922), else the candidate's host name, else its IP address
     /// (no SNI; the certificate needs an IP SAN).
     pub fn server_name_for(&self, candidate: &Candidate) -> ServerName<'static> {
-        let name = match (&self.config.inner.server_name, &candidate.host) {
+        match (&self.configured_name, &candidate.host) {
             (Some(fqdn), _) => fqdn.clone(),
-            (None, Host::Name(host)) => host.clone(),
-            (None, Host::Ip(ip)) => return ServerName::IpAddress((*ip).into()),
-        };
-        ServerName::try_from(name).expect("names are validated when the configuration is built")
+            (None, Host::Name(host)) => ServerName::try_from(host.clone())
+                .expect("names are validated when the configuration is built"),
+            (None, Host::Ip(ip)) => ServerName::IpAddress((*ip).into()),
+        }
     }
 }
