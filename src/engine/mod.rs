@@ -149,7 +149,7 @@ impl Ue {
     pub fn binding(&self) -> Option<Binding> {
         let flow = self.state.flow()?;
         let identity = self.identity.as_ref()?;
-        let tls = flow.tls.as_ref()?.details()?;
+        let tls = flow.tls.as_deref()?.details()?;
         Some(Binding {
             flow: flow.id,
             pcscf: self.config.candidates()[flow.candidate].to_string(),
@@ -191,9 +191,11 @@ impl Ue {
     pub fn poll_output(&mut self) -> Output {
         match self.outputs.pop_front() {
             Some(output) => {
-                if self.outputs.is_empty() {
-                    // Drained: an idle UE keeps no queue (one allocation per burst costs
-                    // less than 600 bytes held by every idle UE; BENCHMARKS.md B4).
+                if self.outputs.is_empty() && !matches!(self.state, State::Procedure { .. }) {
+                    // Drained outside a registration procedure: an idle UE keeps no queue
+                    // (one allocation per burst costs less than 600 bytes held by every idle
+                    // UE; BENCHMARKS.md B4). A procedure's bursts follow each other closely,
+                    // so the queue stays until it ends.
                     self.outputs = VecDeque::new();
                 }
                 output
@@ -256,7 +258,7 @@ impl Ue {
     }
 
     fn flow_tls(&self) -> Option<&TlsFlow> {
-        self.state.flow().and_then(|f| f.tls.as_ref())
+        self.state.flow().and_then(|f| f.tls.as_deref())
     }
 
     fn check_flow(&self, flow: FlowId) -> Result<(), UeError> {
@@ -280,7 +282,7 @@ impl Ue {
 
     fn flush_transmit(&mut self) {
         if let Some(flow) = self.state.flow_mut() {
-            if let Some(data) = flow.tls.as_mut().and_then(TlsFlow::take_transmit) {
+            if let Some(data) = flow.tls.as_deref_mut().and_then(TlsFlow::take_transmit) {
                 self.outputs.push_back(Output::Transmit {
                     flow: flow.id,
                     data,

@@ -433,7 +433,7 @@ impl Ue {
             return Err(wrong_state);
         };
         let id = flow.id;
-        let Some(tls) = flow.tls.as_mut() else {
+        let Some(tls) = flow.tls.as_deref_mut() else {
             return Err(wrong_state);
         };
         match tls.rekey() {
@@ -485,7 +485,7 @@ impl Ue {
         let tls = self
             .state
             .flow_mut()
-            .and_then(|f| f.tls.as_mut())
+            .and_then(|f| f.tls.as_deref_mut())
             .ok_or(UeError::WrongState { operation, state })?;
         tls.send(bytes)
             .map_err(|_| UeError::WrongState { operation, state })?;

@@ -200,8 +200,9 @@ pub(super) struct Recovery {
 pub(super) struct Flow {
     pub(super) id: FlowId,
     pub(super) candidate: usize,
-    /// None until the caller's TCP connect succeeded.
-    pub(super) tls: Option<TlsFlow>,
+    /// None until the caller's TCP connect succeeded. Boxed: the state moves on every
+    /// transition, and rustls's connection is most of its size.
+    pub(super) tls: Option<Box<TlsFlow>>,
     pub(super) framer: SipFramer,
     pub(super) local: Option<SocketAddr>,
     pub(super) remote: Option<SocketAddr>,

@@ -153,7 +153,7 @@ impl Ue {
             self.outputs.retain(
                 |o| !matches!(o, Output::Event(Event::RegisterNow { flow: f, .. }) if *f == flow.id),
             );
-            if let Some(tls) = flow.tls.as_mut() {
+            if let Some(tls) = flow.tls.as_deref_mut() {
                 if what.sends_close_notify(dropped) {
                     tls.close();
                 }

@@ -45,7 +45,7 @@ impl Ue {
         let candidate = &self.config.candidates()[current.candidate];
         match TlsFlow::connect(&self.profile, candidate) {
             Ok(tls) => {
-                current.tls = Some(tls);
+                current.tls = Some(Box::new(tls));
                 *step = Step::Handshaking;
                 *deadline = now + handshake_timeout;
                 self.flush_transmit();
@@ -89,7 +89,7 @@ impl Ue {
         self.advance(now);
         self.check_flow(flow)?;
         let state = self.state();
-        let Some(tls) = self.state.flow_mut().and_then(|f| f.tls.as_mut()) else {
+        let Some(tls) = self.state.flow_mut().and_then(|f| f.tls.as_deref_mut()) else {
             return Err(UeError::WrongState {
                 operation: "receive",
                 state,
@@ -201,7 +201,7 @@ impl Ue {
         let tls_closure = self
             .state
             .flow_mut()
-            .and_then(|f| f.tls.as_mut())
+            .and_then(|f| f.tls.as_deref_mut())
             .map(TlsFlow::receive_eof);
         self.flush_transmit();
         if handshaking {
@@ -246,7 +246,7 @@ impl Ue {
         else {
             return;
         };
-        let Some(tls) = flow.tls.as_ref() else {
+        let Some(tls) = flow.tls.as_deref() else {
             return;
         };
         let Some(details) = tls.details() else {
@@ -318,7 +318,7 @@ impl Ue {
             let Some(flow) = self.state.flow_mut() else {
                 return;
             };
-            if let Some(tls) = flow.tls.as_mut() {
+            if let Some(tls) = flow.tls.as_deref_mut() {
                 if tls.has_plaintext() {
                     flow.framer.push_owned(tls.take_plaintext());
                 }
@@ -334,7 +334,7 @@ impl Ue {
                 // read: more would let the P-CSCF amplify its pings into our records and events.
                 Ok(Some(Frame::Ping)) if pong_sent => {}
                 Ok(Some(Frame::Ping)) => {
-                    if let Some(tls) = flow.tls.as_mut() {
+                    if let Some(tls) = flow.tls.as_deref_mut() {
                         if tls.send(PONG).is_ok() {
                             pong_sent = true;
                             self.flush_transmit();
@@ -373,7 +373,7 @@ impl Ue {
             return;
         };
         let id = flow.id;
-        if let Some(tls) = flow.tls.as_mut() {
+        if let Some(tls) = flow.tls.as_deref_mut() {
             if tls.send(PING).is_ok() {
                 flow.next_ping = None;
                 flow.pong_deadline = Some(now + pong_timeout);
