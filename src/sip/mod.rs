@@ -12,6 +12,7 @@
 
 pub(crate) mod uri;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use zeroize::{Zeroize, Zeroizing};
@@ -141,7 +142,7 @@ pub enum StartLine {
     /// A request.
     Request {
         /// The method, e.g. `REGISTER`.
-        method: String,
+        method: Cow<'static, str>,
     },
     /// A response.
     Response {
@@ -156,7 +157,7 @@ pub struct MessageHead {
     /// Request or response.
     pub start: StartLine,
     /// The method named in CSeq, when present.
-    pub cseq_method: Option<String>,
+    pub cseq_method: Option<Cow<'static, str>>,
     /// Length of the header block including the blank line.
     pub header_len: usize,
     /// Content-Length (0 when absent).
@@ -224,7 +225,7 @@ struct HeadReader {
     /// The first Content-Length error; later headers are not read.
     header_error: Option<FramingError>,
     body_len: Option<usize>,
-    cseq_method: Option<String>,
+    cseq_method: Option<Cow<'static, str>>,
 }
 
 impl HeadReader {
@@ -262,8 +263,7 @@ impl HeadReader {
             }
             self.body_len = Some(len);
         } else if is(b"cseq") {
-            let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or_default();
-            self.cseq_method = value.split_whitespace().nth(1).map(str::to_owned);
+            self.cseq_method = cseq_method_of(&line[colon + 1..]);
         }
     }
 
@@ -320,12 +320,15 @@ fn scan_line(rest: &[u8]) -> (Option<usize>, bool) {
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
         let newlines = zero_bytes(word ^ (ONES * u64::from(b'\n')));
+        let flags = zero_bytes(word) | (word & HIGH_BITS);
         if newlines != 0 {
-            let length = newlines.trailing_zeros() as usize / 8;
-            unusual |= chunk[..length].iter().any(unusual_byte);
-            return (Some(at + length), unusual);
+            // The lowest newline flag is exact; so is any NUL or high-byte flag below it (a
+            // false NUL flag only sits above a real NUL).
+            let newline = newlines.trailing_zeros();
+            unusual |= flags & ((1u64 << newline) - 1) != 0;
+            return (Some(at + newline as usize / 8), unusual);
         }
-        unusual |= (zero_bytes(word) | (word & HIGH_BITS)) != 0;
+        unusual |= flags != 0;
         at += 8;
     }
     let tail = chunks.remainder();
@@ -364,7 +367,7 @@ fn parse_start_line(line: &str) -> Result<StartLine, FramingError> {
         return Err(FramingError::BadStartLine);
     }
     Ok(StartLine::Request {
-        method: method.to_owned(),
+        method: method_name(method.as_bytes()),
     })
 }
 
@@ -446,20 +449,45 @@ pub fn parse_outgoing_message(
     }
 }
 
-/// The method of a CSeq value (`1*DIGIT LWS Method`): its second whitespace-separated word.
-/// The line holds no control byte but HTAB, so for ASCII the words are split on SP and HTAB,
-/// what `str::split_whitespace` does without decoding characters.
-fn cseq_method_of(value: &[u8]) -> Option<String> {
+/// The method of a CSeq value (`1*DIGIT LWS Method`): its second whitespace-separated word,
+/// as `str::split_whitespace` finds it. For ASCII that is a split on the six ASCII bytes
+/// `char::is_whitespace` accepts, without decoding characters.
+fn cseq_method_of(value: &[u8]) -> Option<Cow<'static, str>> {
     if value.is_ascii() {
         let word = value
-            .split(|b| matches!(b, b' ' | b'\t'))
+            .split(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
             .filter(|word| !word.is_empty())
             .nth(1)?;
-        // ASCII, so UTF-8.
-        return std::str::from_utf8(word).ok().map(str::to_owned);
+        return Some(method_name(word));
     }
     let value = std::str::from_utf8(value).ok()?;
-    value.split_whitespace().nth(1).map(str::to_owned)
+    let word = value.split_whitespace().nth(1)?;
+    Some(method_name(word.as_bytes()))
+}
+
+/// A method name, without an allocation for the methods a UE's stack sends (RFC 3261 and
+/// its extensions); any other is copied.
+fn method_name(word: &[u8]) -> Cow<'static, str> {
+    const KNOWN: [&str; 14] = [
+        "REGISTER",
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "MESSAGE",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PRACK",
+        "UPDATE",
+        "INFO",
+        "REFER",
+        "PUBLISH",
+    ];
+    match KNOWN.iter().find(|known| known.as_bytes() == word) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(String::from_utf8_lossy(word).into_owned()),
+    }
 }
 
 /// The index of the CRLF ending the line that starts at `from`, and whether the line holds a
@@ -543,10 +571,8 @@ fn parse_strict_start_line(line: &[u8]) -> Result<StartLine, FramingError> {
     if !is_token(method) || !is_request_uri(uri) {
         return Err(FramingError::BadStartLine);
     }
-    // A token is ASCII, so UTF-8.
-    let method = std::str::from_utf8(method).map_err(|_| FramingError::BadStartLine)?;
     Ok(StartLine::Request {
-        method: method.to_owned(),
+        method: method_name(method),
     })
 }
 
@@ -883,6 +909,36 @@ mod tests {
     }
 
     #[test]
+    fn the_cseq_method_is_the_second_word_split_whitespace_finds() {
+        let alphabet = b" \t\n\x0b\x0c\r\x1fA1\xc2\xa0\xe3\x80\x80";
+        let mut state = 0x51_7cc1_b727_220a_u64;
+        for length in 0..16 {
+            for _ in 0..400 {
+                let value: Vec<u8> = (0..length)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        alphabet[(state >> 8) as usize % alphabet.len()]
+                    })
+                    .collect();
+                let expected = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned));
+                assert_eq!(
+                    cseq_method_of(&value).map(Cow::into_owned),
+                    expected,
+                    "{value:?}"
+                );
+            }
+        }
+        assert!(matches!(
+            cseq_method_of(b"7 REGISTER"),
+            Some(Cow::Borrowed("REGISTER"))
+        ));
+    }
+
+    #[test]
     fn an_owned_read_holding_one_message_becomes_that_message() {
         let msg = b"SIP/2.0 200 OK\r\nCSeq: 2 REGISTER\r\nContent-Length: 5\r\n\r\nhello";
         let mut framer = SipFramer::new(4096);
@@ -1139,7 +1195,10 @@ mod tests {
                 body_len = Some(len);
             } else if is(b"cseq") {
                 let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or_default();
-                cseq_method = value.split_whitespace().nth(1).map(str::to_owned);
+                cseq_method = value
+                    .split_whitespace()
+                    .nth(1)
+                    .map(|method| Cow::Owned(method.to_owned()));
             }
         }
         let head = MessageHead {
