@@ -27,8 +27,9 @@ b6_imstls_size() { # target dir, output name, cargo feature arguments...
 # librustls the way rustls-ffi's users get it: the crate from crates.io, same rustls, same
 # release profile, as a cdylib, with the given rustls-ffi features; built in the same target
 # directory (and with the same aws-lc build options) as libimstls.
-b6_librustls_size() { # target dir, provider features (comma separated)
+b6_librustls_size() { # target dir, provider features (comma separated), extra cargo args...
     local dir=$1 features=$2 crate="$1/librustls-$RUSTLS_FFI_VERSION"
+    shift 2
     mkdir -p "$crate"
     cat >"$crate/Cargo.toml" <<EOF
 [package]
@@ -50,7 +51,7 @@ EOF
     # The cdylib exports every #[no_mangle] function of rustls-ffi; this keeps it linked.
     printf 'pub use rustls_ffi::*;\n' >"$crate/lib.rs"
     cp "$B6B7_ROOT/Cargo.lock" "$crate/Cargo.lock"
-    (cd "$crate" && CARGO_TARGET_DIR="$dir" cargo build --release --lib) \
+    (cd "$crate" && CARGO_TARGET_DIR="$dir" cargo build --release --lib "$@") \
         2>"$OUT/build-librustls-${features//[^a-z]/}.log" || {
         tail -n 20 "$OUT/build-librustls-${features//[^a-z]/}.log" >&2
         exit 1
@@ -66,7 +67,7 @@ EOF
 # C API, feature capi), without the optional webpki-roots and rustls logging, and librustls with
 # the same provider.
 b6_librustls() {
-    local provider dir full trimmed librustls
+    local provider dir full trimmed librustls control features
     : >"$OUT/librustls.tsv"
     for provider in aws-lc-rs ring; do
         dir="$B6B7_ROOT/target/bench-size/$provider"
@@ -76,36 +77,49 @@ b6_librustls() {
                 --features ring,webpki-roots,logging,capi)
             trimmed=$(b6_imstls_size "$dir" imstls-ring-trimmed --no-default-features \
                 --features ring,capi)
-            librustls=$(b6_librustls_size "$dir" '"ring"')
+            features='"ring"'
         else
             b6b7_log "B6: libimstls and librustls with aws-lc-rs"
             full=$(b6_imstls_size "$dir" imstls-aws-lc-rs-full --features capi)
             trimmed=$(b6_imstls_size "$dir" imstls-aws-lc-rs-trimmed --no-default-features \
                 --features aws-lc-rs,capi)
-            librustls=$(b6_librustls_size "$dir" '"aws-lc-rs", "prefer-post-quantum"')
+            features='"aws-lc-rs", "prefer-post-quantum"'
         fi
-        printf '%s\t%s\t%s\t%s\n' "$provider" "$full" "$trimmed" "$librustls" >>"$OUT/librustls.tsv"
+        # Control: rustls-ffi's own code in one codegen unit, as imstls's release profile
+        # builds imstls's (Cargo.toml). Built first, so the published-profile build is the one
+        # left in the target directory.
+        control=$(b6_librustls_size "$dir" "$features" \
+            --config 'profile.release.package.rustls-ffi.codegen-units=1')
+        librustls=$(b6_librustls_size "$dir" "$features")
+        printf '%s\t%s\t%s\t%s\t%s\n' "$provider" "$full" "$trimmed" "$librustls" "$control" \
+            >>"$OUT/librustls.tsv"
     done
     python3 - "$OUT" "$RUSTLS_FFI_VERSION" <<'PY'
 import os, sys
 out, version = sys.argv[1:]
 rows = [l.split("\t") for l in open(os.path.join(out, "librustls.tsv")).read().split("\n") if l]
 w = []
-w.append(f"Against librustls ({version}, crate `rustls-ffi` from crates.io, same rustls, same "
-         "release profile, built as a cdylib by the bench script in the same target directory "
-         "as libimstls, so with the same aws-lc build options), both stripped "
-         "(`strip --strip-all`). *Shipped*: imstls's default features (`webpki-roots`, "
-         "`logging`); *trimmed*: without them (the operator brings the trust anchors; rustls "
-         "logs nothing, imstls's own log lines remain). Sizes are deterministic for a given "
-         "toolchain and lock file, so the verdict is met or missed.\n")
-w.append("| provider | libimstls shipped | libimstls trimmed | librustls | shipped / librustls | "
-         "trimmed / librustls | target: shipped ≤ librustls |")
-w.append("|---|---|---|---|---|---|---|")
-for provider, full, trimmed, librustls in rows:
-    full, trimmed, librustls = int(full), int(trimmed), int(librustls)
-    verdict = "met" if full <= librustls else "missed"
-    w.append(f"| {provider} | {full:,} B | {trimmed:,} B | {librustls:,} B | "
-             f"{full / librustls:.3f} | {trimmed / librustls:.3f} | **{verdict}** |")
+w.append(f"Against librustls ({version}, crate `rustls-ffi` from crates.io, same rustls, the "
+         "release profile its crate publishes, built as a cdylib by the bench script in the same "
+         "target directory as libimstls, so with the same aws-lc build options), both stripped "
+         "(`strip --strip-all`). libimstls is built with its own release profile, whose one "
+         "difference from the default is imstls's code in one codegen unit "
+         "(`[profile.release.package.imstls]`); *librustls, control* builds rustls-ffi's code "
+         "the same way. *Shipped*: imstls's default features (`webpki-roots`, `logging`); "
+         "*trimmed*: without them, which is librustls's scope (rustls-ffi bundles no root list "
+         "and builds rustls without `logging`; imstls's own log lines remain). Sizes are "
+         "deterministic for a given toolchain and lock file, so each verdict is met or missed.\n")
+w.append("| provider | libimstls shipped | libimstls trimmed | librustls | librustls, control | "
+         "shipped / librustls | trimmed / librustls | trimmed / control | "
+         "shipped ≤ librustls | trimmed ≤ librustls | trimmed ≤ control |")
+w.append("|---|---|---|---|---|---|---|---|---|---|---|")
+verdict = lambda ok: "**met**" if ok else "**missed**"
+for provider, full, trimmed, librustls, control in rows:
+    full, trimmed, librustls, control = int(full), int(trimmed), int(librustls), int(control)
+    w.append(f"| {provider} | {full:,} B | {trimmed:,} B | {librustls:,} B | {control:,} B | "
+             f"{full / librustls:.3f} | {trimmed / librustls:.3f} | {trimmed / control:.3f} | "
+             f"{verdict(full <= librustls)} | {verdict(trimmed <= librustls)} | "
+             f"{verdict(trimmed <= control)} |")
 open(os.path.join(out, "b6-librustls.md"), "w").write("\n".join(w) + "\n\n")
 PY
 }
