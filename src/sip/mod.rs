@@ -402,50 +402,78 @@ pub fn parse_outgoing_message(
     }
     let (start_line_end, _) = end_of_strict_line(bytes, 0)?;
     let start = parse_strict_start_line(&bytes[..start_line_end])?;
+    let mut headers = StrictHeaders::default();
     let mut line_start = start_line_end + 2;
-    let mut line_number = 2;
-    let mut cseq_method = None;
-    let mut content_length = None;
     loop {
         let (line_end, non_ascii) = end_of_strict_line(bytes, line_start)?;
         let header_len = line_end + 2;
         if header_len > MAX_HEADER_BLOCK {
             return Err(FramingError::HeaderTooLarge);
         }
-        let line = &bytes[line_start..line_end];
-        if line.is_empty() {
+        if line_end == line_start {
             let actual = bytes.len() - header_len;
-            let declared = content_length.ok_or(FramingError::MissingContentLength)?;
+            let declared = headers
+                .content_length
+                .ok_or(FramingError::MissingContentLength)?;
             if declared != actual {
                 return Err(FramingError::ContentLengthMismatch { declared, actual });
             }
             return Ok(MessageHead {
                 start,
-                cseq_method,
+                cseq_method: headers
+                    .cseq_value
+                    .and_then(|(from, to)| cseq_method_of(&bytes[from..to])),
                 header_len,
                 body_len: declared,
             });
-        } else {
-            let (name, value) = split_strict_header(line, line_number, non_ascii)?;
-            let is = |wanted: &[u8]| name.eq_ignore_ascii_case(wanted);
-            if is(b"content-length") || is(b"l") {
-                if content_length.is_some() {
-                    return Err(FramingError::DuplicateContentLength);
-                }
-                if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
-                    return Err(FramingError::BadContentLength);
-                }
-                content_length = Some(
-                    value
-                        .iter()
-                        .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0')),
-                );
-            } else if is(b"cseq") {
-                cseq_method = cseq_method_of(value);
-            }
         }
+        headers.read(bytes, line_start, line_end, non_ascii)?;
         line_start = header_len;
-        line_number += 1;
+    }
+}
+
+/// What [`parse_outgoing_message`] keeps of the header lines it has read.
+#[derive(Default)]
+struct StrictHeaders {
+    /// Lines read so far, the start line included.
+    lines: usize,
+    content_length: Option<usize>,
+    /// Where the last CSeq value is in the message.
+    cseq_value: Option<(usize, usize)>,
+}
+
+impl StrictHeaders {
+    /// Reads the header line `bytes[start..end]` (not empty). Out of line: the loop around it
+    /// keeps its few positions in registers.
+    #[inline(never)]
+    fn read(
+        &mut self,
+        bytes: &[u8],
+        start: usize,
+        end: usize,
+        non_ascii: bool,
+    ) -> Result<(), FramingError> {
+        self.lines += 1;
+        let line = &bytes[start..end];
+        let (name, value) = split_strict_header(line, self.lines + 1, non_ascii)?;
+        let is = |wanted: &[u8]| name.eq_ignore_ascii_case(wanted);
+        if is(b"content-length") || is(b"l") {
+            if self.content_length.is_some() {
+                return Err(FramingError::DuplicateContentLength);
+            }
+            if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
+                return Err(FramingError::BadContentLength);
+            }
+            self.content_length = Some(
+                value
+                    .iter()
+                    .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0')),
+            );
+        } else if is(b"cseq") {
+            let from = end - value.len();
+            self.cseq_value = Some((from, end));
+        }
+        Ok(())
     }
 }
 
