@@ -41,6 +41,8 @@ impl Failure {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn null(what: &str) -> Self {
         Self::new(
             imstls_result::IMSTLS_NULL_ARGUMENT,
@@ -52,6 +54,8 @@ impl Failure {
         Self::new(imstls_result::IMSTLS_INVALID_ARGUMENT, message)
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn io(what: &str, error: &std::io::Error) -> Self {
         Self::new(imstls_result::IMSTLS_IO_ERROR, format!("{what}: {error}"))
     }
