@@ -67,10 +67,16 @@ pub(crate) fn guard<R: OnPanic>(body: impl FnOnce() -> R) -> R {
 
 /// A borrowed object argument. NULL → `IMSTLS_NULL_ARGUMENT`.
 pub(crate) fn arg<'a, T>(ptr: *const T, what: &'static str) -> Result<&'a T, Failure> {
+    opt_arg(ptr).ok_or_else(|| Failure::null(what))
+}
+
+/// A borrowed object argument where NULL is answered with a default value (getters): `None`,
+/// and no failure is built, so such a getter cannot unwind.
+pub(crate) fn opt_arg<'a, T>(ptr: *const T) -> Option<&'a T> {
     // SAFETY: a non-NULL pointer passed to an export must point to a live object of this type
     // that imstls created and that has not been freed (each function's documented contract);
     // `as_ref` handles NULL.
-    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(what))
+    unsafe { ptr.as_ref() }
 }
 
 /// A NUL-terminated UTF-8 string argument. NULL → `IMSTLS_NULL_ARGUMENT`, bad UTF-8 →

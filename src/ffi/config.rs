@@ -12,7 +12,9 @@ use crate::config::{
     TrustSource, UeConfig, UeConfigBuilder,
 };
 
-use super::boundary::{arg, boxed, bytes_arg, enum_arg, guard, out, str_arg, str_array_arg};
+use super::boundary::{
+    arg, boxed, bytes_arg, enum_arg, guard, opt_arg, out, str_arg, str_array_arg,
+};
 use super::codes::{imstls_certificate_request_policy, imstls_result, imstls_tls_versions};
 use super::error::imstls_error;
 use super::failure::Failure;
@@ -667,7 +669,7 @@ pub extern "C" fn imstls_config_clone(
 /// - Thread safety: any thread; the configuration is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_config_candidate_count(config: *const imstls_config) -> usize {
-    guard(|| arg(config, "config").map_or(0, |c| c.config.candidates().len()))
+    guard(|| opt_arg(config).map_or(0, |c| c.config.candidates().len()))
 }
 
 /// Frees this reference to a configuration; NULL is a no-op. UEs and drivers created from it
