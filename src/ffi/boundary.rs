@@ -3,6 +3,7 @@
 //! goes through one of the helpers below, so the checks cannot be forgotten one function at
 //! a time.
 
+use std::any::Any;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
@@ -62,7 +63,20 @@ zero_on_panic!(bool, u8, u16, u32, u64, i64, usize);
 pub(crate) fn guard<R: OnPanic>(body: impl FnOnce() -> R) -> R {
     // AssertUnwindSafe: after a panic nothing observes the half-updated state except through
     // a handle, and handles are poisoned by then.
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_payload| R::on_panic())
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            discard_panic(payload);
+            R::on_panic()
+        }
+    }
+}
+
+/// Drops a caught panic's payload: one copy, not one per export.
+#[cold]
+#[inline(never)]
+fn discard_panic(payload: Box<dyn Any + Send>) {
+    drop(payload);
 }
 
 /// A borrowed object argument. NULL → `IMSTLS_NULL_ARGUMENT`.
