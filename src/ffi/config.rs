@@ -47,10 +47,24 @@ pub struct imstls_config {
     pub(crate) config: UeConfig,
 }
 
+/// One setter's change to the builder, applied to a copy: on an error the builder is unchanged.
+type Change<'a> = dyn FnMut(UeConfigBuilder) -> Result<UeConfigBuilder, Failure> + 'a;
+
 fn update(
     builder: *mut imstls_config_builder,
     change: impl FnOnce(UeConfigBuilder) -> Result<UeConfigBuilder, Failure>,
 ) -> imstls_result {
+    let mut change = Some(change);
+    update_dyn(builder, &mut |copy| match change.take() {
+        Some(change) => change(copy),
+        None => Ok(copy),
+    })
+}
+
+/// The part of [`update`] that is the same for every setter (the copy, the locking, the
+/// swap), in one copy instead of one per export.
+#[inline(never)]
+fn update_dyn(builder: *mut imstls_config_builder, change: &mut Change<'_>) -> imstls_result {
     with(builder.cast_const(), "builder", |locked, _| {
         locked.inner = change(locked.inner.clone())?;
         Ok(())
