@@ -151,8 +151,46 @@ pub(crate) struct Locked<T> {
     pub log: Option<LogSink>,
 }
 
-/// A call's body behind a `dyn`, so that the work around it is not copied per export.
-type DynBody<'a, T> = dyn FnMut(&mut Locked<T>, &mut Call) -> Result<(), Failure> + 'a;
+/// A call's body behind a `dyn`, so that the work around it is not copied per export. A
+/// trait of its own rather than `dyn FnMut`, whose vtable also holds a `call_once` shim for
+/// every body (linked, never called).
+trait Body<T> {
+    fn run(&mut self, locked: &mut Locked<T>, call: &mut Call) -> Result<(), Failure>;
+}
+
+type DynBody<'a, T> = dyn Body<T> + 'a;
+
+/// A body that runs once and keeps its value.
+struct Once<F, R> {
+    body: Option<F>,
+    value: Option<R>,
+}
+
+impl<F, R> Once<F, R> {
+    fn new(body: F) -> Self {
+        Self {
+            body: Some(body),
+            value: None,
+        }
+    }
+
+    /// The value, once `run` has run the body and the body succeeded.
+    fn value(self) -> Result<R, imstls_result> {
+        self.value.ok_or(imstls_result::IMSTLS_PANIC)
+    }
+}
+
+impl<T, R, F> Body<T> for Once<F, R>
+where
+    F: FnOnce(&mut Locked<T>, &mut Call) -> Result<R, Failure>,
+{
+    fn run(&mut self, locked: &mut Locked<T>, call: &mut Call) -> Result<(), Failure> {
+        if let Some(body) = self.body.take() {
+            self.value = Some(body(locked, call)?);
+        }
+        Ok(())
+    }
+}
 
 /// What one call wants done after it releases the lock.
 #[derive(Default)]
@@ -191,16 +229,9 @@ impl<T> Handle<T> {
         &self,
         body: impl FnOnce(&mut Locked<T>, &mut Call) -> Result<R, Failure>,
     ) -> Result<R, imstls_result> {
-        let mut body = Some(body);
-        let mut value = None;
-        self.call_dyn(&mut |locked, call| {
-            if let Some(body) = body.take() {
-                value = Some(body(locked, call)?);
-            }
-            Ok(())
-        })?;
-        // `call_dyn` returned Ok, so it ran the body once and the body succeeded.
-        value.ok_or(imstls_result::IMSTLS_PANIC)
+        let mut once = Once::new(body);
+        self.call_dyn(&mut once)?;
+        once.value()
     }
 
     #[inline(never)]
@@ -215,7 +246,7 @@ impl<T> Handle<T> {
         let mut call = Call::default();
         let result = {
             let _log = ffi_log::enter(locked.log);
-            body(&mut locked, &mut call)
+            body.run(&mut locked, &mut call)
         };
         drop(locked);
         std::mem::forget(poison); // no panic: nothing to poison
@@ -408,16 +439,9 @@ pub(crate) fn call<H: HasHandle, R>(
     what: &'static str,
     body: impl FnOnce(&mut Locked<H::Inner>, &mut Call) -> Result<R, Failure>,
 ) -> Result<R, imstls_result> {
-    let mut body = Some(body);
-    let mut value = None;
-    call_on(ptr, what, &mut |locked, call| {
-        if let Some(body) = body.take() {
-            value = Some(body(locked, call)?);
-        }
-        Ok(())
-    })?;
-    // `call_on` returned Ok, so it ran the body once and the body succeeded.
-    value.ok_or(imstls_result::IMSTLS_PANIC)
+    let mut once = Once::new(body);
+    call_on(ptr, what, &mut once)?;
+    once.value()
 }
 
 #[inline(never)]
