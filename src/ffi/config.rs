@@ -47,26 +47,41 @@ pub struct imstls_config {
     pub(crate) config: UeConfig,
 }
 
-/// One setter's change to the builder, applied to a copy: on an error the builder is unchanged.
-type Change<'a> = dyn FnMut(UeConfigBuilder) -> Result<UeConfigBuilder, Failure> + 'a;
+/// One setter's change to the builder, applied to a copy: on an error the builder is
+/// unchanged. A trait of its own rather than `dyn FnMut` (whose vtable holds a `call_once`
+/// shim per setter).
+trait Change {
+    fn apply(&mut self, copy: UeConfigBuilder) -> Result<UeConfigBuilder, Failure>;
+}
+
+/// A setter's change, applied once.
+struct Setter<F>(Option<F>);
+
+impl<F> Change for Setter<F>
+where
+    F: FnOnce(UeConfigBuilder) -> Result<UeConfigBuilder, Failure>,
+{
+    fn apply(&mut self, copy: UeConfigBuilder) -> Result<UeConfigBuilder, Failure> {
+        match self.0.take() {
+            Some(change) => change(copy),
+            None => Ok(copy),
+        }
+    }
+}
 
 fn update(
     builder: *mut imstls_config_builder,
     change: impl FnOnce(UeConfigBuilder) -> Result<UeConfigBuilder, Failure>,
 ) -> imstls_result {
-    let mut change = Some(change);
-    update_dyn(builder, &mut |copy| match change.take() {
-        Some(change) => change(copy),
-        None => Ok(copy),
-    })
+    update_dyn(builder, &mut Setter(Some(change)))
 }
 
 /// The part of [`update`] that is the same for every setter (the copy, the locking, the
 /// swap), in one copy instead of one per export.
 #[inline(never)]
-fn update_dyn(builder: *mut imstls_config_builder, change: &mut Change<'_>) -> imstls_result {
+fn update_dyn(builder: *mut imstls_config_builder, change: &mut dyn Change) -> imstls_result {
     with(builder.cast_const(), "builder", |locked, _| {
-        locked.inner = change(locked.inner.clone())?;
+        locked.inner = change.apply(locked.inner.clone())?;
         Ok(())
     })
 }
