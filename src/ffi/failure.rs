@@ -31,6 +31,7 @@ pub(crate) struct TlsDetail {
 }
 
 impl Failure {
+    #[inline(never)]
     pub(crate) fn new(result: imstls_result, message: impl Into<String>) -> Self {
         Self {
             result,
@@ -50,6 +51,8 @@ impl Failure {
         )
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(imstls_result::IMSTLS_INVALID_ARGUMENT, message)
     }
