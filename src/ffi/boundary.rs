@@ -110,19 +110,29 @@ pub(crate) fn opt_str_arg<'a>(
     // SAFETY: non-NULL; the contract of every string parameter is "a NUL-terminated string
     // that stays valid for the duration of the call".
     let text = unsafe { CStr::from_ptr(ptr) };
-    text.to_str().map(Some).map_err(|_| {
-        Failure::new(
-            imstls_result::IMSTLS_INVALID_UTF8,
-            format!("{what} is not valid UTF-8"),
-        )
-    })
+    text.to_str().map(Some).map_err(|_| not_utf8(what))
+}
+
+#[cold]
+#[inline(never)]
+fn not_utf8(what: &str) -> Failure {
+    Failure::new(
+        imstls_result::IMSTLS_INVALID_UTF8,
+        format!("{what} is not valid UTF-8"),
+    )
 }
 
 /// An enum-like code (C passes a `uint32_t`), matched against the enum's values. Any other
 /// integer → `IMSTLS_INVALID_ARGUMENT`.
 pub(crate) fn enum_arg<E: CEnum>(value: u32) -> Result<E, Failure> {
-    E::from_u32(value)
-        .ok_or_else(|| Failure::invalid(format!("{value} is not an {} value", E::C_NAME)))
+    E::from_u32(value).ok_or_else(|| not_a(value, E::C_NAME))
+}
+
+/// [`enum_arg`]'s failure, one copy for every enum.
+#[cold]
+#[inline(never)]
+fn not_a(value: u32, c_name: &str) -> Failure {
+    Failure::invalid(format!("{value} is not an {c_name} value"))
 }
 
 /// A byte buffer argument `(ptr, len)`; NULL is allowed when `len` is 0.
