@@ -810,9 +810,9 @@ impl Driver {
             waker: self.pipe.waker(),
         };
         let resolver = self.resolver.clone();
-        std::thread::Builder::new()
-            .name("imstls-resolve".into())
-            .spawn(move || {
+        os::spawn_detached(
+            c"imstls-resolve",
+            Box::new(move || {
                 let mut teller = teller; // the whole of it, so that it drops on this thread
                 let addrs = match &resolver {
                     Some(resolve) => resolve(&name, port),
@@ -826,8 +826,9 @@ impl Driver {
                         Err(TransportError::Unresolved)
                     }
                 });
-            })
-            .map_err(|e| format!("no resolver thread: {e}"))?;
+            }),
+        )
+        .map_err(|e| format!("no resolver thread: {e}"))?;
         self.resolution = Some(Resolution { flow, answer });
         Ok(())
     }
