@@ -30,7 +30,9 @@ impl Clock {
         }
     }
 
-    /// The engine instant for `now_ms` (clamped so time never goes backwards).
+    /// The engine instant for `now_ms` (clamped so time never goes backwards). Out of line:
+    /// every input export calls it.
+    #[inline(never)]
     pub(crate) fn instant(&mut self, now_ms: u64) -> Result<Instant, Failure> {
         let ms = now_ms.max(self.latest_ms);
         let span = ms - self.base_ms;
