@@ -242,7 +242,10 @@ impl<T> Handle<T> {
         let Some(mut locked) = self.state.try_lock() else {
             return Err(imstls_result::IMSTLS_BUSY);
         };
-        let poison = PoisonOnUnwind(self);
+        let poison = PoisonOnUnwind {
+            poisoned: &self.poisoned,
+            last_error: &self.last_error,
+        };
         let mut call = Call::default();
         let result = {
             let _log = ffi_log::enter(locked.log);
@@ -284,13 +287,17 @@ impl<T> Handle<T> {
 }
 
 /// Poisons the handle when dropped during a panic.
-struct PoisonOnUnwind<'a, T>(&'a Handle<T>);
+/// Not generic over the handle type: one drop for all of them.
+struct PoisonOnUnwind<'a> {
+    poisoned: &'a AtomicBool,
+    last_error: &'a Mutex<Option<Failure>>,
+}
 
-impl<T> Drop for PoisonOnUnwind<'_, T> {
+impl Drop for PoisonOnUnwind<'_> {
     fn drop(&mut self) {
         // Only reached while unwinding: the normal path forgets the guard.
-        self.0.poisoned.store(true, Ordering::Release);
-        if let Some(mut slot) = self.0.last_error.try_lock() {
+        self.poisoned.store(true, Ordering::Release);
+        if let Some(mut slot) = self.last_error.try_lock() {
             *slot = Some(Failure::new(
                 imstls_result::IMSTLS_PANIC,
                 "imstls panicked inside a call; this handle is poisoned (please report the bug)",
