@@ -253,24 +253,7 @@ impl<T> Handle<T> {
         };
         drop(locked);
         std::mem::forget(poison); // no panic: nothing to poison
-        match &result {
-            Err(failure) => self.record(failure.clone()),
-            Ok(()) => {
-                if let Some(failure) = call.event_failure {
-                    self.record(failure);
-                }
-            }
-        }
-        if call.wake {
-            self.wake.fire();
-        }
-        result.map_err(|f| f.result)
-    }
-
-    /// Records a failure that happened outside `call` (e.g. a NULL out-parameter found
-    /// before locking) — only used where the handle itself is valid.
-    pub(crate) fn record(&self, failure: Failure) {
-        *self.last_error.lock() = Some(failure);
+        finish(&self.last_error, &self.wake, result, call)
     }
 
     /// The last failure recorded (works on a busy or poisoned handle).
@@ -284,6 +267,34 @@ impl<T> Handle<T> {
     pub(crate) fn idle(&self) -> bool {
         self.state.try_lock().is_some()
     }
+}
+
+/// The end of every call, after the lock is released: records the failure (the body's, or
+/// the failure event it delivered), then fires the wake-up callback if asked. Not generic:
+/// one copy for all handle types.
+fn finish(
+    last_error: &Mutex<Option<Failure>>,
+    wake: &WakeSlot,
+    result: Result<(), Failure>,
+    call: Call,
+) -> Result<(), imstls_result> {
+    let outcome = match result {
+        Err(failure) => {
+            let code = failure.result;
+            *last_error.lock() = Some(failure);
+            Err(code)
+        }
+        Ok(()) => {
+            if let Some(failure) = call.event_failure {
+                *last_error.lock() = Some(failure);
+            }
+            Ok(())
+        }
+    };
+    if call.wake {
+        wake.fire();
+    }
+    outcome
 }
 
 /// Poisons the handle when dropped during a panic.
