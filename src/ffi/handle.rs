@@ -256,11 +256,6 @@ impl<T> Handle<T> {
         finish(&self.last_error, &self.wake, result, call)
     }
 
-    /// The last failure recorded (works on a busy or poisoned handle).
-    pub(crate) fn last_error(&self) -> Option<Failure> {
-        self.last_error.lock().clone()
-    }
-
     /// True when no call is in progress; `_free` refuses to free a locked handle (a free
     /// from inside a callback would otherwise pull the state from under the running call).
     /// It tries the lock and lets go at once.
@@ -383,18 +378,29 @@ pub(crate) fn last_error<H: HasHandle>(
     ptr: *const H,
     out: *mut *mut super::error::imstls_error,
 ) -> imstls_result {
-    let result = acquire(ptr, "handle").and_then(|h| {
-        let out = super::boundary::out(out, "out")?;
-        Ok(h.handle().last_error().map(|failure| {
+    match acquire(ptr, "handle") {
+        Ok(h) => copy_last_error(&h.handle().last_error, out),
+        Err(failure) => failure.result,
+    }
+}
+
+/// The part of [`last_error`] that does not depend on the handle type.
+fn copy_last_error(
+    last_error: &Mutex<Option<Failure>>,
+    out: *mut *mut super::error::imstls_error,
+) -> imstls_result {
+    let out = match super::boundary::out(out, "out") {
+        Ok(out) => out,
+        Err(failure) => return failure.result,
+    };
+    match last_error.lock().clone() {
+        Some(failure) => {
             out.write(super::boundary::boxed(super::error::imstls_error::new(
                 &failure,
-            )))
-        }))
-    });
-    match result {
-        Ok(Some(())) => imstls_result::IMSTLS_OK,
-        Ok(None) => imstls_result::IMSTLS_NOT_AVAILABLE,
-        Err(failure) => failure.result,
+            )));
+            imstls_result::IMSTLS_OK
+        }
+        None => imstls_result::IMSTLS_NOT_AVAILABLE,
     }
 }
 
