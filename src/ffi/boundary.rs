@@ -177,7 +177,11 @@ pub(crate) fn str_array_arg<'a>(
     // SAFETY: non-NULL, count is small; the contract is "`count` string pointers that stay
     // valid for the duration of the call".
     let pointers = unsafe { std::slice::from_raw_parts(ptr, count) };
-    pointers.iter().map(|p| str_arg(*p, what)).collect()
+    let mut strings = Vec::with_capacity(count);
+    for pointer in pointers {
+        strings.push(str_arg(*pointer, what)?);
+    }
+    Ok(strings)
 }
 
 /// An out-parameter, checked for NULL before any work and written only on success.

@@ -297,10 +297,11 @@ pub extern "C" fn imstls_config_builder_set_kx_groups(
 ) -> imstls_result {
     guard(|| {
         update(builder, |b| {
-            let groups = str_array_arg(names, count, "names")?
-                .into_iter()
-                .map(str::parse::<KxGroup>)
-                .collect::<Result<Vec<_>, _>>()?;
+            let names = str_array_arg(names, count, "names")?;
+            let mut groups = Vec::with_capacity(names.len());
+            for name in names {
+                groups.push(name.parse::<KxGroup>()?);
+            }
             Ok(b.kx_groups(&groups))
         })
     })
