@@ -286,6 +286,10 @@ pub(crate) fn boottime_ns() -> Option<u64> {
 /// Work for a thread of [`spawn_detached`].
 pub(crate) type ThreadWork = Box<dyn FnOnce() + Send + 'static>;
 
+/// The stack of a thread of [`spawn_detached`]: std's default for spawned threads (the C
+/// library's own default varies, 128 KiB on musl).
+const THREAD_STACK: usize = 2 << 20;
+
 /// What a thread of [`spawn_detached`] starts with.
 struct ThreadStart {
     name: &'static CStr,
@@ -321,6 +325,9 @@ pub(crate) fn spawn_detached(name: &'static CStr, work: ThreadWork) -> io::Resul
         if rc == 0 {
             rc = libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
             if rc == 0 {
+                rc = libc::pthread_attr_setstacksize(&mut attr, THREAD_STACK);
+            }
+            if rc == 0 {
                 let mut thread: libc::pthread_t = zeroed();
                 rc = libc::pthread_create(&mut thread, &attr, start, arg.cast());
             }
@@ -351,14 +358,15 @@ mod tests {
             c"imstls-test",
             Box::new(move || {
                 let name = std::fs::read_to_string("/proc/thread-self/comm").expect("comm");
-                tell.send(name).expect("send");
+                tell.send((name, own_stack_size())).expect("send");
             }),
         )
         .expect("spawn");
-        let name = told
+        let (name, stack) = told
             .recv_timeout(Duration::from_secs(10))
             .expect("the work ran");
         assert_eq!(name.trim_end(), "imstls-test");
+        assert_eq!(stack, THREAD_STACK);
 
         let (tell, told) = std::sync::mpsc::channel::<()>();
         spawn_detached(
@@ -373,6 +381,20 @@ mod tests {
             told.recv_timeout(Duration::from_secs(10)),
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
         );
+    }
+
+    /// The stack size of the calling thread, as its attributes report it.
+    fn own_stack_size() -> usize {
+        // SAFETY: pthread_getattr_np initialises `attr` for the calling (live) thread; it is
+        // read with pthread_attr_getstacksize and destroyed once; return values are checked.
+        unsafe {
+            let mut attr: libc::pthread_attr_t = zeroed();
+            assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
+            let mut size = 0;
+            assert_eq!(libc::pthread_attr_getstacksize(&attr, &mut size), 0);
+            libc::pthread_attr_destroy(&mut attr);
+            size
+        }
     }
 
     fn fcntl(fd: RawFd, command: c_int) -> c_int {
