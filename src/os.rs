@@ -1,8 +1,9 @@
 //! The OS layer: the few operating-system calls std lacks, used by the managed driver
 //! (`crate::driver`): a non-blocking TCP connect, `poll(2)` over several descriptors,
 //! `send`/`recv` that never block whatever the descriptor's `O_NONBLOCK` flag, and taking in
-//! a socket descriptor created by the application (for the C API). Everything else the driver
-//! does with std.
+//! a socket descriptor created by the application (for the C API), and a detached thread
+//! without `std::thread`'s bookkeeping (the resolver's). Everything else the driver does with
+//! std.
 //!
 //! With `crate::ffi`, the only module where `unsafe` is allowed; every function here is safe
 //! to call except [`adopt_socket`], whose raw descriptor carries an ownership contract the
@@ -10,7 +11,7 @@
 // The OS layer: one of the two places `unsafe` is allowed (the crate denies it in [lints]).
 #![allow(unsafe_code)]
 
-use std::ffi::c_int;
+use std::ffi::{c_int, CStr};
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, TcpStream};
@@ -282,6 +283,66 @@ pub(crate) fn boottime_ns() -> Option<u64> {
     }
 }
 
+/// Work for a thread of [`spawn_detached`].
+pub(crate) type ThreadWork = Box<dyn FnOnce() + Send + 'static>;
+
+/// The stack of a thread of [`spawn_detached`]: std's default for spawned threads (the C
+/// library's own default varies, 128 KiB on musl).
+const THREAD_STACK: usize = 2 << 20;
+
+/// What a thread of [`spawn_detached`] starts with.
+struct ThreadStart {
+    name: &'static CStr,
+    work: ThreadWork,
+}
+
+/// Runs `work` on a new detached POSIX thread named `name` (Linux keeps 15 bytes of it). A
+/// panic in `work` ends the thread, not the process. `std::thread::spawn` would do the same
+/// and link its bookkeeping (thread handles, the join packet, spawn hooks, the stack-overflow
+/// handler: 30 KB of the C library) for the one resolver thread the driver starts.
+pub(crate) fn spawn_detached(name: &'static CStr, work: ThreadWork) -> io::Result<()> {
+    extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: `arg` is the `Box<ThreadStart>` that `spawn_detached` leaked for this thread
+        // alone, and only this call takes it back.
+        let start = unsafe { Box::from_raw(arg.cast::<ThreadStart>()) };
+        // SAFETY: names the calling thread, which is alive; the name is NUL-terminated.
+        // Failure (a name too long) leaves the thread unnamed, which is harmless.
+        unsafe { libc::pthread_setname_np(libc::pthread_self(), start.name.as_ptr()) };
+        // A panic may not unwind out of an `extern "C"` function; the panic hook has
+        // reported it by now.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(start.work));
+        std::ptr::null_mut()
+    }
+    let arg = Box::into_raw(Box::new(ThreadStart { name, work }));
+    // SAFETY: pthread_attr_t is plain data, initialised by pthread_attr_init below before
+    // any other use.
+    let mut attr: libc::pthread_attr_t = unsafe { zeroed() };
+    // SAFETY: `attr` is valid and exclusively borrowed for these calls; it is destroyed once
+    // pthread_create has read it. `start` has the signature pthread_create expects, and
+    // `arg` stays valid until the new thread takes it. Return values are checked.
+    let rc = unsafe {
+        let mut rc = libc::pthread_attr_init(&mut attr);
+        if rc == 0 {
+            rc = libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+            if rc == 0 {
+                rc = libc::pthread_attr_setstacksize(&mut attr, THREAD_STACK);
+            }
+            if rc == 0 {
+                let mut thread: libc::pthread_t = zeroed();
+                rc = libc::pthread_create(&mut thread, &attr, start, arg.cast());
+            }
+            libc::pthread_attr_destroy(&mut attr);
+        }
+        rc
+    };
+    if rc != 0 {
+        // SAFETY: no thread was started, so `arg` (from Box::into_raw above) is ours alone.
+        drop(unsafe { Box::from_raw(arg) });
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +350,52 @@ mod tests {
     use std::os::fd::{AsFd, IntoRawFd};
     use std::os::unix::net::UnixStream;
     use std::time::Instant;
+
+    #[test]
+    fn a_detached_thread_runs_under_its_name_and_a_panic_ends_only_it() {
+        let (tell, told) = std::sync::mpsc::channel();
+        spawn_detached(
+            c"imstls-test",
+            Box::new(move || {
+                let name = std::fs::read_to_string("/proc/thread-self/comm").expect("comm");
+                tell.send((name, own_stack_size())).expect("send");
+            }),
+        )
+        .expect("spawn");
+        let (name, stack) = told
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the work ran");
+        assert_eq!(name.trim_end(), "imstls-test");
+        assert_eq!(stack, THREAD_STACK);
+
+        let (tell, told) = std::sync::mpsc::channel::<()>();
+        spawn_detached(
+            c"imstls-panic",
+            Box::new(move || {
+                let _tell = tell; // dropped while unwinding
+                panic!("a panic of the test's, on a detached thread");
+            }),
+        )
+        .expect("spawn");
+        assert_eq!(
+            told.recv_timeout(Duration::from_secs(10)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        );
+    }
+
+    /// The stack size of the calling thread, as its attributes report it.
+    fn own_stack_size() -> usize {
+        // SAFETY: pthread_getattr_np initialises `attr` for the calling (live) thread; it is
+        // read with pthread_attr_getstacksize and destroyed once; return values are checked.
+        unsafe {
+            let mut attr: libc::pthread_attr_t = zeroed();
+            assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
+            let mut size = 0;
+            assert_eq!(libc::pthread_attr_getstacksize(&attr, &mut size), 0);
+            libc::pthread_attr_destroy(&mut attr);
+            size
+        }
+    }
 
     fn fcntl(fd: RawFd, command: c_int) -> c_int {
         // SAFETY: F_GETFD/F_GETFL on a descriptor the test holds open; no memory is passed.

@@ -53,6 +53,37 @@ fn a_name_that_does_not_resolve_fails_with_its_own_reason() {
     assert_eq!(reason.code(), "unresolved", "reason: {reason:?}");
 }
 
+/// A resolver of the application's that panics: its thread ends without an answer, and the
+/// attempt fails with that (reason `other`) long before the connect timeout, instead of
+/// waiting for an answer that never comes.
+#[test]
+fn a_resolver_that_panics_fails_the_attempt_at_once() {
+    let config = UeConfig::builder()
+        .pcscf("pcscf.ims.test:5061")
+        .connect_timeout(Duration::from_secs(60))
+        .build()
+        .expect("config");
+    let mut driver = Driver::new(config).expect("driver");
+    driver.set_resolver(Some(Arc::new(|_: &str, _: u16| {
+        panic!("a resolver bug (this panic is the test's)")
+    })));
+    let started = Instant::now();
+    driver.start_registration(identity()).expect("start");
+    let event = run_until(&mut driver, Duration::from_secs(10), |e| {
+        matches!(e, Event::ConnectFailed { .. })
+    })
+    .expect("a connect failure");
+    let Event::ConnectFailed { reason, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(reason.code(), "other", "reason: {reason:?}");
+    assert!(
+        reason.to_string().contains("without an answer"),
+        "reason: {reason}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
 /// A resolver of the application's that takes its time (a DNS server that does not answer,
 /// say): the caller's loop never waits for it. `run(0)` returns at once while the lookup
 /// runs, the descriptor to wait on is the driver's wake-up one, and it becomes readable when

@@ -26,13 +26,17 @@ use rust_source::{blank, rust_files};
 
 /// What each layer may use besides itself (the target tree of the architecture step).
 const LAYERS: &[(&str, &[&str])] = &[
+    ("sync", &[]),
     ("sip", &[]),
     ("config", &["sip"]),
-    ("tls", &["config", "sip"]),
+    ("tls", &["config", "sip", "sync"]),
     ("engine", &["tls", "config", "sip"]),
     ("os", &[]),
-    ("driver", &["engine", "tls", "config", "sip", "os"]),
-    ("ffi", &["driver", "os", "engine", "tls", "config", "sip"]),
+    ("driver", &["engine", "tls", "config", "sip", "os", "sync"]),
+    (
+        "ffi",
+        &["driver", "os", "engine", "tls", "config", "sip", "sync"],
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -507,11 +507,10 @@ impl UeConfigBuilder {
         if self.candidates.is_empty() {
             return Err(ConfigError::NoCandidates);
         }
-        let candidates = self
-            .candidates
-            .iter()
-            .map(|c| c.parse::<Candidate>())
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut candidates = Vec::with_capacity(self.candidates.len());
+        for candidate in &self.candidates {
+            candidates.push(candidate.parse::<Candidate>()?);
+        }
         let server_name = match &self.server_name {
             None => None,
             Some(name) => {

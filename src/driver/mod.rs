@@ -94,10 +94,10 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::sync::Mutex;
 use log::debug;
 
 use crate::config::{ConfigError, Host, UeConfig};
@@ -130,10 +130,39 @@ pub const RACE_RECHECK: Duration = Duration::from_millis(25);
 /// with [`TransportError::Unresolved`].
 pub type Resolver = Arc<dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync>;
 
-/// A lookup running on a resolver thread for `flow`.
+/// What a resolver thread found.
+type Answer = Result<Vec<SocketAddr>, TransportError>;
+
+/// A lookup running on a resolver thread for `flow`; the thread puts its answer into
+/// `answer` once (see [`Teller`]).
 struct Resolution {
     flow: FlowId,
-    answer: Receiver<Result<Vec<SocketAddr>, TransportError>>,
+    answer: Arc<Mutex<Option<Answer>>>,
+}
+
+/// The resolver thread's end of a [`Resolution`]. Dropping it hands the answer over and wakes
+/// the driver; dropped without one (the resolver panicked), the answer is that the thread
+/// ended without one. A one-slot handover instead of an `mpsc` channel, whose three flavours
+/// took 10 KB of the C library.
+struct Teller {
+    slot: Arc<Mutex<Option<Answer>>>,
+    answer: Option<Answer>,
+    waker: Waker,
+}
+
+impl Drop for Teller {
+    fn drop(&mut self) {
+        let answer = self.answer.take().unwrap_or_else(|| {
+            Err(TransportError::Other(
+                "the resolver thread ended without an answer".into(),
+            ))
+        });
+        *self.slot.lock() = Some(answer);
+        // The driver may have moved on (new flow, dropped): then nobody listens.
+        if Arc::strong_count(&self.slot) > 1 {
+            self.waker.wake();
+        }
+    }
 }
 
 /// Who opens the TCP connections.
@@ -774,30 +803,32 @@ impl Driver {
     }
 
     fn start_resolution(&mut self, flow: FlowId, name: String, port: u16) -> Result<(), String> {
-        let (tell, answer) = mpsc::sync_channel(1);
+        let answer = Arc::new(Mutex::new(None));
+        let teller = Teller {
+            slot: Arc::clone(&answer),
+            answer: None,
+            waker: self.pipe.waker(),
+        };
         let resolver = self.resolver.clone();
-        let waker = self.pipe.waker();
-        std::thread::Builder::new()
-            .name("imstls-resolve".into())
-            .spawn(move || {
+        os::spawn_detached(
+            c"imstls-resolve",
+            Box::new(move || {
+                let mut teller = teller; // the whole of it, so that it drops on this thread
                 let addrs = match &resolver {
                     Some(resolve) => resolve(&name, port),
                     None => resolve_with_system(&name, port),
                 };
-                let answer = match addrs {
+                teller.answer = Some(match addrs {
                     Ok(addrs) if !addrs.is_empty() => Ok(addrs),
                     Ok(_) => Err(TransportError::Unresolved),
                     Err(error) => {
                         debug!("name resolution failed: {error}");
                         Err(TransportError::Unresolved)
                     }
-                };
-                // The driver may have moved on (new flow, dropped): then nobody listens.
-                if tell.send(answer).is_ok() {
-                    waker.wake();
-                }
-            })
-            .map_err(|e| format!("no resolver thread: {e}"))?;
+                });
+            }),
+        )
+        .map_err(|e| format!("no resolver thread: {e}"))?;
         self.resolution = Some(Resolution { flow, answer });
         Ok(())
     }
@@ -809,12 +840,8 @@ impl Driver {
             return false;
         };
         let flow = resolution.flow;
-        let answer = match resolution.answer.try_recv() {
-            Ok(answer) => answer,
-            Err(TryRecvError::Empty) => return false,
-            Err(TryRecvError::Disconnected) => Err(TransportError::Other(
-                "the resolver thread ended without an answer".into(),
-            )),
+        let Some(answer) = resolution.answer.lock().take() else {
+            return false;
         };
         self.resolution = None;
         match answer {

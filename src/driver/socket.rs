@@ -108,15 +108,13 @@ pub(crate) fn resolve_with_system(name: &str, port: u16) -> io::Result<Vec<Socke
 /// The order of the attempts (RFC 8305 §4): the families interleaved, IPv6 first, each
 /// family in the resolver's order.
 pub(crate) fn interleave(addrs: Vec<SocketAddr>) -> VecDeque<SocketAddr> {
-    let (mut v6, mut v4): (VecDeque<_>, VecDeque<_>) =
-        addrs.into_iter().partition(SocketAddr::is_ipv6);
+    let (v6, v4): (Vec<_>, Vec<_>) = addrs.into_iter().partition(SocketAddr::is_ipv6);
     let mut ordered = VecDeque::with_capacity(v6.len() + v4.len());
-    loop {
-        match (v6.pop_front(), v4.pop_front()) {
-            (None, None) => return ordered,
-            (first, second) => ordered.extend(first.into_iter().chain(second)),
-        }
+    for i in 0..v6.len().max(v4.len()) {
+        ordered.extend(v6.get(i));
+        ordered.extend(v4.get(i));
     }
+    ordered
 }
 
 /// How a connect attempt stands.

@@ -15,6 +15,7 @@ pub struct Waker {
 
 impl Waker {
     /// Makes the next (or current) wait return at once.
+    #[inline(never)]
     pub fn wake(&self) {
         // A full pipe already means "wake up"; any other error leaves the waiter to its
         // timeout, which is always bounded.

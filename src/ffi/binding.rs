@@ -7,7 +7,7 @@ use zeroize::Zeroize;
 
 use crate::engine::Binding;
 
-use super::boundary::{arg, c_string, free_boxed, guard};
+use super::boundary::{c_string, free_boxed, guard, opt_arg};
 
 /// The O.2.2 binding: addresses and ports, IMPI and IMPUs, and the TLS parameters of the
 /// flow. A snapshot taken by `imstls_ue_binding` / `imstls_driver_binding`: immutable, owned
@@ -111,7 +111,7 @@ fn text(
     binding: *const imstls_binding,
     get: impl FnOnce(&imstls_binding) -> &CString,
 ) -> *const c_char {
-    arg(binding, "binding").map_or(c"".as_ptr(), |b| get(b).as_ptr())
+    opt_arg(binding).map_or(c"".as_ptr(), |b| get(b).as_ptr())
 }
 
 /// The flow the binding is on.
@@ -119,7 +119,7 @@ fn text(
 /// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_flow(binding: *const imstls_binding) -> u64 {
-    guard(|| arg(binding, "binding").map_or(0, |b| b.flow))
+    guard(|| opt_arg(binding).map_or(0, |b| b.flow))
 }
 
 /// True when the UE is registered on this flow.
@@ -127,7 +127,7 @@ pub extern "C" fn imstls_binding_flow(binding: *const imstls_binding) -> u64 {
 /// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_registered(binding: *const imstls_binding) -> bool {
-    guard(|| arg(binding, "binding").is_ok_and(|b| b.registered))
+    guard(|| opt_arg(binding).is_some_and(|b| b.registered))
 }
 
 /// The P-CSCF candidate as configured, `host:port`.
@@ -172,7 +172,7 @@ pub extern "C" fn imstls_binding_impi(binding: *const imstls_binding) -> *const 
 /// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_impu_count(binding: *const imstls_binding) -> usize {
-    guard(|| arg(binding, "binding").map_or(0, |b| b.impus.len()))
+    guard(|| opt_arg(binding).map_or(0, |b| b.impus.len()))
 }
 
 /// The `index`-th public identity; NULL when out of range. Personal data.
@@ -185,8 +185,7 @@ pub extern "C" fn imstls_binding_impu(
     index: usize,
 ) -> *const c_char {
     guard(|| {
-        arg(binding, "binding")
-            .ok()
+        opt_arg(binding)
             .and_then(|b| b.impus.get(index))
             .map_or(std::ptr::null(), |s| s.as_ptr())
     })
@@ -224,7 +223,7 @@ pub extern "C" fn imstls_binding_kx_group(binding: *const imstls_binding) -> *co
 /// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_resumed(binding: *const imstls_binding) -> bool {
-    guard(|| arg(binding, "binding").is_ok_and(|b| b.resumed))
+    guard(|| opt_arg(binding).is_some_and(|b| b.resumed))
 }
 
 /// The P-CSCF certificate's subject commonName (diagnostics only: never used for matching);
@@ -242,7 +241,7 @@ pub extern "C" fn imstls_binding_peer_subject(binding: *const imstls_binding) ->
 /// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_peer_san_count(binding: *const imstls_binding) -> usize {
-    guard(|| arg(binding, "binding").map_or(0, |b| b.peer_sans.len()))
+    guard(|| opt_arg(binding).map_or(0, |b| b.peer_sans.len()))
 }
 
 /// The `index`-th subjectAltName (`sip:` URI, DNS name or IP); NULL when out of range.
@@ -255,8 +254,7 @@ pub extern "C" fn imstls_binding_peer_san(
     index: usize,
 ) -> *const c_char {
     guard(|| {
-        arg(binding, "binding")
-            .ok()
+        opt_arg(binding)
             .and_then(|b| b.peer_sans.get(index))
             .map_or(std::ptr::null(), |s| s.as_ptr())
     })
@@ -267,7 +265,7 @@ pub extern "C" fn imstls_binding_peer_san(
 /// - Thread safety: any thread; the binding is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_binding_peer_not_after(binding: *const imstls_binding) -> i64 {
-    guard(|| arg(binding, "binding").map_or(0, |b| b.peer_not_after))
+    guard(|| opt_arg(binding).map_or(0, |b| b.peer_not_after))
 }
 
 /// Frees a binding snapshot, zeroizing the identities; NULL is a no-op.

@@ -3,6 +3,7 @@
 //! goes through one of the helpers below, so the checks cannot be forgotten one function at
 //! a time.
 
+use std::any::Any;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
@@ -62,15 +63,34 @@ zero_on_panic!(bool, u8, u16, u32, u64, i64, usize);
 pub(crate) fn guard<R: OnPanic>(body: impl FnOnce() -> R) -> R {
     // AssertUnwindSafe: after a panic nothing observes the half-updated state except through
     // a handle, and handles are poisoned by then.
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_payload| R::on_panic())
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            discard_panic(payload);
+            R::on_panic()
+        }
+    }
+}
+
+/// Drops a caught panic's payload: one copy, not one per export.
+#[cold]
+#[inline(never)]
+fn discard_panic(payload: Box<dyn Any + Send>) {
+    drop(payload);
 }
 
 /// A borrowed object argument. NULL → `IMSTLS_NULL_ARGUMENT`.
 pub(crate) fn arg<'a, T>(ptr: *const T, what: &'static str) -> Result<&'a T, Failure> {
+    opt_arg(ptr).ok_or_else(|| Failure::null(what))
+}
+
+/// A borrowed object argument where NULL is answered with a default value (getters): `None`,
+/// and no failure is built, so such a getter cannot unwind.
+pub(crate) fn opt_arg<'a, T>(ptr: *const T) -> Option<&'a T> {
     // SAFETY: a non-NULL pointer passed to an export must point to a live object of this type
     // that imstls created and that has not been freed (each function's documented contract);
     // `as_ref` handles NULL.
-    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(what))
+    unsafe { ptr.as_ref() }
 }
 
 /// A NUL-terminated UTF-8 string argument. NULL → `IMSTLS_NULL_ARGUMENT`, bad UTF-8 →
@@ -90,19 +110,29 @@ pub(crate) fn opt_str_arg<'a>(
     // SAFETY: non-NULL; the contract of every string parameter is "a NUL-terminated string
     // that stays valid for the duration of the call".
     let text = unsafe { CStr::from_ptr(ptr) };
-    text.to_str().map(Some).map_err(|_| {
-        Failure::new(
-            imstls_result::IMSTLS_INVALID_UTF8,
-            format!("{what} is not valid UTF-8"),
-        )
-    })
+    text.to_str().map(Some).map_err(|_| not_utf8(what))
+}
+
+#[cold]
+#[inline(never)]
+fn not_utf8(what: &str) -> Failure {
+    Failure::new(
+        imstls_result::IMSTLS_INVALID_UTF8,
+        format!("{what} is not valid UTF-8"),
+    )
 }
 
 /// An enum-like code (C passes a `uint32_t`), matched against the enum's values. Any other
 /// integer → `IMSTLS_INVALID_ARGUMENT`.
 pub(crate) fn enum_arg<E: CEnum>(value: u32) -> Result<E, Failure> {
-    E::from_u32(value)
-        .ok_or_else(|| Failure::invalid(format!("{value} is not an {} value", E::C_NAME)))
+    E::from_u32(value).ok_or_else(|| not_a(value, E::C_NAME))
+}
+
+/// [`enum_arg`]'s failure, one copy for every enum.
+#[cold]
+#[inline(never)]
+fn not_a(value: u32, c_name: &str) -> Failure {
+    Failure::invalid(format!("{value} is not an {c_name} value"))
 }
 
 /// A byte buffer argument `(ptr, len)`; NULL is allowed when `len` is 0.
@@ -147,7 +177,11 @@ pub(crate) fn str_array_arg<'a>(
     // SAFETY: non-NULL, count is small; the contract is "`count` string pointers that stay
     // valid for the duration of the call".
     let pointers = unsafe { std::slice::from_raw_parts(ptr, count) };
-    pointers.iter().map(|p| str_arg(*p, what)).collect()
+    let mut strings = Vec::with_capacity(count);
+    for pointer in pointers {
+        strings.push(str_arg(*pointer, what)?);
+    }
+    Ok(strings)
 }
 
 /// An out-parameter, checked for NULL before any work and written only on success.

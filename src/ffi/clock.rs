@@ -30,14 +30,14 @@ impl Clock {
         }
     }
 
-    /// The engine instant for `now_ms` (clamped so time never goes backwards).
+    /// The engine instant for `now_ms` (clamped so time never goes backwards). Out of line:
+    /// every input export calls it.
+    #[inline(never)]
     pub(crate) fn instant(&mut self, now_ms: u64) -> Result<Instant, Failure> {
         let ms = now_ms.max(self.latest_ms);
         let span = ms - self.base_ms;
         if span > MAX_SPAN_MS {
-            return Err(Failure::invalid(format!(
-                "now_ms jumped {span} ms ahead of the first value this handle saw"
-            )));
+            return Err(jumped(span));
         }
         self.latest_ms = ms;
         Ok(self.base + Duration::from_millis(span))
@@ -55,6 +55,16 @@ impl Clock {
         self.base_ms
             .saturating_add(u64::try_from(ceil).unwrap_or(u64::MAX))
     }
+}
+
+/// The failure of a `now_ms` too far ahead (out of line: `instant` is inlined into every
+/// input export).
+#[cold]
+#[inline(never)]
+fn jumped(span: u64) -> Failure {
+    Failure::invalid(format!(
+        "now_ms jumped {span} ms ahead of the first value this handle saw"
+    ))
 }
 
 #[cfg(test)]

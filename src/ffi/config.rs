@@ -12,7 +12,9 @@ use crate::config::{
     TrustSource, UeConfig, UeConfigBuilder,
 };
 
-use super::boundary::{arg, boxed, bytes_arg, enum_arg, guard, out, str_arg, str_array_arg};
+use super::boundary::{
+    arg, boxed, bytes_arg, enum_arg, guard, opt_arg, out, str_arg, str_array_arg,
+};
 use super::codes::{imstls_certificate_request_policy, imstls_result, imstls_tls_versions};
 use super::error::imstls_error;
 use super::failure::Failure;
@@ -45,12 +47,41 @@ pub struct imstls_config {
     pub(crate) config: UeConfig,
 }
 
+/// One setter's change to the builder, applied to a copy: on an error the builder is
+/// unchanged. A trait of its own rather than `dyn FnMut` (whose vtable holds a `call_once`
+/// shim per setter).
+trait Change {
+    fn apply(&mut self, copy: UeConfigBuilder) -> Result<UeConfigBuilder, Failure>;
+}
+
+/// A setter's change, applied once.
+struct Setter<F>(Option<F>);
+
+impl<F> Change for Setter<F>
+where
+    F: FnOnce(UeConfigBuilder) -> Result<UeConfigBuilder, Failure>,
+{
+    fn apply(&mut self, copy: UeConfigBuilder) -> Result<UeConfigBuilder, Failure> {
+        match self.0.take() {
+            Some(change) => change(copy),
+            None => Ok(copy),
+        }
+    }
+}
+
 fn update(
     builder: *mut imstls_config_builder,
     change: impl FnOnce(UeConfigBuilder) -> Result<UeConfigBuilder, Failure>,
 ) -> imstls_result {
+    update_dyn(builder, &mut Setter(Some(change)))
+}
+
+/// The part of [`update`] that is the same for every setter (the copy, the locking, the
+/// swap), in one copy instead of one per export.
+#[inline(never)]
+fn update_dyn(builder: *mut imstls_config_builder, change: &mut dyn Change) -> imstls_result {
     with(builder.cast_const(), "builder", |locked, _| {
-        locked.inner = change(locked.inner.clone())?;
+        locked.inner = change.apply(locked.inner.clone())?;
         Ok(())
     })
 }
@@ -266,10 +297,11 @@ pub extern "C" fn imstls_config_builder_set_kx_groups(
 ) -> imstls_result {
     guard(|| {
         update(builder, |b| {
-            let groups = str_array_arg(names, count, "names")?
-                .into_iter()
-                .map(str::parse::<KxGroup>)
-                .collect::<Result<Vec<_>, _>>()?;
+            let names = str_array_arg(names, count, "names")?;
+            let mut groups = Vec::with_capacity(names.len());
+            for name in names {
+                groups.push(name.parse::<KxGroup>()?);
+            }
             Ok(b.kx_groups(&groups))
         })
     })
@@ -667,7 +699,7 @@ pub extern "C" fn imstls_config_clone(
 /// - Thread safety: any thread; the configuration is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_config_candidate_count(config: *const imstls_config) -> usize {
-    guard(|| arg(config, "config").map_or(0, |c| c.config.candidates().len()))
+    guard(|| opt_arg(config).map_or(0, |c| c.config.candidates().len()))
 }
 
 /// Frees this reference to a configuration; NULL is a no-op. UEs and drivers created from it

@@ -7,7 +7,7 @@ use std::ffi::{c_char, CString};
 
 use crate::tls::alert_name;
 
-use super::boundary::{arg, c_string, copy_out, free_boxed, guard, out};
+use super::boundary::{arg, c_string, copy_out, free_boxed, guard, opt_arg, out};
 use super::codes::{imstls_result, CEnum};
 use super::failure::{Failure, TlsDetail};
 
@@ -76,7 +76,7 @@ fn error_str(
     error: *const imstls_error,
     field: impl FnOnce(&imstls_error) -> &CString,
 ) -> *const c_char {
-    arg(error, "error").map_or(c"".as_ptr(), |e| field(e).as_ptr())
+    opt_arg(error).map_or(c"".as_ptr(), |e| field(e).as_ptr())
 }
 
 /// The result code of the failure (`IMSTLS_OK` for a NULL `error`).
@@ -84,7 +84,7 @@ fn error_str(
 /// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_result(error: *const imstls_error) -> imstls_result {
-    guard(|| arg(error, "error").map_or(imstls_result::IMSTLS_OK, |e| e.result))
+    guard(|| opt_arg(error).map_or(imstls_result::IMSTLS_OK, |e| e.result))
 }
 
 /// A one-line English description, without personal data (no IMPI/IMPU, no SIP content).
@@ -215,7 +215,7 @@ pub extern "C" fn imstls_error_expected_name(error: *const imstls_error) -> *con
 /// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_presented_name_count(error: *const imstls_error) -> usize {
-    guard(|| arg(error, "error").map_or(0, |e| e.presented_names.len()))
+    guard(|| opt_arg(error).map_or(0, |e| e.presented_names.len()))
 }
 
 /// The `index`-th name the certificate presented (`sip:` URI, DNS or IP SAN); NULL when
@@ -229,8 +229,7 @@ pub extern "C" fn imstls_error_presented_name(
     index: usize,
 ) -> *const c_char {
     guard(|| {
-        arg(error, "error")
-            .ok()
+        opt_arg(error)
             .and_then(|e| e.presented_names.get(index))
             .map_or(std::ptr::null(), |n| n.as_ptr())
     })
@@ -252,7 +251,7 @@ pub extern "C" fn imstls_error_config_field(error: *const imstls_error) -> *cons
 /// - Thread safety: any thread; the error is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_error_sip_status(error: *const imstls_error) -> u16 {
-    guard(|| arg(error, "error").map_or(0, |e| e.sip_status))
+    guard(|| opt_arg(error).map_or(0, |e| e.sip_status))
 }
 
 /// Frees an error obtained from a `_last_error` function. NULL is a no-op. Never free the

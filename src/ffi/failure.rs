@@ -9,14 +9,33 @@ use crate::tls::TlsFailure;
 
 use super::codes::imstls_result;
 
-/// A failure as the C API records it (the Rust side of `imstls_error`).
+/// A failure as the C API records it (the Rust side of `imstls_error`). Boxed: every
+/// fallible helper of the C API returns `Result<_, Failure>`, and a pointer-sized error keeps
+/// those results small to move.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Failure {
+pub(crate) struct Failure(Box<FailureDetail>);
+
+/// What a [`Failure`] holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FailureDetail {
     pub result: imstls_result,
     pub message: String,
     pub config_field: &'static str,
     pub sip_status: u16,
     pub tls: Option<Box<TlsDetail>>,
+}
+
+impl std::ops::Deref for Failure {
+    type Target = FailureDetail;
+    fn deref(&self) -> &FailureDetail {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Failure {
+    fn deref_mut(&mut self) -> &mut FailureDetail {
+        &mut self.0
+    }
 }
 
 /// What a TLS failure adds.
@@ -31,16 +50,19 @@ pub(crate) struct TlsDetail {
 }
 
 impl Failure {
+    #[inline(never)]
     pub(crate) fn new(result: imstls_result, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(FailureDetail {
             result,
             message: message.into(),
             config_field: "",
             sip_status: 0,
             tls: None,
-        }
+        }))
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn null(what: &str) -> Self {
         Self::new(
             imstls_result::IMSTLS_NULL_ARGUMENT,
@@ -48,10 +70,14 @@ impl Failure {
         )
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(imstls_result::IMSTLS_INVALID_ARGUMENT, message)
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn io(what: &str, error: &std::io::Error) -> Self {
         Self::new(imstls_result::IMSTLS_IO_ERROR, format!("{what}: {error}"))
     }

@@ -18,7 +18,7 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 use super::codes::imstls_result;
 use super::failure::Failure;
@@ -115,7 +115,7 @@ impl WakeSlot {
             return;
         }
         while state.running.iter().any(|g| *g < replaced) {
-            self.finished.wait(&mut state);
+            state = self.finished.wait(state);
         }
     }
 }
@@ -151,8 +151,46 @@ pub(crate) struct Locked<T> {
     pub log: Option<LogSink>,
 }
 
-/// A call's body behind a `dyn`, so that the work around it is not copied per export.
-type DynBody<'a, T> = dyn FnMut(&mut Locked<T>, &mut Call) -> Result<(), Failure> + 'a;
+/// A call's body behind a `dyn`, so that the work around it is not copied per export. A
+/// trait of its own rather than `dyn FnMut`, whose vtable also holds a `call_once` shim for
+/// every body (linked, never called).
+trait Body<T> {
+    fn run(&mut self, locked: &mut Locked<T>, call: &mut Call) -> Result<(), Failure>;
+}
+
+type DynBody<'a, T> = dyn Body<T> + 'a;
+
+/// A body that runs once and keeps its value.
+struct Once<F, R> {
+    body: Option<F>,
+    value: Option<R>,
+}
+
+impl<F, R> Once<F, R> {
+    fn new(body: F) -> Self {
+        Self {
+            body: Some(body),
+            value: None,
+        }
+    }
+
+    /// The value, once `run` has run the body and the body succeeded.
+    fn value(self) -> Result<R, imstls_result> {
+        self.value.ok_or(imstls_result::IMSTLS_PANIC)
+    }
+}
+
+impl<T, R, F> Body<T> for Once<F, R>
+where
+    F: FnOnce(&mut Locked<T>, &mut Call) -> Result<R, Failure>,
+{
+    fn run(&mut self, locked: &mut Locked<T>, call: &mut Call) -> Result<(), Failure> {
+        if let Some(body) = self.body.take() {
+            self.value = Some(body(locked, call)?);
+        }
+        Ok(())
+    }
+}
 
 /// What one call wants done after it releases the lock.
 #[derive(Default)]
@@ -191,16 +229,9 @@ impl<T> Handle<T> {
         &self,
         body: impl FnOnce(&mut Locked<T>, &mut Call) -> Result<R, Failure>,
     ) -> Result<R, imstls_result> {
-        let mut body = Some(body);
-        let mut value = None;
-        self.call_dyn(&mut |locked, call| {
-            if let Some(body) = body.take() {
-                value = Some(body(locked, call)?);
-            }
-            Ok(())
-        })?;
-        // `call_dyn` returned Ok, so it ran the body once and the body succeeded.
-        value.ok_or(imstls_result::IMSTLS_PANIC)
+        let mut once = Once::new(body);
+        self.call_dyn(&mut once)?;
+        once.value()
     }
 
     #[inline(never)]
@@ -211,54 +242,68 @@ impl<T> Handle<T> {
         let Some(mut locked) = self.state.try_lock() else {
             return Err(imstls_result::IMSTLS_BUSY);
         };
-        let poison = PoisonOnUnwind(self);
+        let poison = PoisonOnUnwind {
+            poisoned: &self.poisoned,
+            last_error: &self.last_error,
+        };
         let mut call = Call::default();
         let result = {
             let _log = ffi_log::enter(locked.log);
-            body(&mut locked, &mut call)
+            body.run(&mut locked, &mut call)
         };
         drop(locked);
         std::mem::forget(poison); // no panic: nothing to poison
-        match &result {
-            Err(failure) => self.record(failure.clone()),
-            Ok(()) => {
-                if let Some(failure) = call.event_failure {
-                    self.record(failure);
-                }
-            }
-        }
-        if call.wake {
-            self.wake.fire();
-        }
-        result.map_err(|f| f.result)
-    }
-
-    /// Records a failure that happened outside `call` (e.g. a NULL out-parameter found
-    /// before locking) — only used where the handle itself is valid.
-    pub(crate) fn record(&self, failure: Failure) {
-        *self.last_error.lock() = Some(failure);
-    }
-
-    /// The last failure recorded (works on a busy or poisoned handle).
-    pub(crate) fn last_error(&self) -> Option<Failure> {
-        self.last_error.lock().clone()
+        finish(&self.last_error, &self.wake, result, call)
     }
 
     /// True when no call is in progress; `_free` refuses to free a locked handle (a free
     /// from inside a callback would otherwise pull the state from under the running call).
+    /// It tries the lock and lets go at once.
     pub(crate) fn idle(&self) -> bool {
-        !self.state.is_locked()
+        self.state.try_lock().is_some()
     }
 }
 
-/// Poisons the handle when dropped during a panic.
-struct PoisonOnUnwind<'a, T>(&'a Handle<T>);
+/// The end of every call, after the lock is released: records the failure (the body's, or
+/// the failure event it delivered), then fires the wake-up callback if asked. Not generic:
+/// one copy for all handle types.
+fn finish(
+    last_error: &Mutex<Option<Failure>>,
+    wake: &WakeSlot,
+    result: Result<(), Failure>,
+    call: Call,
+) -> Result<(), imstls_result> {
+    let outcome = match result {
+        Err(failure) => {
+            let code = failure.result;
+            *last_error.lock() = Some(failure);
+            Err(code)
+        }
+        Ok(()) => {
+            if let Some(failure) = call.event_failure {
+                *last_error.lock() = Some(failure);
+            }
+            Ok(())
+        }
+    };
+    if call.wake {
+        wake.fire();
+    }
+    outcome
+}
 
-impl<T> Drop for PoisonOnUnwind<'_, T> {
+/// Poisons the handle when dropped during a panic.
+/// Not generic over the handle type: one drop for all of them.
+struct PoisonOnUnwind<'a> {
+    poisoned: &'a AtomicBool,
+    last_error: &'a Mutex<Option<Failure>>,
+}
+
+impl Drop for PoisonOnUnwind<'_> {
     fn drop(&mut self) {
         // Only reached while unwinding: the normal path forgets the guard.
-        self.0.poisoned.store(true, Ordering::Release);
-        if let Some(mut slot) = self.0.last_error.try_lock() {
+        self.poisoned.store(true, Ordering::Release);
+        if let Some(mut slot) = self.last_error.try_lock() {
             *slot = Some(Failure::new(
                 imstls_result::IMSTLS_PANIC,
                 "imstls panicked inside a call; this handle is poisoned (please report the bug)",
@@ -333,18 +378,29 @@ pub(crate) fn last_error<H: HasHandle>(
     ptr: *const H,
     out: *mut *mut super::error::imstls_error,
 ) -> imstls_result {
-    let result = acquire(ptr, "handle").and_then(|h| {
-        let out = super::boundary::out(out, "out")?;
-        Ok(h.handle().last_error().map(|failure| {
+    match acquire(ptr, "handle") {
+        Ok(h) => copy_last_error(&h.handle().last_error, out),
+        Err(failure) => failure.result,
+    }
+}
+
+/// The part of [`last_error`] that does not depend on the handle type.
+fn copy_last_error(
+    last_error: &Mutex<Option<Failure>>,
+    out: *mut *mut super::error::imstls_error,
+) -> imstls_result {
+    let out = match super::boundary::out(out, "out") {
+        Ok(out) => out,
+        Err(failure) => return failure.result,
+    };
+    match last_error.lock().clone() {
+        Some(failure) => {
             out.write(super::boundary::boxed(super::error::imstls_error::new(
                 &failure,
-            )))
-        }))
-    });
-    match result {
-        Ok(Some(())) => imstls_result::IMSTLS_OK,
-        Ok(None) => imstls_result::IMSTLS_NOT_AVAILABLE,
-        Err(failure) => failure.result,
+            )));
+            imstls_result::IMSTLS_OK
+        }
+        None => imstls_result::IMSTLS_NOT_AVAILABLE,
     }
 }
 
@@ -408,16 +464,9 @@ pub(crate) fn call<H: HasHandle, R>(
     what: &'static str,
     body: impl FnOnce(&mut Locked<H::Inner>, &mut Call) -> Result<R, Failure>,
 ) -> Result<R, imstls_result> {
-    let mut body = Some(body);
-    let mut value = None;
-    call_on(ptr, what, &mut |locked, call| {
-        if let Some(body) = body.take() {
-            value = Some(body(locked, call)?);
-        }
-        Ok(())
-    })?;
-    // `call_on` returned Ok, so it ran the body once and the body succeeded.
-    value.ok_or(imstls_result::IMSTLS_PANIC)
+    let mut once = Once::new(body);
+    call_on(ptr, what, &mut once)?;
+    once.value()
 }
 
 #[inline(never)]

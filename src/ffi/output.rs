@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::config::{Host, UeConfig};
 use crate::engine::{CandidateFailure, Event, LossReason, Output, RegisterReason, RekeyMethod};
 
-use super::boundary::{arg, c_string, copy_out, free_boxed, guard, out};
+use super::boundary::{arg, c_string, copy_out, free_boxed, guard, opt_arg, out};
 use super::codes::{
     imstls_event_kind, imstls_output_type, imstls_register_reason, imstls_result, imstls_state,
 };
@@ -341,14 +341,14 @@ fn register_reason(reason: RegisterReason) -> imstls_register_reason {
 }
 
 fn field<T: Default>(output: *const imstls_output, get: impl FnOnce(&imstls_output) -> T) -> T {
-    arg(output, "output").map_or_else(|_| T::default(), get)
+    opt_arg(output).map_or_else(T::default, get)
 }
 
 fn text(
     output: *const imstls_output,
     get: impl FnOnce(&imstls_output) -> &CString,
 ) -> *const c_char {
-    arg(output, "output").map_or(c"".as_ptr(), |o| get(o).as_ptr())
+    opt_arg(output).map_or(c"".as_ptr(), |o| get(o).as_ptr())
 }
 
 /// What the output asks of you (`IMSTLS_OUTPUT_NONE` for NULL).
@@ -356,7 +356,7 @@ fn text(
 /// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_kind(output: *const imstls_output) -> imstls_output_type {
-    guard(|| arg(output, "output").map_or(imstls_output_type::IMSTLS_OUTPUT_NONE, |o| o.kind))
+    guard(|| opt_arg(output).map_or(imstls_output_type::IMSTLS_OUTPUT_NONE, |o| o.kind))
 }
 
 /// Which event this is (`IMSTLS_EVENT_NONE` unless the kind is `IMSTLS_OUTPUT_EVENT`).
@@ -364,7 +364,7 @@ pub extern "C" fn imstls_output_kind(output: *const imstls_output) -> imstls_out
 /// - Thread safety: any thread; the output is immutable.
 #[no_mangle]
 pub extern "C" fn imstls_output_event(output: *const imstls_output) -> imstls_event_kind {
-    guard(|| arg(output, "output").map_or(imstls_event_kind::IMSTLS_EVENT_NONE, |o| o.event))
+    guard(|| opt_arg(output).map_or(imstls_event_kind::IMSTLS_EVENT_NONE, |o| o.event))
 }
 
 /// The event's stable snake_case name (`"registered"`, `"certificate_rejected"`, ...), the
@@ -481,7 +481,7 @@ pub extern "C" fn imstls_output_register_reason(
     output: *const imstls_output,
 ) -> imstls_register_reason {
     guard(|| {
-        arg(output, "output").map_or(imstls_register_reason::IMSTLS_REGISTER_REASON_NONE, |o| {
+        opt_arg(output).map_or(imstls_register_reason::IMSTLS_REGISTER_REASON_NONE, |o| {
             o.register_reason
         })
     })
@@ -611,8 +611,7 @@ pub extern "C" fn imstls_output_kx_group(output: *const imstls_output) -> *const
 #[no_mangle]
 pub extern "C" fn imstls_output_error(output: *const imstls_output) -> *const imstls_error {
     guard(|| {
-        arg(output, "output")
-            .ok()
+        opt_arg(output)
             .and_then(|o| o.error.as_deref())
             .map_or(std::ptr::null(), |e| e as *const imstls_error)
     })
@@ -643,8 +642,7 @@ fn failed_candidate_text(
     index: usize,
     get: impl FnOnce(&FailedCandidate) -> &CString,
 ) -> *const c_char {
-    arg(output, "output")
-        .ok()
+    opt_arg(output)
         .and_then(|o| o.failed_candidates.get(index))
         .map_or(c"".as_ptr(), |f| get(f).as_ptr())
 }
@@ -659,8 +657,7 @@ pub extern "C" fn imstls_output_failed_candidate(
     index: usize,
 ) -> u32 {
     guard(|| {
-        arg(output, "output")
-            .ok()
+        opt_arg(output)
             .and_then(|o| o.failed_candidates.get(index))
             .map_or(u32::MAX, |f| f.candidate)
     })
