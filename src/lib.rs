@@ -77,8 +77,7 @@
 //! | 1 | `config/` | [`UeConfig`] and [`UeConfigBuilder`] with their option types, candidates, trust anchors, the key log, and the crypto provider compiled in ([`crypto_provider_name`]: `provider.rs`) |
 //! | 2 | `tls/` | the sans-IO TLS flow over rustls and its failure taxonomy ([`TlsFailure`], [`TlsDetails`]); `profile.rs` the rustls configuration, `verify.rs` the P-CSCF verifier, `cert_identity.rs` the RFC 5922 name rules, `session.rs` the session store, `x509.rs` a certificate summary for reports only |
 //! | 3 | `engine/` | the registration state machine ([`Ue`]), its events and outputs |
-//! | – | `os.rs` | the OS layer: the few libc calls std lacks (non-blocking connect, poll, socket checks, the resolver's thread), safe wrappers |
-//! | – | `sync.rs` | the locks of `tls`, `driver` and `ffi`: std's, without lock poisoning |
+//! | – | `os.rs` | the OS layer: the few libc calls std lacks (non-blocking connect, poll, socket checks), safe wrappers |
 //! | 4 | [`driver`] | the managed-socket driver (uses `os`) |
 //! | 5 | `ffi/` | the C API (`include/imstls.h`) over all of it: cargo feature `capi`, off by default |
 //!
@@ -100,7 +99,6 @@ mod config;
 pub mod driver;
 mod engine;
 mod sip;
-mod sync;
 mod tls;
 // Where C or the OS enters: the C ABI (cargo feature `capi`) and the OS layer.
 #[cfg(feature = "capi")]

@@ -26,17 +26,13 @@ use rust_source::{blank, rust_files};
 
 /// What each layer may use besides itself (the target tree of the architecture step).
 const LAYERS: &[(&str, &[&str])] = &[
-    ("sync", &[]),
     ("sip", &[]),
     ("config", &["sip"]),
-    ("tls", &["config", "sip", "sync"]),
+    ("tls", &["config", "sip"]),
     ("engine", &["tls", "config", "sip"]),
     ("os", &[]),
-    ("driver", &["engine", "tls", "config", "sip", "os", "sync"]),
-    (
-        "ffi",
-        &["driver", "os", "engine", "tls", "config", "sip", "sync"],
-    ),
+    ("driver", &["engine", "tls", "config", "sip", "os"]),
+    ("ffi", &["driver", "os", "engine", "tls", "config", "sip"]),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -97,8 +97,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::sync::Mutex;
 use log::debug;
+use parking_lot::Mutex;
 
 use crate::config::{ConfigError, Host, UeConfig};
 use crate::engine::{

@@ -18,7 +18,7 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::sync::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex};
 
 use super::codes::imstls_result;
 use super::failure::Failure;
@@ -115,7 +115,7 @@ impl WakeSlot {
             return;
         }
         while state.running.iter().any(|g| *g < replaced) {
-            state = self.finished.wait(state);
+            self.finished.wait(&mut state);
         }
     }
 }
@@ -258,9 +258,8 @@ impl<T> Handle<T> {
 
     /// True when no call is in progress; `_free` refuses to free a locked handle (a free
     /// from inside a callback would otherwise pull the state from under the running call).
-    /// It tries the lock and lets go at once.
     pub(crate) fn idle(&self) -> bool {
-        self.state.try_lock().is_some()
+        !self.state.is_locked()
     }
 }
 
