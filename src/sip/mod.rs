@@ -804,7 +804,9 @@ impl SipFramer {
         self.buffer.len()
     }
 
-    /// Appends received plaintext.
+    /// Appends received plaintext (the engine hands over its reads with
+    /// [`push_owned`](Self::push_owned); tests, benches and fuzz targets push slices).
+    #[cfg(any(test, feature = "_internal_test_exports"))]
     pub fn push(&mut self, bytes: &[u8]) {
         extend_wiping(&mut self.buffer, bytes);
     }

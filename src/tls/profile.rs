@@ -22,7 +22,9 @@ use crate::config::{Candidate, ConfigError, Host, NssKeyLog, TlsVersions, UeConf
 /// The per-UE rustls configuration: one verifier, one resolver, one session store.
 #[derive(Debug, Clone)]
 pub struct TlsProfile {
-    pub(crate) config: UeConfig,
+    /// Kept for the tests' and fuzz targets' [`config`](Self::config).
+    #[cfg(feature = "_internal_test_exports")]
+    config: UeConfig,
     pub(crate) client_config: Arc<ClientConfig>,
     pub(crate) sessions: Arc<SessionStore>,
     pub(crate) cert_requests: Arc<CertificateRequestLog>,
@@ -74,6 +76,7 @@ impl TlsProfile {
             None => None,
         };
         Ok(Self {
+            #[cfg(feature = "_internal_test_exports")]
             config: config.clone(),
             client_config: Arc::new(client_config),
             sessions,
