@@ -214,7 +214,7 @@ w(f"| date | {run_date} |")
 w(f"| machine | {sh('nproc')} vCPUs ({cpu}), {mem} RAM, Linux {platform.release()}; shared with other work, hence the interleaving and the A/A row |")
 w(f"| toolchain | {sh('rustc --version')}; {sh('cargo --version')} |")
 w(f"| imstls | commit {run_commit}, `cargo bench` profile (release, panic = unwind) |")
-w(f"| reproduce | `scripts/bench.sh` (one command: builds, runs B1–B6, writes this file); one bench alone: `cargo bench --bench registration` / `recovery` / `memory`{' / `ffi`' if os.path.exists('benches/ffi.rs') else ''} |")
+w(f"| reproduce | `scripts/bench.sh` (one command: builds, runs B1–B7, writes this file); one bench alone: `cargo bench --bench registration` / `recovery` / `memory`{' / `ffi`' if os.path.exists('benches/ffi.rs') else ''} |")
 w("")
 cg = [l.split("\t") for l in read("callgrind.tsv").splitlines() if l.strip()]
 if cg:
