@@ -2,7 +2,7 @@
 //! results), and their integer conversions. C passes enum-like codes in as `uint32_t`: an
 //! out-of-range value in a Rust enum would be undefined behaviour, so they are matched
 //! against [`CEnum::ALL`], never transmuted. Each enum is written out (cbindgen reads
-//! written-out items only, never macro output) and followed by one [`c_enum!`] line that
+//! written-out items only, never macro output) and followed by one `c_enum!` line that
 //! lists its values once; everything else is derived from that list.
 
 use std::ffi::CStr;
