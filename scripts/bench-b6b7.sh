@@ -71,18 +71,20 @@ b6_librustls() {
     : >"$OUT/librustls.tsv"
     for provider in aws-lc-rs ring; do
         dir="$B6B7_ROOT/target/bench-size/$provider"
+        # Trimmed first: the shipped build is left in the target directory, for the static-link
+        # and composition tables that bench.sh reads from it afterwards.
         if [ "$provider" = ring ]; then
             b6b7_log "B6: libimstls and librustls with ring"
-            full=$(b6_imstls_size "$dir" imstls-ring-full --no-default-features \
-                --features ring,webpki-roots,logging,capi)
             trimmed=$(b6_imstls_size "$dir" imstls-ring-trimmed --no-default-features \
                 --features ring,capi)
+            full=$(b6_imstls_size "$dir" imstls-ring-full --no-default-features \
+                --features ring,webpki-roots,logging,capi)
             features='"ring"'
         else
             b6b7_log "B6: libimstls and librustls with aws-lc-rs"
-            full=$(b6_imstls_size "$dir" imstls-aws-lc-rs-full --features capi)
             trimmed=$(b6_imstls_size "$dir" imstls-aws-lc-rs-trimmed --no-default-features \
                 --features aws-lc-rs,capi)
+            full=$(b6_imstls_size "$dir" imstls-aws-lc-rs-full --features capi)
             features='"aws-lc-rs", "prefer-post-quantum"'
         fi
         # Control: rustls-ffi's own code in one codegen unit, as imstls's release profile

@@ -288,7 +288,8 @@ if len(rows) == 2:
 w(read("b6-librustls.md"))
 foot = [l.split("\t") for l in read("footprint.tsv").splitlines() if l.strip()]
 if foot:
-    w("Statically linked: a C program that keeps every exported `imstls_*` function "
+    w("Statically linked (the shipped builds of the first table): a C program that keeps "
+      "every exported `imstls_*` function "
       "(`-Wl,--undefined=…` for each, `--gc-sections`, stripped), minus the same empty "
       "program without imstls — what the whole C API adds to an executable:\n")
     w("| provider | added to a static executable |\n|---|---|")
@@ -338,8 +339,8 @@ bd = {p: breakdown(p) for p in ("aws-lc-rs", "ring")}
 if all(bd.values()):
     names = sorted(set(bd["aws-lc-rs"]) | set(bd["ring"]),
                    key=lambda k: -(bd["aws-lc-rs"].get(k, 0) + bd["ring"].get(k, 0)))
-    w("What the `.so` is made of (sizes of its symbols, by the crate or C library they come "
-      "from; `nm -S`): the biggest parts, and the sections that carry no symbol.\n")
+    w("What the shipped `.so` is made of (sizes of its symbols, by the crate or C library "
+      "they come from; `nm -S`): the biggest parts, and the sections that carry no symbol.\n")
     w("| part | aws-lc-rs | ring |\n|---|---|---|")
     for k in names[:9]:
         w(f"| {k} | {bd['aws-lc-rs'].get(k, 0) / 1024:.0f} KiB | {bd['ring'].get(k, 0) / 1024:.0f} KiB |")
