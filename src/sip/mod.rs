@@ -908,6 +908,14 @@ impl SipFramer {
 mod tests {
     use super::*;
 
+    /// The next value of a xorshift64 sequence (fixed seeds keep these tests reproducible).
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
     const REGISTER: &[u8] =
         b"REGISTER sip:ims.test SIP/2.0\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
 
@@ -945,12 +953,7 @@ mod tests {
         for length in 0..16 {
             for _ in 0..400 {
                 let value: Vec<u8> = (0..length)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        alphabet[(state >> 8) as usize % alphabet.len()]
-                    })
+                    .map(|_| alphabet[(xorshift(&mut state) >> 8) as usize % alphabet.len()])
                     .collect();
                 let expected = std::str::from_utf8(&value)
                     .ok()
@@ -1259,12 +1262,7 @@ mod tests {
         // Mutations with the bytes that matter to the reading, from a fixed xorshift seed.
         let alphabet = b"\r\n\0: \t0l9\x80\xc3\xa9\xffS";
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |bound: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % bound as u64) as usize
-        };
+        let mut next = move |bound: usize| (xorshift(&mut state) % bound as u64) as usize;
         let mut cases = 0;
         for seed in seeds {
             for _ in 0..4000 {
@@ -1317,9 +1315,7 @@ mod tests {
             for _ in 0..300 {
                 let bytes: Vec<u8> = (0..length)
                     .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
+                        let state = xorshift(&mut state);
                         // Mostly printable, so that the first control byte lands anywhere.
                         if state % 5 == 0 {
                             alphabet[(state >> 8) as usize % alphabet.len()]
