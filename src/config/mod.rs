@@ -4,8 +4,8 @@
 //! Build one with [`UeConfig::builder`]; [`UeConfigBuilder::build`] checks everything and
 //! returns a [`ConfigError`] naming the offending field. A built [`UeConfig`] is immutable,
 //! cheap to clone and shareable between threads and UEs.
-// The compiler refuses `unsafe` here, and nothing inside can allow it again (only src/os.rs
-// and src/ffi may use it).
+// Forbidden, not just denied: nothing inside this layer can lift the lint again (only
+// src/os.rs and src/ffi may use unsafe_code).
 #![forbid(unsafe_code)]
 
 mod candidate;

@@ -81,8 +81,8 @@
 //! }
 //! # }
 //! ```
-// The compiler refuses `unsafe` here, and nothing inside can allow it again (only src/os.rs
-// and src/ffi may use it).
+// Forbidden, not just denied: nothing inside this layer can lift the lint again (only
+// src/os.rs and src/ffi may use unsafe_code).
 #![forbid(unsafe_code)]
 
 mod clock;

@@ -21,8 +21,8 @@
 //! `transport` (calls from the transport and the plaintext they carry), `recovery` (new
 //! procedures and flows, failed attempts, lost flows, back-off), `teardown` (the one
 //! teardown), `timers` (deadlines); this file holds [`Ue`], its accessors and outputs.
-// The compiler refuses `unsafe` here, and nothing inside can allow it again (only src/os.rs
-// and src/ffi may use it).
+// Forbidden, not just denied: nothing inside this layer can lift the lint again (only
+// src/os.rs and src/ffi may use unsafe_code).
 #![forbid(unsafe_code)]
 
 mod conformance;

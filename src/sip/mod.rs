@@ -6,8 +6,8 @@
 //! malformation is a [`FramingError`], never a panic. What the stack gives `send_sip` is held
 //! to a strict subset of RFC 3261 ([`parse_outgoing_message`]) so that no receiver, however
 //! lenient, reads it as anything but the one message imstls checked.
-// The compiler refuses `unsafe` here, and nothing inside can allow it again (only src/os.rs
-// and src/ffi may use it).
+// Forbidden, not just denied: nothing inside this layer can lift the lint again (only
+// src/os.rs and src/ffi may use unsafe_code).
 #![forbid(unsafe_code)]
 
 pub(crate) mod uri;

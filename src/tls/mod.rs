@@ -6,8 +6,8 @@
 //! [`TlsFlow::take_plaintext`]. On any TLS failure the fatal alert rustls queued is moved to
 //! the transmit output **before** the failure is reported (TS 33.203 O.3.1.2): the caller
 //! drains [`TlsFlow::take_transmit`] and only then closes the socket.
-// The compiler refuses `unsafe` here, and nothing inside can allow it again (only src/os.rs
-// and src/ffi may use it).
+// Forbidden, not just denied: nothing inside this layer can lift the lint again (only
+// src/os.rs and src/ffi may use unsafe_code).
 #![forbid(unsafe_code)]
 
 pub(crate) mod cert_identity;
